@@ -1,0 +1,59 @@
+"""Model surgery: put adapter layers around target Linears, freeze the rest, merge and unmerge."""
+from typing import Callable, Iterator
+
+from torch import nn
+
+from .layers import AdapterLinear
+from .targets import classifier_names, resolve_targets
+
+
+def inject_adapters(model: nn.Module, make_layer: Callable[..., AdapterLinear], targets) -> list[str]:
+    """Replace each targeted Linear by `make_layer(base_layer, slices=...)`; returns the names wrapped."""
+    if any(isinstance(m, AdapterLinear) for m in model.modules()):
+        raise RuntimeError("model already has adapters; create a fresh model to apply another method")
+    wrapped = []
+    for target in resolve_targets(model, targets):
+        parent_name, _, child = target.name.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        setattr(parent, child, make_layer(getattr(parent, child), slices=target.slices))
+        if child == "qkv" and getattr(parent, "q_bias", None) is not None and hasattr(parent, "qkv_bias_separate"):
+            # Swin V2 feeds qkv.weight to F.linear directly unless its bias is applied separately.
+            parent.qkv_bias_separate = True
+        wrapped.append(target.name)
+    return wrapped
+
+
+def adapter_layers(model: nn.Module) -> Iterator[tuple[str, AdapterLinear]]:
+    for name, module in model.named_modules():
+        if isinstance(module, AdapterLinear):
+            yield name, module
+
+
+def adapter_parameter_names(model: nn.Module) -> list[str]:
+    """Parameters that belong to adapter branches (not their frozen base layers)."""
+    names = []
+    for layer_name, layer in adapter_layers(model):
+        names += [f"{layer_name}.{n}" for n, _ in layer.named_parameters() if not n.startswith("base_layer.")]
+    return names
+
+
+def head_parameter_names(model: nn.Module) -> list[str]:
+    heads = classifier_names(model)
+    return [n for n, _ in model.named_parameters() if any(n.startswith(h + ".") for h in heads)]
+
+
+def set_trainable(model: nn.Module, names) -> None:
+    names = set(names)
+    for n, p in model.named_parameters():
+        p.requires_grad_(n in names)
+
+
+def merge(model: nn.Module, approximate: bool = False) -> None:
+    """Fold every adapter into its base weight. AuroRA needs `approximate=True` (the static merge)."""
+    for _, layer in adapter_layers(model):
+        layer.merge(approximate=approximate)
+
+
+def unmerge(model: nn.Module) -> None:
+    for _, layer in adapter_layers(model):
+        layer.unmerge()

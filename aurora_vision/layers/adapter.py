@@ -1,0 +1,100 @@
+"""The shared shape of a low-rank adapter branch around a frozen nn.Linear: h = W0 x + s B g(A x)."""
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class AdapterLinear(nn.Module):
+    """Wraps `base_layer` (kept intact, as peft does) and adds a rank-r branch per output slice.
+
+    With `slices=None` one branch covers the whole output. With slices, e.g. the q and v thirds of a
+    fused qkv, each slice gets its own A (r x d_in) and B (d_slice x r). All branches run as one
+    matmul down and one up: the up-projection is the block-diagonal of the B's scattered to the
+    slice rows, so un-adapted rows (k) get exactly zero.
+
+    Subclasses define `mid` (what happens between A and B) and `reset_parameters`.
+    """
+
+    def __init__(
+        self,
+        base_layer: nn.Linear,
+        r: int,
+        alpha: float,
+        dropout: float = 0.0,
+        slices: Optional[Sequence[tuple[int, int]]] = None,
+    ):
+        super().__init__()
+        if not isinstance(base_layer, nn.Linear):
+            raise TypeError(f"{type(self).__name__} wraps nn.Linear, got {type(base_layer).__name__}")
+        if r < 1:
+            raise ValueError(f"rank r must be >= 1, got {r}")
+        self.base_layer = base_layer
+        in_features, out_features = base_layer.in_features, base_layer.out_features
+        slices = [tuple(s) for s in (slices or [(0, out_features)])]
+        sizes = {end - start for start, end in slices}
+        if len(sizes) != 1 or any(not 0 <= s < e <= out_features for s, e in slices):
+            raise ValueError(f"slices must be equal-sized ranges inside [0, {out_features}), got {slices}")
+        self.r, self.alpha, self.slices = r, alpha, slices
+        self.num_adapters, slice_size = len(slices), sizes.pop()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.A = nn.Parameter(torch.empty(self.num_adapters, r, in_features))
+        self.B = nn.Parameter(torch.zeros(self.num_adapters, slice_size, r))
+        rows = torch.cat([torch.arange(s, e) for s, e in slices])
+        self.covers_output = rows.numel() == out_features and bool((rows == torch.arange(out_features)).all())
+        self.register_buffer("out_rows", rows, persistent=False)
+        self.merged = False
+
+    @property
+    def scaling(self) -> float:
+        return self.alpha / self.r
+
+    def mid(self, z: torch.Tensor) -> torch.Tensor:
+        """(..., num_adapters, r) -> (..., num_adapters, r)."""
+        raise NotImplementedError
+
+    def up_weight(self) -> torch.Tensor:
+        """(out_features, num_adapters * r): every B placed at its slice rows, zero elsewhere."""
+        blocks = torch.block_diag(*self.B.unbind(0))
+        if self.covers_output:
+            return blocks
+        full = blocks.new_zeros(self.base_layer.out_features, blocks.shape[1])
+        return full.index_copy(0, self.out_rows, blocks)
+
+    def adapter_delta(self, x: torch.Tensor) -> torch.Tensor:
+        """The branch's contribution s * B g(A x) for input x, over the full output width."""
+        z = F.linear(self.dropout(x), self.A.flatten(0, 1))
+        z = self.mid(z.unflatten(-1, (self.num_adapters, self.r))).flatten(-2)
+        return self.scaling * F.linear(z, self.up_weight())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base_layer(x)
+        if self.merged:
+            return out
+        return out + self.adapter_delta(x)
+
+    def delta_weight(self) -> torch.Tensor:
+        """The (out, in) matrix that `merge` adds to the base weight."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def merge(self, approximate: bool = False) -> None:
+        """Add `delta_weight()` to the base weight. `approximate` is the caller's consent to a merge
+        that changes outputs; exact methods (LoRA) ignore it."""
+        if self.merged:
+            raise RuntimeError(f"{type(self).__name__} is already merged")
+        w = self.base_layer.weight
+        w.add_(self.delta_weight().to(w.dtype))
+        self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        if not self.merged:
+            raise RuntimeError(f"{type(self).__name__} is not merged")
+        w = self.base_layer.weight
+        w.sub_(self.delta_weight().to(w.dtype))
+        self.merged = False
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}, alpha={self.alpha}, slices={self.slices}, merged={self.merged}"

@@ -1,0 +1,71 @@
+"""AuroRA's Adaptive Nonlinear Layer: sigma(z) = tanh(H tanh(z)) + W_s . sum_i bases(z_i)."""
+import math
+
+import torch
+from torch import nn
+
+from .spline import BSplineBasis
+
+
+class AdaptiveNonlinearity(nn.Module):
+    """The rank-r nonlinearity between AuroRA's down and up projections.
+
+    Holds `num_adapters` independent copies (one per adapted output slice, e.g. q and v of a fused
+    qkv) so that they run as one batched op. Input and output: (..., num_adapters, rank).
+
+    Args:
+        rank: r, the width of z = A x.
+        num_adapters: independent copies stacked along dim -2.
+        grid_size: G, uniform grid intervals of the spline path.
+        spline_order: k, order of the B-splines (3 = cubic).
+        grid_range: the interval the grid covers; bases vanish k steps beyond it.
+        use_tanh: keep the fixed path F(z) = tanh(H tanh(z)) (ablation switch).
+        use_spline: keep the learnable spline path L(z) (ablation switch).
+    """
+
+    def __init__(
+        self,
+        rank: int,
+        num_adapters: int = 1,
+        grid_size: int = 5,
+        spline_order: int = 3,
+        grid_range: tuple[float, float] = (-1.0, 1.0),
+        use_tanh: bool = True,
+        use_spline: bool = True,
+    ):
+        super().__init__()
+        if not (use_tanh or use_spline):
+            raise ValueError("AdaptiveNonlinearity needs at least one of use_tanh / use_spline")
+        self.rank, self.num_adapters = rank, num_adapters
+        self.use_tanh, self.use_spline = use_tanh, use_spline
+        self.H = nn.Parameter(torch.empty(num_adapters, rank, rank)) if use_tanh else None
+        if use_spline:
+            self.bases = BSplineBasis(grid_size, spline_order, grid_range)
+            self.spline_weight = nn.Parameter(torch.empty(num_adapters, rank, self.bases.num_bases))
+        else:
+            self.bases, self.spline_weight = None, None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.H is not None:  # Xavier-normal, as the reimplementations do
+            nn.init.normal_(self.H, std=math.sqrt(2.0 / (2 * self.rank)))
+        if self.spline_weight is not None:
+            nn.init.uniform_(self.spline_weight, -0.1, 0.1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        # r-wide, so fp32 costs nothing and keeps the spline bases exact under bf16 autocast
+        with torch.autocast(z.device.type, enabled=False):
+            return self._forward_fp32(z.float()).to(z.dtype)
+
+    def _forward_fp32(self, z: torch.Tensor) -> torch.Tensor:
+        out = 0
+        if self.H is not None:
+            # F_i(z) = tanh(H_i tanh(z_i)) for each adapter i
+            out = torch.tanh(torch.einsum("...nr,nsr->...ns", torch.tanh(z), self.H))
+        if self.spline_weight is not None:
+            summed = self.bases(z).sum(dim=-2)  # (..., n, G+k): bases summed over the r units
+            out = out + torch.einsum("...ng,nrg->...nr", summed, self.spline_weight)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"rank={self.rank}, num_adapters={self.num_adapters}, use_tanh={self.use_tanh}, use_spline={self.use_spline}"

@@ -1,0 +1,66 @@
+"""The method registry: each fine-tuning method is one registration of a config class and an apply
+function that makes the model's trainable set (the classifier head always trains)."""
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from torch import nn
+
+from .config import NoConfig, make_config
+
+STATE_ATTR = "aurora_vision_method"  # set on a model once a method is applied: {"method": ..., "config": ...}
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    config_cls: type
+    apply: Callable[[nn.Module, object], list]  # (model, config) -> names of the trainable parameters
+    description: str
+
+
+_METHODS: dict[str, Method] = {}
+
+
+def register_method(name: str, config_cls: type = NoConfig, description: str = ""):
+    """Decorator: `@register_method("lora", LoraConfig)` over `def apply(model, config) -> trainable names`."""
+    def wrap(fn):
+        if name in _METHODS:
+            raise KeyError(f"method {name!r} is already registered")
+        _METHODS[name] = Method(name, config_cls, fn, description or (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
+    return wrap
+
+
+def list_methods() -> list[str]:
+    return sorted(_METHODS)
+
+
+def get_method(name: str) -> Method:
+    if name not in _METHODS:
+        raise KeyError(f"unknown method {name!r}; known methods: {', '.join(list_methods())}")
+    return _METHODS[name]
+
+
+def apply(model: nn.Module, method: str, config=None, **overrides) -> nn.Module:
+    """Apply `method` to `model` in place and return it: adapters injected, everything frozen but the
+    method's parameters and the classifier head.
+
+    `config` is None/True (defaults), a dict, or the method's config object; keywords override fields.
+    """
+    from .inject import head_parameter_names, set_trainable
+
+    if getattr(model, STATE_ATTR, None) is not None:
+        raise RuntimeError(f"model already has method {getattr(model, STATE_ATTR)['method']!r} applied")
+    spec = get_method(method)
+    cfg = make_config(spec.config_cls, config, **overrides)
+    trainable = spec.apply(model, cfg)
+    set_trainable(model, set(trainable) | set(head_parameter_names(model)))
+    setattr(model, STATE_ATTR, {"method": method, "config": asdict(cfg)})
+    return model
+
+
+def applied_method(model: nn.Module) -> dict:
+    state = getattr(model, STATE_ATTR, None)
+    if state is None:
+        raise ValueError("no aurora_vision method is applied to this model; call aurora_vision.apply first")
+    return state
