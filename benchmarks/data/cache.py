@@ -1,0 +1,59 @@
+"""Decode a split once into a uint8 array and keep it on disk, keyed by source, split and size."""
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .sources import DataError, RawSplit
+
+DEFAULT_CACHE = Path(os.environ.get("AURORA_VISION_CACHE", "~/.cache/aurora_vision")).expanduser()
+
+
+def _open(raw: RawSplit, i: int) -> Image.Image:
+    item = raw.items[i]
+    try:
+        img = Image.open(item) if raw.load is None else raw.load(item)
+        if isinstance(img, np.ndarray):
+            img = Image.fromarray(img)
+        img.load()
+        return img.convert("RGB")
+    except Exception as e:  # PIL raises many types for corrupt files
+        raise DataError(f"cannot read image {raw.describe(i)}: {e}") from e
+
+
+def decode(raw: RawSplit, size: int, workers: int | None = None) -> np.ndarray:
+    """(N, H, W, 3) uint8. Images keep their size when they all share one (resizing then happens on the
+    device, in the training transform); a split of mixed sizes is resized to size x size (bicubic)."""
+    workers = workers or min(16, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        images = list(pool.map(lambda i: _open(raw, i), range(len(raw.items))))
+    if len({im.size for im in images}) > 1:
+        images = [im.resize((size, size), Image.BICUBIC) for im in images]
+    return np.stack([np.asarray(im, dtype=np.uint8) for im in images])
+
+
+def cache_path(raw: RawSplit, size: int, cache_dir: Path) -> Path:
+    key = json.dumps({**raw.key, "n": len(raw.items), "size": size}, sort_keys=True, default=str)
+    return Path(cache_dir) / f"{raw.key['source']}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+
+
+def load_split(raw: RawSplit, size: int, cache_dir=DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray]:
+    """Decoded images and labels of `raw`, from the cache when it holds them (cache_dir=None: no cache)."""
+    if cache_dir is None:
+        return decode(raw, size), raw.labels
+    path = cache_path(raw, size, cache_dir)
+    if path.is_file():
+        with np.load(path) as f:
+            if np.array_equal(f["labels"], raw.labels):
+                return f["images"], f["labels"]
+    images = decode(raw, size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        np.savez(f, images=images, labels=raw.labels)
+    os.replace(tmp, path)  # atomic: an interrupted write never leaves a half cache
+    return images, raw.labels

@@ -1,0 +1,55 @@
+"""Generated data in the real on-disk layouts (no network, no ../shared)."""
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def write_image(path: Path, seed: int, size=(12, 12)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (*size[::-1], 3), dtype=np.uint8)).save(path)
+
+
+def vtab_task(root: Path, task: str = "mytask", num_classes: int = 3, per_split=None, size=(12, 12)) -> Path:
+    """NOAH's layout: <root>/<task>/{train800,val200,train800val200,test}.txt + images/<split>/NNNNNN.jpg."""
+    per_split = per_split or {"train800": 12, "val200": 6, "test": 9}
+    task_dir = root / task
+    seed = 0
+    lines = {}
+    for split, n in per_split.items():
+        lines[split] = []
+        for i in range(n):
+            rel = f"images/{split}/{i:06d}.jpg"
+            write_image(task_dir / rel, seed, size)
+            lines[split].append(f"{rel} {i % num_classes}")
+            seed += 1
+    lines["train800val200"] = lines.get("train800", []) + lines.get("val200", [])
+    for split, ls in lines.items():
+        (task_dir / f"{split}.txt").write_text("\n".join(ls) + "\n")
+    (task_dir / "classes.txt").write_text("\n".join(f"class{i}" for i in range(num_classes)) + "\n")
+    return task_dir
+
+
+def fgvc_task(root: Path, task: str, image_dir: str, num_classes: int = 3, n: int = 6) -> Path:
+    """VPT's layout: <root>/<task>/{train,val,test}.json mapping relative image path -> label (1-based ids)."""
+    task_dir = root / task
+    seed = 100
+    for split in ("train", "val", "test"):
+        entries = {}
+        for i in range(n):
+            rel = f"{i % num_classes:03d}.class/{split}_{i}.jpg"
+            write_image(task_dir / image_dir / rel, seed)
+            entries[rel] = (i % num_classes) + 1
+            seed += 1
+        (task_dir / f"{split}.json").write_text(json.dumps(entries))
+    return task_dir
+
+
+def image_folder_task(root: Path, task: str = "own", classes=("cat", "dog"), n: int = 3) -> Path:
+    for split in ("train", "test"):
+        for c in classes:
+            for i in range(n):
+                write_image(root / task / split / c / f"{i}.png", hash((split, c, i)) % 1000)
+    return root / task

@@ -1,0 +1,194 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from benchmarks.data import DataError, DeviceSplit, DeviceTransform, list_split, load_split, lookup
+from benchmarks.data import cache as cache_mod
+
+from fixtures import fgvc_task, image_folder_task, vtab_task, write_image
+
+
+def vtab(root):
+    return {"source": "vtab", "root": str(root)}
+
+
+def test_vtab_folder_lists_and_decodes(tmp_path):
+    vtab_task(tmp_path, "mytask", num_classes=3)
+    raw = list_split(vtab(tmp_path), "mytask", "train800val200")
+    assert len(raw.items) == 18 and raw.num_classes == 3
+    images, labels = load_split(raw, 16, tmp_path / "cache")
+    assert images.shape == (18, 12, 12, 3) and images.dtype == np.uint8  # one size: kept as is
+    assert labels.tolist() == [i % 3 for i in range(12)] + [i % 3 for i in range(6)]
+
+
+def test_vtab_aliases_resolve_to_noah_folders(tmp_path):
+    vtab_task(tmp_path, "oxford_iiit_pet", num_classes=37, per_split={"train800": 37, "test": 37})
+    assert lookup("vtab", "pets").name == "oxford_iiit_pet"
+    assert list_split(vtab(tmp_path), "oxford_pet", "train800").num_classes == 37
+
+
+def test_vtab_all_19_tasks_known():
+    from benchmarks.data import VTAB1K
+    assert len(VTAB1K) == 19
+    assert sum(t.num_classes for t in VTAB1K.values()) == 100 + 102 + 47 + 102 + 37 + 10 + 397 + 2 + 10 + 45 + 5 \
+        + 8 + 6 + 6 + 4 + 16 + 16 + 18 + 9
+
+
+def test_vtab_missing_task_names_what_is_there(tmp_path):
+    vtab_task(tmp_path, "mytask")
+    with pytest.raises(DataError, match=r"no folder for task 'svhn'.*found: mytask"):
+        list_split(vtab(tmp_path), "svhn", "test")
+
+
+def test_vtab_missing_split_file(tmp_path):
+    vtab_task(tmp_path, "mytask")
+    with pytest.raises(DataError, match=r"train1000.txt is missing; split files there: \['classes', 'test'"):
+        list_split(vtab(tmp_path), "mytask", "train1000")
+
+
+def test_vtab_malformed_line(tmp_path):
+    d = vtab_task(tmp_path, "mytask")
+    (d / "test.txt").write_text("images/test/000000.jpg 0\nimages/test/000001.jpg\n")
+    with pytest.raises(DataError, match=r"test.txt line 2"):
+        list_split(vtab(tmp_path), "mytask", "test")
+
+
+def test_vtab_label_out_of_range_names_file(tmp_path):
+    d = vtab_task(tmp_path, "mytask", num_classes=3)
+    (d / "test.txt").write_text("images/test/000000.jpg 0\nimages/test/000001.jpg 7\n")
+    with pytest.raises(DataError, match=r"label 7 out of range for 3 classes at .*test.txt \(.*000001.jpg\)"):
+        list_split(vtab(tmp_path), "mytask", "test")
+
+
+def test_vtab_class_count_disagreeing_with_task_table(tmp_path):
+    vtab_task(tmp_path, "svhn", num_classes=3)  # SVHN has 10 classes
+    with pytest.raises(DataError, match=r"class counts for task 'svhn' disagree"):
+        list_split(vtab(tmp_path), "svhn", "test")
+
+
+def test_vtab_missing_and_corrupt_images(tmp_path):
+    d = vtab_task(tmp_path, "mytask")
+    (d / "images/test/000002.jpg").unlink()
+    with pytest.raises(DataError, match=r"1 image\(s\) listed in .*test.txt are missing, e.g. .*000002.jpg"):
+        list_split(vtab(tmp_path), "mytask", "test")
+    write_image(d / "images/test/000002.jpg", 0)
+    (d / "images/test/000003.jpg").write_bytes(b"not a jpeg")
+    raw = list_split(vtab(tmp_path), "mytask", "test")
+    with pytest.raises(DataError, match=r"cannot read image .*000003.jpg"):
+        load_split(raw, 16, None)
+
+
+def test_vtab_missing_root_says_how_to_set_it():
+    with pytest.raises(DataError, match=r"needs data.root"):
+        list_split({"source": "vtab", "root": None}, "cifar", "test")
+    with pytest.raises(DataError, match="unknown data.source 'tfds'"):
+        list_split({"source": "tfds"}, "cifar", "test")
+
+
+def test_fgvc_json_layout(tmp_path):
+    fgvc_task(tmp_path, "mybirds", "images", num_classes=3)
+    cfg = {"source": "fgvc", "root": str(tmp_path), "image_dir": "images"}
+    raw = list_split(cfg, "mybirds", "trainval")
+    assert len(raw.items) == 12 and raw.num_classes == 3
+    assert sorted(set(raw.labels.tolist())) == [0, 1, 2]  # 1-based ids -> 0..C-1
+    images, _ = load_split(raw, 16, None)
+    assert images.shape == (12, 12, 12, 3)
+
+
+def test_fgvc_known_task_checks_class_count(tmp_path):
+    fgvc_task(tmp_path, "CUB_200_2011", "images", num_classes=3)
+    with pytest.raises(DataError, match="disagree"):
+        list_split({"source": "fgvc", "root": str(tmp_path)}, "cub", "train")
+
+
+def test_fgvc_missing_json(tmp_path):
+    with pytest.raises(DataError, match=r"train.json is missing"):
+        list_split({"source": "fgvc", "root": str(tmp_path)}, "cub", "train")
+
+
+def test_image_folder(tmp_path):
+    image_folder_task(tmp_path, "own", classes=("cat", "dog"))
+    raw = list_split({"source": "folder", "root": str(tmp_path)}, "own", "train")
+    assert raw.num_classes == 2 and raw.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    with pytest.raises(DataError, match=r"own/val is missing"):
+        list_split({"source": "folder", "root": str(tmp_path)}, "own", "val")
+
+
+def test_hf_dataset_from_local_folder(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        imgs = [Image.fromarray(rng.integers(0, 255, (10, 10, 3), dtype=np.uint8)) for _ in range(n)]
+        return datasets.Dataset.from_dict({"img": imgs, "label": [i % 2 for i in range(n)]}).cast_column(
+            "img", datasets.Image())
+
+    datasets.DatasetDict({"train": split(4), "validation": split(2), "test": split(3)}).save_to_disk(
+        str(tmp_path / "hf"))
+    cfg = {"source": "hf", "path": str(tmp_path / "hf"), "num_classes": 2}
+    raw = list_split(cfg, "mytask", "train800val200")
+    assert len(raw.items) == 6
+    images, labels = load_split(raw, 16, tmp_path / "cache")
+    assert images.shape == (6, 10, 10, 3) and labels.tolist() == [0, 1, 0, 1, 0, 1]
+    with pytest.raises(DataError, match=r"no column 'image'"):
+        list_split({**cfg, "image_column": "image"}, "mytask", "test")
+
+
+def test_torchvision_paper_protocol_splits_from_pool(tmp_path):
+    """EuroSAT as torchvision lays it out (<root>/eurosat/2750/<class>/*.jpg), split by FourierFT's rule."""
+    for c in ("AnnualCrop", "Forest"):
+        for i in range(5):
+            write_image(tmp_path / "eurosat" / "2750" / c / f"{c}_{i}.jpg", i + (10 if c == "Forest" else 0))
+    cfg = {"source": "torchvision", "root": str(tmp_path), "split_sizes": {"eurosat": [6, 2, 2]}}
+    sizes = {s: len(list_split(cfg, "eurosat", s).items) for s in ("train", "val", "test")}
+    assert sizes == {"train": 6, "val": 2, "test": 2}
+    all_items = sum((list_split(cfg, "eurosat", s).items for s in ("train", "val", "test")), [])
+    assert sorted(all_items) == list(range(10))  # disjoint, covering the pool
+    with pytest.raises(DataError, match="need 20 images"):
+        list_split({**cfg, "split_sizes": {"eurosat": [10, 5, 5]}}, "eurosat", "test")
+
+
+def test_digits_splits_are_disjoint_and_stratified():
+    cfg = {"source": "digits", "classes": [5, 6, 7], "train_size": 30, "val_size": 30}
+    splits = {s: list_split(cfg, "d", s) for s in ("train", "val", "test")}
+    assert [len(splits[s].items) for s in ("train", "val")] == [30, 30]
+    assert np.bincount(splits["train"].labels).tolist() == [10, 10, 10]
+    assert splits["train"].num_classes == 3
+
+
+def test_cache_decodes_once(tmp_path, monkeypatch):
+    vtab_task(tmp_path, "mytask")
+    raw = list_split(vtab(tmp_path), "mytask", "test")
+    first, _ = load_split(raw, 16, tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    monkeypatch.setattr(cache_mod, "decode", lambda *a, **k: pytest.fail("decoded twice"))
+    again, _ = load_split(raw, 16, tmp_path / "cache")
+    assert np.array_equal(first, again)
+
+
+def test_mixed_sizes_are_resized_once(tmp_path):
+    d = vtab_task(tmp_path, "mytask")
+    write_image(d / "images/test/000001.jpg", 5, size=(20, 14))
+    images, _ = load_split(list_split(vtab(tmp_path), "mytask", "test"), 16, None)
+    assert images.shape == (9, 16, 16, 3)
+
+
+def test_device_transform_resizes_normalises_and_flips():
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).view(2, 3, 4, 4)
+    t = DeviceTransform(8, mean=(0.5,) * 3, std=(0.5,) * 3, hflip=True)
+    out = t(x)
+    assert out.shape == (2, 3, 8, 8) and out.dtype == torch.float32
+    t_same = DeviceTransform(4, mean=(0.5,) * 3, std=(0.5,) * 3)
+    assert torch.allclose(t_same(x), x.float() / 127.5 - 1)
+    flipped = DeviceTransform(4, (0.5,) * 3, (0.5,) * 3, hflip=True)(x, train=True, generator=torch.Generator().manual_seed(0))
+    assert all(torch.equal(f, t_same(x)[i]) or torch.equal(f, t_same(x)[i].flip(-1)) for i, f in enumerate(flipped))
+    cropped = DeviceTransform(4, (0.5,) * 3, (0.5,) * 3, crop_scale=(0.5, 1.0))(x, train=True)
+    assert cropped.shape == (2, 3, 4, 4)
+
+
+def test_device_split_batches_cover_everything_once():
+    s = DeviceSplit(np.zeros((10, 4, 4, 3), np.uint8), np.arange(10), "cpu")
+    seen = torch.cat([y for _, y in s.batches(3, generator=torch.Generator().manual_seed(0))])
+    assert sorted(seen.tolist()) == list(range(10))
+    assert [len(y) for _, y in s.batches(3)] == [3, 3, 3, 1]
