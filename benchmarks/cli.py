@@ -1,0 +1,65 @@
+"""aurora-bench: one entry point for sweeps, single runs, reports and the embedded demo."""
+import argparse
+import sys
+
+from .config import load_config, resolve_run
+from .report import write_report
+from .sweep import run_and_record, sweep
+
+
+def _common(p):
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config entries, e.g. data.root=/data/vtab-1k methods=[lora,aurora] seeds=[0,1,2]")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (for logs)")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="aurora-bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("sweep", help="every (task, method, seed) of a config; resumes where it stopped")
+    p.add_argument("config")
+    p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    p.add_argument("--no-report", action="store_true")
+    _common(p)
+    p = sub.add_parser("run", help="one (task, method, seed) of a config")
+    p.add_argument("config")
+    p.add_argument("--task", required=True)
+    p.add_argument("--method", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    _common(p)
+    p = sub.add_parser("report", help="tables and the Pareto plot from a results folder")
+    p.add_argument("results_dir")
+    p.add_argument("--lora", default="lora", help="method variant used as the LoRA reference")
+    p.add_argument("--full", default="full", help="method variant used as the full fine-tuning reference")
+    p = sub.add_parser("demo", help="the embedded default: digits, a tiny ViT, full / linear / lora / aurora, on CPU")
+    _common(p)
+    args = parser.parse_args(argv)
+
+    if args.command == "report":
+        print(write_report(args.results_dir, args.lora, args.full).read_text())
+        return 0
+    if args.command == "demo":
+        from .demo import load_demo_config, pretrain_backbone
+        cfg, pretrain = load_demo_config(args.set)
+        cfg["model"]["file"] = str(pretrain_backbone(cfg, pretrain, args.quiet))
+        counts = sweep(cfg, quiet=args.quiet)
+    else:
+        cfg = load_config(args.config, args.set)
+        if args.command == "run":
+            result = run_and_record(resolve_run(cfg, args.task, args.method, args.seed), cfg["output"], args.quiet)
+            print(f"{result['status']}: " + (f"accuracy {result['accuracy']:.2f}%" if result["status"] == "ok"
+                                              else result["error"]))
+            return 0 if result["status"] == "ok" else 1
+        counts = sweep(cfg, quiet=args.quiet, retry_failed=args.retry_failed)
+        if args.no_report:
+            print(counts)
+            return 0 if not counts["failed"] else 1
+    print(f"runs: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} already done")
+    if counts["ok"] + counts["skipped"]:
+        print(write_report(cfg["output"]).read_text())
+        print(f"TensorBoard: tensorboard --logdir {cfg['output']}/tb")
+    return 0 if not counts["failed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

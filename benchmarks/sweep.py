@@ -1,0 +1,75 @@
+"""A sweep: every (task, method, seed) of a config, one result JSON each. Finished runs are skipped, so an
+interrupted sweep resumes where it stopped; a failing run is recorded with its reason and the sweep goes on."""
+import json
+import traceback
+from pathlib import Path
+
+import yaml
+from tqdm.auto import tqdm
+
+from .config import resolve_run, run_id
+from .record import git_commit, versions, write_json
+from .train import train_run
+
+
+class ConfigChanged(RuntimeError):
+    """A finished result was made with another config than the sweep now asks for."""
+
+
+def expand(cfg: dict) -> list[dict]:
+    if not cfg["tasks"]:
+        raise ValueError("the config lists no tasks (set tasks: [...] or --set tasks=[...])")
+    return [resolve_run(cfg, t, m, s) for t in cfg["tasks"] for m in cfg["methods"] for s in cfg["seeds"]]
+
+
+def result_path(output, run: dict) -> Path:
+    return Path(output) / "runs" / f"{run_id(run['task'], run['method']['variant'], run['seed'])}.json"
+
+
+def logdir(output, run: dict) -> Path:
+    return Path(output) / "tb" / run["task"] / run["method"]["variant"] / f"seed{run['seed']}"
+
+
+def _plain(obj):
+    return json.loads(json.dumps(obj, default=str))
+
+
+def run_and_record(run: dict, output, quiet: bool = False, runner=train_run) -> dict:
+    """Run one config and write its result JSON, 'ok' or 'failed' with the reason; never raises for a
+    failing run (KeyboardInterrupt still stops, leaving no result behind for the interrupted run)."""
+    try:
+        result = runner(run, logdir=logdir(output, run), quiet=quiet)
+    except Exception as e:  # the sweep must go on; the record says what broke
+        result = {"status": "failed", "config": run, "task": run["task"], "method": run["method"]["variant"],
+                  "seed": run["seed"], "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
+                  "versions": versions(), "git": git_commit()}
+    write_json(result_path(output, run), result)
+    return result
+
+
+def sweep(cfg: dict, quiet: bool = False, retry_failed: bool = False, runner=train_run) -> dict:
+    """Run what is not finished yet; returns counts {'ok', 'failed', 'skipped'}."""
+    output = Path(cfg["output"])
+    runs = expand(cfg)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "sweep.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    todo, counts = [], {"ok": 0, "failed": 0, "skipped": 0}
+    for run in runs:
+        path = result_path(output, run)
+        if path.is_file():
+            done = json.loads(path.read_text())
+            if done["config"] != _plain(run):
+                raise ConfigChanged(f"{path} was made with another config than this sweep asks for; "
+                                    "use another output folder, or delete that result to re-run it")
+            if done["status"] == "ok" or not retry_failed:
+                counts["skipped"] += 1
+                continue
+        todo.append(run)
+    bar = tqdm(todo, desc=f"sweep {cfg['name']}", disable=quiet)
+    for run in bar:
+        bar.set_postfix_str(run_id(run["task"], run["method"]["variant"], run["seed"]))
+        result = run_and_record(run, output, quiet, runner)
+        counts[result["status"]] += 1
+        if result["status"] == "failed":
+            tqdm.write(f"FAILED {run_id(run['task'], run['method']['variant'], run['seed'])}: {result['error']}")
+    return counts

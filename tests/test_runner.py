@@ -1,0 +1,160 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.cli import main
+from benchmarks.config import load_config, resolve_run
+from benchmarks.report import pareto, write_report
+from benchmarks.sweep import ConfigChanged, result_path, sweep
+from benchmarks.train import train_run
+
+from fixtures import vtab_task
+
+TINY_MODEL = {"name": "vit_tiny_patch16_224", "pretrained": False, "image_size": 16,
+              "kwargs": {"patch_size": 8, "depth": 1, "embed_dim": 16, "num_heads": 2}}
+
+
+def tiny_cfg(tmp_path, **over):
+    vtab_task(tmp_path / "data", "mytask", num_classes=3)
+    cfg = load_config({"name": "t", "tasks": ["mytask"], "methods": ["linear", "aurora"], "seeds": [0],
+                       "output": str(tmp_path / "out"), "model": TINY_MODEL,
+                       "data": {"root": str(tmp_path / "data"), "cache_dir": str(tmp_path / "cache")},
+                       "train": {"epochs": 2, "batch_size": 4, "warmup_epochs": 1, "eval_every": 1, "device": "cpu"}})
+    for k, v in over.items():
+        cfg[k] = v
+    return cfg
+
+
+def test_config_include_set_and_overrides(tmp_path):
+    (tmp_path / "base.yaml").write_text("train: {epochs: 7, lr: 0.5}\nmethods: [lora]\n")
+    (tmp_path / "suite.yaml").write_text(
+        "include: [base.yaml]\ntasks: [a, b]\nmethod_overrides: {lora_r2: {method: lora, config: {r: 2}, "
+        "train: {lr: 0.1}}}\ntask_overrides: {b: {train: {epochs: 3}}}\n")
+    cfg = load_config(tmp_path / "suite.yaml", ["seeds=[0,1]", "train.weight_decay=0.2", "tuning=true"])
+    assert cfg["train"]["epochs"] == 7 and cfg["seeds"] == [0, 1] and cfg["train"]["weight_decay"] == 0.2
+    run = resolve_run(cfg, "b", "lora_r2", 1)
+    assert run["method"] == {"variant": "lora_r2", "name": "lora", "config": {"r": 2}}
+    assert run["train"]["lr"] == 0.1 and run["train"]["epochs"] == 3
+    assert run["data"]["split_train"] == "train800" and run["data"]["split_eval"] == "val200"  # tuning mode
+    with pytest.raises(ValueError, match="unknown config key"):
+        load_config(None, ["method=lora"])
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_train_run_records_everything(tmp_path):
+    cfg = tiny_cfg(tmp_path)
+    result = train_run(resolve_run(cfg, "mytask", "aurora", 0), logdir=tmp_path / "tb", quiet=True)
+    assert result["status"] == "ok" and 0 <= result["accuracy"] <= 100
+    assert result["num_train"] == 18 and result["num_eval"] == 9  # train800val200 -> test
+    assert result["params"]["adapter"] == 2 * (2 * (16 + 16) + 20)
+    assert result["gmacs_per_image"] > 0 and result["accuracy_of"].startswith("test split, final epoch")
+    assert [p["epoch"] for p in result["curve"]] == [1, 2]
+    for key in ("versions", "git", "device", "train_img_per_s", "peak_memory_mb", "wall_seconds", "config"):
+        assert key in result
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_same_seed_same_result(tmp_path):
+    cfg = tiny_cfg(tmp_path)
+    a = train_run(resolve_run(cfg, "mytask", "aurora", 0), quiet=True)
+    b = train_run(resolve_run(cfg, "mytask", "aurora", 0), quiet=True)
+    assert a["curve"] == b["curve"]
+
+
+def test_nan_loss_stops_run_and_is_recorded(tmp_path):
+    cfg = tiny_cfg(tmp_path, methods=["linear"])
+    cfg["train"]["lr"] = float("nan")
+    assert sweep(cfg, quiet=True) == {"ok": 0, "failed": 1, "skipped": 0}
+    rec = json.loads(result_path(cfg["output"], resolve_run(cfg, "mytask", "linear", 0)).read_text())
+    assert rec["status"] == "failed" and "NonFiniteLoss: training loss became nan" in rec["error"]
+
+
+def test_sweep_resumes_after_interrupt_and_records_failures(tmp_path):
+    cfg = tiny_cfg(tmp_path, methods=["a", "b", "c", "d"])
+    calls, interrupt = [], {"at": "c"}
+
+    def runner(run, logdir=None, quiet=False):
+        calls.append(run["method"]["variant"])
+        if run["method"]["variant"] == "b":
+            raise ValueError("bad input")
+        if run["method"]["variant"] == interrupt["at"]:
+            raise KeyboardInterrupt
+        return {"status": "ok", "config": run, "accuracy": 1.0}
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep(cfg, quiet=True, runner=runner)
+    done = sorted(p.stem for p in (Path(cfg["output"]) / "runs").glob("*.json"))
+    assert done == ["mytask__a__seed0", "mytask__b__seed0"]  # finished ones kept, nothing half-written
+    assert not list((Path(cfg["output"]) / "runs").glob(".*tmp*"))
+    calls.clear()
+    interrupt["at"] = None
+    assert sweep(cfg, quiet=True, runner=runner) == {"ok": 2, "failed": 0, "skipped": 2}
+    assert calls == ["c", "d"]
+    assert sweep(cfg, quiet=True, runner=runner, retry_failed=True) == {"ok": 0, "failed": 1, "skipped": 3}
+    cfg["train"]["lr"] = 0.5
+    with pytest.raises(ConfigChanged):
+        sweep(cfg, quiet=True, runner=runner)
+
+
+def fake_result(task, method, seed, acc, trainable, head=10, gmacs=1.0):
+    return {"status": "ok", "task": task, "method": method, "seed": seed, "accuracy": acc,
+            "accuracy_of": "test split, final epoch (1)", "config": {"suite": "vtab"},
+            "params": {"trainable": trainable, "head": head}, "gmacs_per_image": gmacs, "uncounted_ops": {},
+            "train_img_per_s": 100.0}
+
+
+def test_report_from_result_files(tmp_path):
+    rows = [("cifar", "lora", 0, 70.0, 1000, 1.1), ("cifar", "lora", 1, 72.0, 1000, 1.1),
+            ("eurosat", "lora", 0, 90.0, 1000, 1.1), ("cifar", "full", 0, 75.0, 100000, 1.0),
+            ("eurosat", "full", 0, 80.0, 100000, 1.0), ("cifar", "aurora", 0, 73.0, 300, 1.2),
+            ("eurosat", "aurora", 0, 91.0, 300, 1.2)]
+    for t, m, s, a, p, g in rows:
+        (tmp_path / "runs").mkdir(exist_ok=True)
+        (tmp_path / "runs" / f"{t}__{m}__seed{s}.json").write_text(json.dumps(fake_result(t, m, s, a, p, gmacs=g)))
+    (tmp_path / "runs" / "cifar__bad__seed0.json").write_text(json.dumps(
+        {"status": "failed", "task": "cifar", "method": "bad", "seed": 0, "error": "NonFiniteLoss: nan"}))
+    text = write_report(tmp_path).read_text()
+    assert "| lora | 71.0 ± 1.4 (n=2) | 90.0 ± 0.0 (n=1) |" in text
+    # aurora vs lora: mean of (73 - 71, 91 - 90) = +1.5; params 300/1000; GMACs 1.2/1.1
+    assert "| aurora | 300 | 290 | 1.2000 | 100 | +1.50 | 0.3x | 1.0909x | +4.50 | 0.003x | 1.2000x |" in text
+    assert "natural" in text and "specialized" in text and "mean_of_groups" in text
+    assert "cifar / bad / seed 0: NonFiniteLoss: nan" in text
+    for f in ("methods.csv", "per_task.csv", "pareto.png"):
+        assert (tmp_path / f).stat().st_size > 0
+    assert list((tmp_path / "tb" / "report").glob("events.*"))
+
+
+def test_pareto_front():
+    pts = {"full": (100, 80), "lora": (10, 78), "aurora": (3, 79), "linear": (1, 60), "bad": (50, 70)}
+    assert pareto(pts) == {"full", "aurora", "linear"}
+
+
+def test_cli_run_and_unknown_method(tmp_path, capsys):
+    cfg = tiny_cfg(tmp_path)
+    (tmp_path / "c.yaml").write_text(json.dumps(cfg))
+    assert main(["run", str(tmp_path / "c.yaml"), "--task", "mytask", "--method", "linear", "--quiet"]) == 0
+    assert main(["run", str(tmp_path / "c.yaml"), "--task", "mytask", "--method", "lorax", "--quiet"]) == 1
+    assert "unknown method 'lorax'; known methods: aurora, full, linear, lora" in capsys.readouterr().out
+
+
+def test_demo_end_to_end_shortened(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code = main(["demo", "--quiet", "--set", f"output={out}", "seeds=[0]", "train.epochs=2", "methods=[linear,aurora]",
+                 "pretrain.epochs=2", f"data.cache_dir={tmp_path / 'cache'}"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "| aurora |" in text and "| linear |" in text
+    assert (out / "pretrained" / "backbone.safetensors").is_file() and (out / "pareto.png").is_file()
+    assert list((out / "tb" / "digits_5_9" / "aurora" / "seed0").glob("events.*"))
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("configs/*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_resolve(path):
+    from benchmarks.sweep import expand
+    from aurora_vision import get_method
+    runs = expand(load_config(path))
+    assert runs
+    for run in runs:
+        get_method(run["method"]["name"])
