@@ -62,17 +62,20 @@ class AdapterLinear(nn.Module):
         full = blocks.new_zeros(self.base_layer.out_features, blocks.shape[1])
         return full.index_copy(0, self.out_rows, blocks)
 
-    def adapter_delta(self, x: torch.Tensor) -> torch.Tensor:
-        """The branch's contribution s * B g(A x) for input x, over the full output width."""
+    def branch_input(self, x: torch.Tensor) -> torch.Tensor:
+        """g(A x), (..., num_adapters * r): what the up-projection multiplies."""
         z = F.linear(self.dropout(x), self.A.flatten(0, 1))
-        z = self.mid(z.unflatten(-1, (self.num_adapters, self.r))).flatten(-2)
-        return self.scaling * F.linear(z, self.up_weight())
+        return self.mid(z.unflatten(-1, (self.num_adapters, self.r))).flatten(-2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base_layer(x)
         if self.merged:
             return out
-        return out + self.adapter_delta(x)
+        z = self.branch_input(x)
+        # out + s * z U^T in one GEMM whose epilogue adds into out: no separate full-width add
+        flat = torch.addmm(out.reshape(-1, out.shape[-1]), z.reshape(-1, z.shape[-1]).to(out.dtype),
+                           self.up_weight().T.to(out.dtype), alpha=self.scaling)
+        return flat.view(out.shape)
 
     def delta_weight(self) -> torch.Tensor:
         """The (out, in) matrix that `merge` adds to the base weight."""

@@ -1,10 +1,37 @@
 """AuroRA's Adaptive Nonlinear Layer: sigma(z) = tanh(H tanh(z)) + W_s . sum_i bases(z_i)."""
 import math
+import os
 
 import torch
 from torch import nn
 
-from .spline import BSplineBasis
+from .spline import BSplineBasis, cubic_bspline_bases_uniform
+
+# On CUDA the r-wide nonlinearity is a few dozen tiny elementwise kernels per layer in eager mode, so its
+# cost is launch overhead; torch.compile fuses it into a handful. AURORA_VISION_FUSE=0 turns this off.
+FUSE_ON_CUDA = os.environ.get("AURORA_VISION_FUSE", "1") != "0"
+
+
+def sigma_cubic(z, H, spline_weight, first_knot: float, step: float):
+    """sigma(z) for cubic splines on a uniform grid, as one pure function that torch.compile can fuse.
+    z: (..., n, r); H: (n, r, r) or None; spline_weight: (n, r, G+3) or None."""
+    out = 0
+    if H is not None:
+        out = torch.tanh(torch.einsum("...nr,nsr->...ns", torch.tanh(z), H))
+    if spline_weight is not None:
+        summed = cubic_bspline_bases_uniform(z, first_knot, step, spline_weight.shape[-1]).sum(dim=-2)
+        out = out + torch.einsum("...ng,nrg->...nr", summed, spline_weight)
+    return out
+
+
+_fused_sigma_cubic = None
+
+
+def fused_sigma_cubic(*args):
+    global _fused_sigma_cubic
+    if _fused_sigma_cubic is None:  # compiled on first use only: importing stays cheap, CPU stays eager
+        _fused_sigma_cubic = torch.compile(sigma_cubic, dynamic=True)
+    return _fused_sigma_cubic(*args)
 
 
 class AdaptiveNonlinearity(nn.Module):
@@ -58,6 +85,10 @@ class AdaptiveNonlinearity(nn.Module):
             return self._forward_fp32(z.float()).to(z.dtype)
 
     def _forward_fp32(self, z: torch.Tensor) -> torch.Tensor:
+        if self.bases is None or self.bases.order == 3:
+            first, step = self._grid()
+            fn = fused_sigma_cubic if (z.is_cuda and FUSE_ON_CUDA) else sigma_cubic
+            return fn(z, self.H, self.spline_weight, first, step)
         out = 0
         if self.H is not None:
             # F_i(z) = tanh(H_i tanh(z_i)) for each adapter i
@@ -66,6 +97,13 @@ class AdaptiveNonlinearity(nn.Module):
             summed = self.bases(z).sum(dim=-2)  # (..., n, G+k): bases summed over the r units
             out = out + torch.einsum("...ng,nrg->...nr", summed, self.spline_weight)
         return out
+
+    def _grid(self) -> tuple[float, float]:
+        if self.bases is None:
+            return 0.0, 1.0
+        lo, hi = self.bases.grid_range
+        step = (hi - lo) / self.bases.grid_size
+        return lo - 3 * step, step
 
     def extra_repr(self) -> str:
         return f"rank={self.rank}, num_adapters={self.num_adapters}, use_tanh={self.use_tanh}, use_spline={self.use_spline}"

@@ -1,0 +1,176 @@
+"""Training and inference speed of each method in one process on one device.
+
+    python -m benchmarks.speed --model vit_base_patch16_224 --batch 64 256 --out results/speed
+
+For each method: train step time (fwd + loss + bwd + AdamW step, bf16 autocast on GPU) and img/s,
+peak memory, and eval throughput; for AuroRA also eval after the opt-in static merge. Random weights
+and inputs (speed does not depend on them); warm-up excluded; medians of several timed repetitions.
+"""
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn.functional as F
+
+import aurora_vision as av
+
+from .build import param_groups
+from .flops import count_macs
+from .record import device_name, git_commit, versions, write_json
+
+METHODS = {
+    "full": ("full", {}),
+    "linear": ("linear", {}),
+    "lora_r8_qv": ("lora", {"r": 8, "alpha": 8, "targets": "qv"}),
+    "aurora_r2_qv": ("aurora", {"r": 2, "alpha": 4, "targets": "qv"}),
+    "aurora_r2_all": ("aurora", {"r": 2, "alpha": 4, "targets": "all"}),
+}
+
+
+def _timer(device):
+    if device.type == "cuda":
+        def measure(fn, steps):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(steps):
+                fn()
+            end.record()
+            torch.cuda.synchronize()
+            return start.elapsed_time(end) / 1000 / steps
+    else:
+        def measure(fn, steps):
+            t = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            return (time.perf_counter() - t) / steps
+    return measure
+
+
+def bench_method(model_name, method, config, batch, device, steps, repeats, warmup, compile_model=False) -> dict:
+    torch.manual_seed(0)
+    model = av.apply(timm.create_model(model_name, num_classes=100), method, config).to(device)
+    net = torch.compile(model) if compile_model else model
+    opt = torch.optim.AdamW(param_groups(model, 1e-4, 1e-4, 1e-4))
+    x = torch.randn(batch, 3, 224, 224, device=device)
+    y = torch.randint(0, 100, (batch,), device=device)
+    bf16 = device.type == "cuda"
+    measure = _timer(device)
+
+    def train_step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(net(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    @torch.no_grad()
+    def eval_step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            net(x)
+
+    model.train()
+    for _ in range(warmup):
+        train_step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    step_times = [measure(train_step, steps) for _ in range(repeats)]
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+    model.eval()
+    for _ in range(warmup):
+        eval_step()
+    eval_times = [measure(eval_step, steps) for _ in range(repeats)]
+    out = {"train_step_s": statistics.median(step_times), "train_step_s_all": step_times,
+           "train_img_per_s": batch / statistics.median(step_times), "peak_train_mem_gib": peak,
+           "eval_img_per_s": batch / statistics.median(eval_times), "params": av.count_parameters(model)}
+    if method == "aurora":
+        av.merge(model, approximate=True)
+        for _ in range(warmup):
+            eval_step()
+        out["eval_img_per_s_static_merge"] = batch / statistics.median([measure(eval_step, steps) for _ in range(repeats)])
+    del model, net, opt
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return out
+
+
+def base_eval(model_name, batch, device, steps, repeats, warmup) -> float:
+    model = timm.create_model(model_name, num_classes=100).to(device).eval()
+    x = torch.randn(batch, 3, 224, 224, device=device)
+    measure = _timer(device)
+
+    @torch.no_grad()
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            model(x)
+    for _ in range(warmup):
+        step()
+    return batch / statistics.median([measure(step, steps) for _ in range(repeats)])
+
+
+def markdown(res: dict) -> str:
+    lines = [f"Device: {res['device']}; model {res['model']}; bf16 autocast; medians of {res['repeats']} x "
+             f"{res['steps']} steps after {res['warmup']} warm-up steps.", "",
+             "| batch | method | train step (ms) | train img/s | peak mem (GiB) | eval img/s | eval vs base |",
+             "|---|---|---|---|---|---|---|"]
+    for b, by_method in res["batches"].items():
+        base = by_method["_base_eval_img_per_s"]
+        for m, r in by_method.items():
+            if m.startswith("_"):
+                continue
+            mem = "–" if r["peak_train_mem_gib"] is None else f"{r['peak_train_mem_gib']:.1f}"
+            lines.append(f"| {b} | {m} | {1000 * r['train_step_s']:.1f} | {r['train_img_per_s']:.0f} | {mem} | "
+                         f"{r['eval_img_per_s']:.0f} | {r['eval_img_per_s'] / base:.3f} |")
+            if "eval_img_per_s_static_merge" in r:
+                lines.append(f"| {b} | {m} (static merge) | | | | {r['eval_img_per_s_static_merge']:.0f} | "
+                             f"{r['eval_img_per_s_static_merge'] / base:.3f} |")
+        lines.append(f"| {b} | base model (no adapters) | | | | {base:.0f} | 1.000 |")
+    lines += ["", "Ratios against the targets of issue 4:", ""]
+    for b, r in res["batches"].items():
+        t = lambda m: r[m]["train_step_s"]
+        lines.append(f"- batch {b}: AuroRA / LoRA step time (qv) = {t('aurora_r2_qv') / t('lora_r8_qv'):.2f} "
+                     f"(target <= 1.10); LoRA / full = {t('lora_r8_qv') / t('full'):.2f}, AuroRA / full = "
+                     f"{t('aurora_r2_qv') / t('full'):.2f} (targets <= 0.80); AuroRA eval / base = "
+                     f"{r['aurora_r2_qv']['eval_img_per_s'] / r['_base_eval_img_per_s']:.3f} (target >= 0.95), "
+                     f"after static merge {r['aurora_r2_qv']['eval_img_per_s_static_merge'] / r['_base_eval_img_per_s']:.3f} "
+                     f"(target 1.0); full FT = {r['_full_mfu'] * 100:.1f}% of 989 TFLOP/s (target >= 35% at 256)")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="vit_base_patch16_224")
+    p.add_argument("--batch", type=int, nargs="+", default=[64, 256])
+    p.add_argument("--methods", nargs="+", default=list(METHODS))
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--compile", action="store_true", help="torch.compile each model")
+    p.add_argument("--out", default="results/speed")
+    args = p.parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    macs = count_macs(timm.create_model(args.model, num_classes=100), 224)["gmacs"]
+    res = {"device": device_name(device), "model": args.model, "steps": args.steps, "repeats": args.repeats,
+           "warmup": args.warmup, "compile": args.compile, "gmacs_per_image": macs, "versions": versions(),
+           "git": git_commit(), "batches": {}}
+    for b in args.batch:
+        r = {m: bench_method(args.model, *METHODS[m], b, device, args.steps, args.repeats, args.warmup, args.compile)
+             for m in args.methods}
+        r["_base_eval_img_per_s"] = base_eval(args.model, b, device, args.steps, args.repeats, args.warmup)
+        if "full" in r:  # 3x forward FLOPs per trained image, 2 FLOPs per MAC, against dense bf16 peak
+            r["_full_mfu"] = 3 * 2 * macs * 1e9 * r["full"]["train_img_per_s"] / 989e12
+        res["batches"][str(b)] = r
+        print(f"batch {b}: " + ", ".join(f"{m} {r[m]['train_img_per_s']:.0f} img/s" for m in args.methods), flush=True)
+    out = Path(args.out)
+    write_json(out / "speed.json", res)
+    text = markdown(res)
+    (out / "speed.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
