@@ -25,7 +25,7 @@ from aurora_vision.layers import AdaptiveNonlinearity
 NONLINEARITY_ELEMENTWISE = ["tanh", "add", "sub", "rsub", "mul", "div", "abs", "pow", "clamp", "clamp_min",
                             "where", "lt", "neg"]
 # Ops that are data movement or constant construction, not arithmetic on the input.
-NOT_ARITHMETIC = {"aten::float", "aten::Float", "aten::block_diag", "aten::index_copy", "aten::unflatten",
+NOT_ARITHMETIC = {"aten::float", "aten::numpy_T", "aten::Float", "aten::block_diag", "aten::index_copy", "aten::unflatten",
                   "aten::expand_as", "aten::mean"}
 
 
