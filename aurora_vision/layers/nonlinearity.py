@@ -87,7 +87,8 @@ class AdaptiveNonlinearity(nn.Module):
     def _forward_fp32(self, z: torch.Tensor) -> torch.Tensor:
         if self.bases is None or self.bases.order == 3:
             first, step = self._grid()
-            fn = fused_sigma_cubic if (z.is_cuda and FUSE_ON_CUDA) else sigma_cubic
+            fused = z.is_cuda and FUSE_ON_CUDA and not torch.jit.is_tracing()  # fvcore traces with jit
+            fn = fused_sigma_cubic if fused else sigma_cubic
             return fn(z, self.H, self.spline_weight, first, step)
         out = 0
         if self.H is not None:
