@@ -64,6 +64,12 @@ def averages(summary: dict, method: str) -> dict:
     return out
 
 
+def _cell(c) -> str:
+    if not c:
+        return "–"
+    return f"{c['mean']:.1f} ± {c['std']:.1f} (n={c['n']})" if c["n"] > 1 else f"{c['mean']:.1f} (n=1)"
+
+
 def _fmt(v, digits=1):
     return "–" if v is None else f"{v:.{digits}f}"
 
@@ -109,8 +115,7 @@ def write_report(results_dir, lora: str = "lora", full: str = "full") -> Path:
              "`task_mean` (the plain mean over tasks) use the seed means.", "",
              "| method | " + " | ".join(s["tasks"] + avg_cols) + " |", "|---" * (1 + len(s["tasks"]) + len(avg_cols)) + "|"]
     for m in s["methods"]:
-        row = [(lambda c: f"{c['mean']:.1f} ± {c['std']:.1f} (n={c['n']})" if c else "–")(s["cells"].get((t, m)))
-               for t in s["tasks"]]
+        row = [_cell(s["cells"].get((t, m))) for t in s["tasks"]]
         lines.append(f"| {m} | " + " | ".join(row + [_fmt(avgs[m].get(k)) for k in avg_cols]) + " |")
     lines += ["", "Cost and comparison. Trainable parameters include the head (mean over tasks); `w/o head` is "
               "what the method adds or unfreezes. GMACs per image at inference (fvcore, 1 multiply-add = 1, "
@@ -167,8 +172,9 @@ def _plot(s, avgs, path: Path, tb_dir: Path) -> None:
     fp = sorted(points[m] for m in front)
     if len(fp) > 1:
         ax.plot(*zip(*fp), color="C3", lw=1, ls="--", label="Pareto front")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="best", fontsize=8)
     ax.set_xscale("log")
+    ax.margins(x=0.2, y=0.12)
     ax.set_xlabel("trainable parameters (incl. head, log scale)")
     ax.set_ylabel(f"accuracy (%), {key.replace('_', ' ')}")
     ax.set_title(f"{path.parent.name}: accuracy vs trainable parameters", fontsize=10)
