@@ -1,0 +1,55 @@
+"""Where a training step's time goes: torch.profiler over a few steps of one method, top ops by GPU time.
+
+    python -m benchmarks.profile_step --method aurora --targets qv --r 2 --batch 256
+"""
+import argparse
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+
+import aurora_vision as av
+
+from .build import param_groups
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="vit_base_patch16_224")
+    p.add_argument("--method", default="aurora")
+    p.add_argument("--r", type=int, default=2)
+    p.add_argument("--targets", default="qv")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--rows", type=int, default=25)
+    args = p.parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cfg = {"r": args.r, "targets": args.targets} if args.method in ("lora", "aurora") else {}
+    model = av.apply(timm.create_model(args.model, num_classes=100), args.method, cfg).to(device)
+    opt = torch.optim.AdamW(param_groups(model, 1e-4, 1e-4, 1e-4))
+    x = torch.randn(args.batch, 3, 224, 224, device=device)
+    y = torch.randint(0, 100, (args.batch,), device=device)
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = F.cross_entropy(model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(5):
+        step()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(args.steps):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(f"{args.method} r={args.r} {args.targets} batch {args.batch}, {args.steps} steps")
+    print(prof.key_averages().table(sort_by=key, row_limit=args.rows, max_name_column_width=60))
+
+
+if __name__ == "__main__":
+    main()
