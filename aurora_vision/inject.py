@@ -29,11 +29,18 @@ def adapter_layers(model: nn.Module) -> Iterator[tuple[str, AdapterLinear]]:
             yield name, module
 
 
+def _is_adapter_layer(module: nn.Module) -> bool:
+    """Ours, or a peft tuner layer (checked by name, so peft stays an optional import)."""
+    return isinstance(module, AdapterLinear) or any(
+        c.__name__ == "BaseTunerLayer" and c.__module__.startswith("peft.") for c in type(module).__mro__)
+
+
 def adapter_parameter_names(model: nn.Module) -> list[str]:
-    """Parameters that belong to adapter branches (not their frozen base layers)."""
+    """Parameters that belong to adapter branches (ours or peft's), not to their frozen base layers."""
     names = []
-    for layer_name, layer in adapter_layers(model):
-        names += [f"{layer_name}.{n}" for n, _ in layer.named_parameters() if not n.startswith("base_layer.")]
+    for layer_name, layer in model.named_modules():
+        if _is_adapter_layer(layer):
+            names += [f"{layer_name}.{n}" for n, _ in layer.named_parameters() if not n.startswith("base_layer.")]
     return names
 
 

@@ -1,0 +1,124 @@
+"""Baselines through peft's own tuners (`peft-lora`, `dora`, `fourierft`, `vera`), on timm models in place.
+
+peft adapts whole modules, so the fused `attn.qkv` is adapted as one Linear: q, k and v together, one A
+shared by all three. The paper's `qv` placement (separate adapters on the q and v slices) has no peft
+equivalent, and asking for it raises; our own `lora` / `aurora` do it. Defaults name their source.
+peft is imported only when one of these methods is applied: `pip install peft`.
+"""
+from dataclasses import dataclass
+
+from torch import nn
+
+from .registry import register_method
+from .targets import PRESETS, Targets, model_family
+
+
+def peft_target_modules(model: nn.Module, targets: Targets):
+    """Our presets / regexes as peft `target_modules` (a regex string, full-matched by peft)."""
+    model_family(model)
+    if isinstance(targets, str) and targets in PRESETS:
+        preset = PRESETS[targets]
+        if any(parts is not None for parts in preset.values()):
+            raise ValueError(f"target preset {targets!r} adapts slices of the fused qkv, which peft cannot: use "
+                             "targets='qkv' (q, k and v as one module) with peft methods, or our own lora/aurora")
+        return "|".join(f"(?:{p})" for p in preset)
+    patterns = [targets] if isinstance(targets, str) else list(targets)
+    return "|".join(f"(?:{p})" for p in patterns)
+
+
+def _resolve_check(model, pattern: str) -> None:
+    from .targets import resolve_targets
+    resolve_targets(model, pattern)  # same errors as our methods: nothing matched, head excluded
+
+
+@dataclass
+class PeftLoraConfig:
+    """peft's LoRA (LoraConfig defaults: r=8, lora_alpha=8, dropout 0); targets default to the fused qkv."""
+    r: int = 8
+    alpha: float = 8.0
+    dropout: float = 0.0
+    targets: Targets = "qkv"
+    use_rslora: bool = False
+
+
+@dataclass
+class DoraConfig(PeftLoraConfig):
+    """DoRA (Liu et al. 2024) as peft's LoraConfig(use_dora=True); r and alpha as peft-lora."""
+
+
+@dataclass
+class FourierFTConfig:
+    """FourierFT (Gao et al. 2024), peft's tuner. n_frequency=3000 and scaling=300 are peft's documented
+    settings for ViT image classification (FourierFTConfig docstring)."""
+    n_frequency: int = 3000
+    scaling: float = 300.0
+    random_loc_seed: int = 777
+    targets: Targets = "qkv"
+
+
+@dataclass
+class VeraConfig:
+    """VeRA (Kopiczko et al. 2024), peft's tuner with its defaults: r=256, d_initial=0.1, dropout 0."""
+    r: int = 256
+    d_initial: float = 0.1
+    dropout: float = 0.0
+    projection_prng_key: int = 0
+    targets: Targets = "qkv"
+
+
+def _inject(model: nn.Module, peft_config) -> list:
+    import peft
+    peft.inject_adapter_in_model(peft_config, model)
+    return [n for n, p in model.named_parameters() if p.requires_grad and ".base_layer." not in n]
+
+
+@register_method("peft-lora", PeftLoraConfig)
+def peft_lora(model: nn.Module, config: PeftLoraConfig) -> list:
+    """peft's LoRA, for results comparable with peft users'."""
+    import peft
+    targets = peft_target_modules(model, config.targets)
+    _resolve_check(model, targets)
+    return _inject(model, peft.LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                                          use_rslora=config.use_rslora, target_modules=targets))
+
+
+@register_method("dora", DoraConfig)
+def dora(model: nn.Module, config: DoraConfig) -> list:
+    """DoRA: LoRA on the direction, a learned magnitude per output (peft)."""
+    import peft
+    targets = peft_target_modules(model, config.targets)
+    _resolve_check(model, targets)
+    return _inject(model, peft.LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                                          use_rslora=config.use_rslora, use_dora=True, target_modules=targets))
+
+
+@register_method("fourierft", FourierFTConfig)
+def fourierft(model: nn.Module, config: FourierFTConfig) -> list:
+    """FourierFT: learn n spectral coefficients of each weight update (peft); the paper's vision baseline."""
+    import peft
+    targets = peft_target_modules(model, config.targets)
+    _resolve_check(model, targets)
+    return _inject(model, peft.FourierFTConfig(n_frequency=config.n_frequency, scaling=config.scaling,
+                                               random_loc_seed=config.random_loc_seed, target_modules=targets))
+
+
+@register_method("vera", VeraConfig)
+def vera(model: nn.Module, config: VeraConfig) -> list:
+    """VeRA: frozen random A, B shared across layers, learned scaling vectors (peft)."""
+    import peft
+    from peft.tuners.vera import VeraModel
+
+    targets = peft_target_modules(model, config.targets)
+    _resolve_check(model, targets)
+    # VeRA's shared projections live on its tuner, which inject_adapter_in_model refuses; the tuner wires
+    # them into each layer as buffers, so the timm model keeps working on its own once it has run.
+    VeraModel(model, peft.VeraConfig(r=config.r, d_initial=config.d_initial, vera_dropout=config.dropout,
+                                     projection_prng_key=config.projection_prng_key, target_modules=targets),
+              "default")
+    return [n for n, p in model.named_parameters() if p.requires_grad and ".base_layer." not in n]
+
+
+@register_method("bitfit")
+def bitfit(model: nn.Module, config) -> list:
+    """BitFit (Ben Zaken et al. 2022): only the bias terms (and the head) train."""
+    return [n for n, p in model.named_parameters() if n.endswith(".bias")]
