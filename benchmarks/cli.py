@@ -3,6 +3,7 @@ import argparse
 import sys
 
 from .config import load_config, resolve_run
+from .parallel import devices_for
 from .report import write_report
 from .sweep import run_and_record, sweep
 
@@ -20,6 +21,8 @@ def main(argv=None) -> int:
     p.add_argument("config")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--no-report", action="store_true")
+    p.add_argument("--gpus", help="run in parallel, one worker process per GPU: 'all' or a list like 0,1")
+    p.add_argument("--workers", type=int, help="run in parallel on N CPU worker processes")
     _common(p)
     p = sub.add_parser("run", help="one (task, method, seed) of a config")
     p.add_argument("config")
@@ -50,7 +53,8 @@ def main(argv=None) -> int:
             print(f"{result['status']}: " + (f"accuracy {result['accuracy']:.2f}%" if result["status"] == "ok"
                                               else result["error"]))
             return 0 if result["status"] == "ok" else 1
-        counts = sweep(cfg, quiet=args.quiet, retry_failed=args.retry_failed)
+        devices = devices_for(args.gpus, args.workers) if (args.gpus or args.workers) else None
+        counts = sweep(cfg, quiet=args.quiet, retry_failed=args.retry_failed, devices=devices)
         if args.no_report:
             print(counts)
             return 0 if not counts["failed"] else 1

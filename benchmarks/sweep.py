@@ -34,21 +34,31 @@ def _plain(obj):
     return json.loads(json.dumps(obj, default=str))
 
 
+def failure(run: dict, error: str, tb: str = "") -> dict:
+    return {"status": "failed", "config": run, "task": run["task"], "method": run["method"]["variant"],
+            "seed": run["seed"], "error": error, "traceback": tb, "versions": versions(), "git": git_commit()}
+
+
+def record_failure(run: dict, output, error: str) -> dict:
+    result = failure(run, error)
+    write_json(result_path(output, run), result)
+    return result
+
+
 def run_and_record(run: dict, output, quiet: bool = False, runner=train_run) -> dict:
     """Run one config and write its result JSON, 'ok' or 'failed' with the reason; never raises for a
     failing run (KeyboardInterrupt still stops, leaving no result behind for the interrupted run)."""
     try:
         result = runner(run, logdir=logdir(output, run), quiet=quiet)
     except Exception as e:  # the sweep must go on; the record says what broke
-        result = {"status": "failed", "config": run, "task": run["task"], "method": run["method"]["variant"],
-                  "seed": run["seed"], "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
-                  "versions": versions(), "git": git_commit()}
+        result = failure(run, f"{type(e).__name__}: {e}", traceback.format_exc())
     write_json(result_path(output, run), result)
     return result
 
 
-def sweep(cfg: dict, quiet: bool = False, retry_failed: bool = False, runner=train_run) -> dict:
-    """Run what is not finished yet; returns counts {'ok', 'failed', 'skipped'}."""
+def sweep(cfg: dict, quiet: bool = False, retry_failed: bool = False, runner=train_run, devices=None) -> dict:
+    """Run what is not finished yet, serially or (with `devices`, see parallel.py) one worker process per
+    device; returns counts {'ok', 'failed', 'skipped'}."""
     output = Path(cfg["output"])
     runs = expand(cfg)
     output.mkdir(parents=True, exist_ok=True)
@@ -65,6 +75,10 @@ def sweep(cfg: dict, quiet: bool = False, retry_failed: bool = False, runner=tra
                 counts["skipped"] += 1
                 continue
         todo.append(run)
+    if devices is not None and len(devices) > 1:
+        from .parallel import run_parallel
+        runner_path = f"{runner.__module__}:{runner.__qualname__}"  # imported again in each worker
+        return {**run_parallel(todo, output, devices, quiet, runner_path), "skipped": counts["skipped"]}
     bar = tqdm(todo, desc=f"sweep {cfg['name']}", disable=quiet)
     for run in bar:
         bar.set_postfix_str(run_id(run["task"], run["method"]["variant"], run["seed"]))

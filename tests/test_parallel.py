@@ -1,0 +1,40 @@
+import json
+from pathlib import Path
+
+from benchmarks.config import load_config
+from benchmarks.sweep import sweep
+
+import parallel_runners
+
+
+def cfg_for(tmp_path, methods):
+    return load_config({"tasks": ["t"], "methods": methods, "seeds": [0, 1], "output": str(tmp_path / "out")})
+
+
+def results(cfg):
+    return {p.stem: json.loads(p.read_text()) for p in (Path(cfg["output"]) / "runs").glob("*.json")}
+
+
+def test_parallel_sweep_matches_serial_and_uses_several_processes(tmp_path):
+    par = cfg_for(tmp_path / "p", ["a", "b", "c"])
+    ser = cfg_for(tmp_path / "s", ["a", "b", "c"])
+    assert sweep(par, quiet=True, runner=parallel_runners.ok_runner, devices=[None, None]) == \
+        {"ok": 6, "failed": 0, "skipped": 0}
+    sweep(ser, quiet=True, runner=parallel_runners.ok_runner)
+    rp, rs = results(par), results(ser)
+    assert sorted(rp) == sorted(rs) and len(rp) == 6
+    assert all(rp[k]["accuracy"] == rs[k]["accuracy"] for k in rp)
+    assert len({r["pid"] for r in rp.values()}) == 2  # both workers took runs
+    # resumes: nothing is run twice
+    assert sweep(par, quiet=True, runner=parallel_runners.ok_runner, devices=[None, None]) == \
+        {"ok": 0, "failed": 0, "skipped": 6}
+
+
+def test_worker_crash_is_retried_once_then_recorded(tmp_path):
+    cfg = cfg_for(tmp_path, ["a", "b", "always"])
+    counts = sweep(cfg, quiet=True, runner=parallel_runners.crash_once_runner, devices=[None, None])
+    assert counts == {"ok": 4, "failed": 2, "skipped": 0}
+    res = results(cfg)
+    assert res["t__b__seed0"]["status"] == "ok" and res["t__b__seed1"]["status"] == "ok"  # retried after a crash
+    assert res["t__always__seed0"]["status"] == "failed"
+    assert "worker process died (exit code 9) in this run, twice" in res["t__always__seed0"]["error"]
