@@ -1,0 +1,130 @@
+"""One VTAB-1k-sized task end to end, our runner against the conventional pipeline, in one process.
+
+    python -m benchmarks.e2e_task --out results/e2e            # ViT-B/16, 1,000 x 100 epochs, 10,000 test
+
+Ours: `train_run` with AuroRA (r=2, q/v), images decoded once into the cache beforehand (not timed, as
+"data already cached"), the whole split on the GPU. Conventional: timm + peft LoRA (r=8 on qkv) +
+torchvision `ImageFolder` and a `DataLoader` decoding the JPEGs every epoch. Both: batch 64, AdamW, bf16
+autocast, the same images (generated, 224 px JPEGs), final test accuracy once at the end.
+"""
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .config import load_config, resolve_run
+from .data import list_split, load_split
+from .record import device_name, git_commit, versions, write_json
+from .train import train_run
+
+
+def make_task(root: Path, n_train: int, n_test: int, num_classes: int = 10, size: int = 224) -> None:
+    """Both layouts over the same JPEGs: NOAH's (ours) and ImageFolder's (conventional, via symlinks)."""
+    if (root / "done").exists():
+        return
+    rng = np.random.default_rng(0)
+    for split, n in (("train800val200", n_train), ("test", n_test)):
+        lines = []
+        for i in range(n):
+            label = i % num_classes
+            base = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)  # smooth images: realistic JPEG sizes
+            img = Image.fromarray(base).resize((size, size), Image.BICUBIC)
+            rel = f"images/{split}/{i:06d}.jpg"
+            (root / "task" / rel).parent.mkdir(parents=True, exist_ok=True)
+            img.save(root / "task" / rel, quality=90)
+            link = root / "folder" / split / f"c{label:02d}" / f"{i:06d}.jpg"
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to((root / "task" / rel).resolve())
+            lines.append(f"{rel} {label}")
+        (root / "task" / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    (root / "task" / "classes.txt").write_text("\n".join(f"c{i:02d}" for i in range(num_classes)) + "\n")
+    (root / "done").touch()
+
+
+def ours(root: Path, model: str, epochs: int, compile_model: bool, cache: Path) -> dict:
+    cfg = load_config({"tasks": ["task"], "methods": ["aurora"], "output": str(root / "out"),
+                       "model": {"name": model, "pretrained": False, "image_size": 224},
+                       "data": {"root": str(root), "cache_dir": str(cache)},
+                       "train": {"epochs": epochs, "batch_size": 64, "eval_every": epochs, "compile": compile_model},
+                       "method_overrides": {"aurora": {"config": {"r": 2, "alpha": 4, "targets": "qv"}}}})
+    run = resolve_run(cfg, "task", "aurora", 0)
+    for split in (run["data"]["split_train"], run["data"]["split_eval"]):  # decode once, untimed
+        load_split(list_split(run["data"], "task", split), 224, cache)
+    start = time.perf_counter()
+    result = train_run(run, quiet=True)
+    return {"seconds": time.perf_counter() - start, "accuracy": result["accuracy"],
+            "train_img_per_s": result["train_img_per_s"]}
+
+
+def conventional(root: Path, model: str, epochs: int, workers: int) -> dict:
+    import peft
+    import timm
+    from torchvision import datasets, transforms
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    start = time.perf_counter()
+    net = timm.create_model(model, pretrained=False, num_classes=10)
+    net = peft.get_peft_model(net, peft.LoraConfig(r=8, lora_alpha=8, target_modules=["qkv"],
+                                                   modules_to_save=["head"])).to(device)
+    cfg = net.base_model.model.pretrained_cfg
+    tf = transforms.Compose([transforms.Resize((224, 224), interpolation=transforms.InterpolationMode.BICUBIC),
+                             transforms.ToTensor(), transforms.Normalize(cfg["mean"], cfg["std"])])
+    train = datasets.ImageFolder(str(root / "folder" / "train800val200"), tf)
+    test = datasets.ImageFolder(str(root / "folder" / "test"), tf)
+    kw = dict(batch_size=64, num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+    train_loader = torch.utils.data.DataLoader(train, shuffle=True, **kw)
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-3, weight_decay=1e-4)
+    steps = epochs * len(train_loader)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps, pct_start=0.1)
+    bf16 = device.type == "cuda"
+    for _ in range(epochs):
+        net.train()
+        for x, y in train_loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = F.cross_entropy(net(x).float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    net.eval()
+    correct = 0
+    with torch.no_grad():
+        for x, y in torch.utils.data.DataLoader(test, **kw):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                correct += (net(x.to(device)).argmax(-1).cpu() == y).sum().item()
+    return {"seconds": time.perf_counter() - start, "accuracy": 100.0 * correct / len(test)}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="vit_base_patch16_224")
+    p.add_argument("--n-train", type=int, default=1000)
+    p.add_argument("--n-test", type=int, default=10000)
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--workers", type=int, default=8, help="DataLoader workers of the conventional pipeline")
+    p.add_argument("--compile", action="store_true", help="torch.compile our model")
+    p.add_argument("--data", default="/tmp/aurora_e2e")
+    p.add_argument("--out", default="results/e2e")
+    args = p.parse_args(argv)
+    root = Path(args.data)
+    make_task(root, args.n_train, args.n_test)
+    a = ours(root, args.model, args.epochs, args.compile, root / "cache")
+    b = conventional(root, args.model, args.epochs, args.workers)
+    res = {"device": device_name(torch.device("cuda" if torch.cuda.is_available() else "cpu")),
+           "model": args.model, "n_train": args.n_train, "n_test": args.n_test, "epochs": args.epochs,
+           "compile": args.compile, "ours_aurora": a, "conventional_peft_lora": b,
+           "speedup": b["seconds"] / a["seconds"], "versions": versions(), "git": git_commit(),
+           "cpu_count": os.cpu_count()}
+    write_json(Path(args.out) / "e2e.json", res)
+    print(f"ours (AuroRA, cached data on the device): {a['seconds']:.1f} s; conventional (peft LoRA, "
+          f"ImageFolder + DataLoader x{args.workers}): {b['seconds']:.1f} s; speed-up {res['speedup']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
