@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from .registry import register_method
-from .targets import PRESETS, Targets, model_family
+from .targets import PRESETS, Targets, model_family, resolve_targets
 
 
 def peft_target_modules(model: nn.Module, targets: Targets):
@@ -27,7 +27,6 @@ def peft_target_modules(model: nn.Module, targets: Targets):
 
 
 def _resolve_check(model, pattern: str) -> None:
-    from .targets import resolve_targets
     resolve_targets(model, pattern)  # same errors as our methods: nothing matched, head excluded
 
 
@@ -72,24 +71,24 @@ def _inject(model: nn.Module, peft_config) -> list:
     return [n for n, p in model.named_parameters() if p.requires_grad and ".base_layer." not in n]
 
 
-@register_method("peft-lora", PeftLoraConfig)
-def peft_lora(model: nn.Module, config: PeftLoraConfig) -> list:
-    """peft's LoRA, for results comparable with peft users'."""
+def _peft_lora(model: nn.Module, config: PeftLoraConfig, use_dora: bool) -> list:
     import peft
     targets = peft_target_modules(model, config.targets)
     _resolve_check(model, targets)
     return _inject(model, peft.LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                                          use_rslora=config.use_rslora, target_modules=targets))
+                                          use_rslora=config.use_rslora, use_dora=use_dora, target_modules=targets))
+
+
+@register_method("peft-lora", PeftLoraConfig)
+def peft_lora(model: nn.Module, config: PeftLoraConfig) -> list:
+    """peft's LoRA, for results comparable with peft users'."""
+    return _peft_lora(model, config, use_dora=False)
 
 
 @register_method("dora", DoraConfig)
 def dora(model: nn.Module, config: DoraConfig) -> list:
     """DoRA: LoRA on the direction, a learned magnitude per output (peft)."""
-    import peft
-    targets = peft_target_modules(model, config.targets)
-    _resolve_check(model, targets)
-    return _inject(model, peft.LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                                          use_rslora=config.use_rslora, use_dora=True, target_modules=targets))
+    return _peft_lora(model, config, use_dora=True)
 
 
 @register_method("fourierft", FourierFTConfig)

@@ -82,6 +82,8 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
     trained model too with return_model=True."""
     t0 = time.perf_counter()
     tr = run["train"]
+    if tr["epochs"] < 1:
+        raise ValueError(f"train.epochs must be >= 1, got {tr['epochs']}")
     seed_everything(run["seed"])
     device = resolve_device(tr["device"])
     ((train_x, train_y), (eval_x, eval_y)), num_classes = _data(run)
@@ -132,14 +134,14 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
         logger.scalars(epoch + 1, train__loss=epoch_loss, train__lr=optimizer.param_groups[0]["lr"],
                        train__img_per_s=len(train_split) / (time.perf_counter() - start))
         point = {"epoch": epoch + 1, "loss": epoch_loss}
-        if (epoch + 1) % tr["eval_every"] == 0 or epoch + 1 == tr["epochs"]:
+        if (epoch + 1) % tr["eval_every"] == 0 or epoch + 1 == tr["epochs"]:  # always the final epoch
             ev = evaluate(model, eval_split, transform, tr["eval_batch_size"], autocast)
             point["accuracy"] = ev["accuracy"]
             logger.scalars(epoch + 1, eval__accuracy=ev["accuracy"])
             epochs.set_postfix(loss=f"{epoch_loss:.3f}", acc=f"{ev['accuracy']:.1f}")
         curve.append(point)
 
-    final = evaluate(model, eval_split, transform, tr["eval_batch_size"], autocast)
+    final = ev  # the final epoch's evaluation
     metrics = {"accuracy": final["accuracy"], "trainable_params": params["trainable"], "gmacs": cost["gmacs"]}
     logger.scalars(tr["epochs"], eval__img_per_s=final["img_per_s"])
     logger.hparams(run_hparams(run), metrics)

@@ -90,7 +90,7 @@ def test_pretrained_overlay_file_still_loads_strictly(tmp_path):
 
 
 def test_unknown_method_lists_known():
-    with pytest.raises(KeyError, match="known methods: aurora, full, linear, lora"):
+    with pytest.raises(KeyError, match="known methods: aurora, bitfit, dora, fourierft, full, linear, lora, peft-lora, vera"):
         av.apply(tiny_model(), "lorax")
 
 

@@ -136,7 +136,7 @@ def test_cli_run_and_unknown_method(tmp_path, capsys):
     (tmp_path / "c.yaml").write_text(json.dumps(cfg))
     assert main(["run", str(tmp_path / "c.yaml"), "--task", "mytask", "--method", "linear", "--quiet"]) == 0
     assert main(["run", str(tmp_path / "c.yaml"), "--task", "mytask", "--method", "lorax", "--quiet"]) == 1
-    assert "unknown method 'lorax'; known methods: aurora, full, linear, lora" in capsys.readouterr().out
+    assert "unknown method 'lorax'; known methods: aurora, bitfit" in capsys.readouterr().out
 
 
 def test_demo_end_to_end_shortened(tmp_path, capsys):

@@ -48,8 +48,9 @@ class DeviceTransform:
         if train and self.hflip:
             flip = torch.rand(x.shape[0], generator=generator).to(x.device) < 0.5
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-        mean, std = self.mean.to(x.device), self.std.to(x.device)
-        return (x - mean) / std
+        if self.mean.device != x.device:  # moved once, not per batch
+            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
+        return (x - self.mean) / self.std
 
     def _random_crop(self, x, generator):
         """One random square crop per batch element (area fraction in crop_scale), via affine grids."""
