@@ -1,9 +1,11 @@
 """aurora-bench: one entry point for sweeps, single runs, reports and the embedded demo."""
 import argparse
 import sys
+from functools import partial
 
+from . import distributed
 from .config import load_config, resolve_run
-from .parallel import devices_for
+from .parallel import devices_for, run_parallel
 from .report import write_report
 from .sweep import run_and_record, sweep
 
@@ -12,6 +14,15 @@ def _common(p):
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override config entries, e.g. data.root=/data/vtab-1k methods=[lora,aurora] seeds=[0,1,2]")
     p.add_argument("--quiet", action="store_true", help="no progress bars (for logs)")
+
+
+def _executor(args):
+    if args.ray:
+        from .ray_executor import run_ray
+        return partial(run_ray, address=None if args.ray == "local" else args.ray, quiet=args.quiet)
+    if args.gpus or args.workers:
+        return partial(run_parallel, devices=devices_for(args.gpus, args.workers), quiet=args.quiet)
+    return None
 
 
 def main(argv=None) -> int:
@@ -23,6 +34,9 @@ def main(argv=None) -> int:
     p.add_argument("--no-report", action="store_true")
     p.add_argument("--gpus", help="run in parallel, one worker process per GPU: 'all' or a list like 0,1")
     p.add_argument("--workers", type=int, help="run in parallel on N CPU worker processes")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run on a Ray cluster (ray.init(address=ADDRESS); a local instance without ADDRESS), "
+                        "one GPU per run where the cluster has GPUs")
     _common(p)
     p = sub.add_parser("run", help="one (task, method, seed) of a config")
     p.add_argument("config")
@@ -50,11 +64,12 @@ def main(argv=None) -> int:
         cfg = load_config(args.config, args.set)
         if args.command == "run":
             result = run_and_record(resolve_run(cfg, args.task, args.method, args.seed), cfg["output"], args.quiet)
-            print(f"{result['status']}: " + (f"accuracy {result['accuracy']:.2f}%" if result["status"] == "ok"
-                                              else result["error"]))
+            if distributed.is_main():
+                print(f"{result['status']}: " + (f"accuracy {result['accuracy']:.2f}%" if result["status"] == "ok"
+                                                  else result["error"]))
+            distributed.finish()
             return 0 if result["status"] == "ok" else 1
-        devices = devices_for(args.gpus, args.workers) if (args.gpus or args.workers) else None
-        counts = sweep(cfg, quiet=args.quiet, retry_failed=args.retry_failed, devices=devices)
+        counts = sweep(cfg, quiet=args.quiet, retry_failed=args.retry_failed, executor=_executor(args))
         if args.no_report:
             print(counts)
             return 0 if not counts["failed"] else 1

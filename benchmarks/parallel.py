@@ -5,31 +5,36 @@ are the same per-run JSON files a serial sweep writes (each run is a pure functi
 parallel sweep resumes like a serial one. A worker that dies mid-run (OOM kill, segfault) is replaced;
 its run is retried once, and recorded as failed if it dies again.
 """
-import multiprocessing as mp
-import os
 import importlib
-import queue
+import json
+import multiprocessing as mp
+import multiprocessing.connection
+import os
 
 from tqdm.auto import tqdm
 
 from .config import run_id
 
 
-def _worker(slot: int, device: str | None, tasks, events, output: str, runner: str) -> None:
+def _worker(device: str | None, conn, output: str, runner: str) -> None:
     if device is not None:  # before torch initialises CUDA in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = device
     from .sweep import run_and_record  # imports torch, after the device is pinned
 
-    module, _, name = runner.partition(":")
-    run_fn = getattr(importlib.import_module(module), name)
-
+    run_fn = import_runner(runner)
     while True:
-        item = tasks.get()
+        item = conn.recv()
         if item is None:
             return
         key, run = item
         result = run_and_record(run, output, quiet=True, runner=run_fn)  # records failures itself
-        events.put((slot, key, result["status"], result.get("error")))
+        conn.send((key, result["status"], result.get("error")))
+
+
+def import_runner(path: str):
+    """'module:function' -> the function (workers import the runner afresh)."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def devices_for(gpus: str | None, workers: int | None) -> list:
@@ -45,35 +50,36 @@ def devices_for(gpus: str | None, workers: int | None) -> list:
     return [None] * max(1, workers or 1)
 
 
-def run_parallel(runs: list, output, devices: list, quiet: bool = False,
-                 runner: str = "benchmarks.train:train_run") -> dict:
+class _Slot:
+    """A worker process on one device, its own pipe (a worker that dies can break nothing shared), and
+    the run it holds."""
+
+    def __init__(self, ctx, device, output, runner):
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker, args=(device, child, str(output), runner), daemon=True)
+        self.process.start()
+        child.close()
+        self.held = None
+
+
+def run_parallel(runs: list, output, runner: str = "benchmarks.train:train_run", devices=(None,),
+                 quiet: bool = False) -> dict:
     """Run `runs` on one worker per entry of `devices`; returns counts {'ok', 'failed'}.
 
     The parent hands each worker one run at a time, so it always knows which run a dead worker held.
     `runner` ('module:function', imported in each worker) turns a run config into a result."""
-    import json
-
     from .sweep import record_failure, result_path
 
     ctx = mp.get_context("spawn")  # fresh interpreters: no CUDA state inherited from the parent
-    events = ctx.Queue()
     todo = [(run_id(r["task"], r["method"]["variant"], r["seed"]), r) for r in runs]
     runs_by_key = dict(todo)
     attempts = {k: 0 for k in runs_by_key}
-    slots = {}  # slot -> [process, its task queue, key of the run it holds or None]
-    counts = {"ok": 0, "failed": 0}
+    slots = [_Slot(ctx, d, output, runner) for d in devices]
+    counts, finished = {"ok": 0, "failed": 0}, set()
     bar = tqdm(total=len(todo), desc=f"sweep on {len(devices)} workers", disable=quiet)
 
-    def start(slot):
-        q = ctx.Queue()
-        p = ctx.Process(target=_worker, args=(slot, devices[slot], q, events, str(output), runner), daemon=True)
-        p.start()
-        slots[slot] = [p, q, None]
-
-    finished = set()
-
     def finish(key, status, error=None):
-        if key in finished:  # a dead worker's last message can still arrive after we accounted for it
+        if key in finished:
             return
         finished.add(key)
         counts[status] += 1
@@ -81,41 +87,47 @@ def run_parallel(runs: list, output, devices: list, quiet: bool = False,
         if status == "failed" and not quiet:
             tqdm.write(f"FAILED {key}: {(error or '').strip()}")
 
-    for slot in range(len(devices)):
-        start(slot)
+    idle_deaths = 0  # workers that died holding no run: a broken environment, not a broken run
     while len(finished) < len(runs_by_key):
-        for slot, (p, q, held) in slots.items():
-            if held is None and todo:
-                key, run = todo.pop(0)
-                attempts[key] += 1
-                q.put((key, run))
-                slots[slot][2] = key
-        try:
-            slot, key, status, error = events.get(timeout=0.5)
-            slots[slot][2] = None
-            finish(key, status, error)
-        except queue.Empty:
-            pass
-        for slot, (p, q, held) in list(slots.items()):
-            if p.is_alive():
+        for slot in slots:
+            if slot.held is None and todo and slot.process.is_alive():
+                slot.held, run = todo.pop(0)
+                attempts[slot.held] += 1
+                slot.conn.send((slot.held, run))
+        mp.connection.wait([s.conn for s in slots] + [s.process.sentinel for s in slots], timeout=1.0)
+        for i, slot in enumerate(slots):
+            try:
+                while slot.conn.poll():
+                    key, status, error = slot.conn.recv()
+                    slot.held = None
+                    finish(key, status, error)
+            except (EOFError, OSError):
+                pass  # the worker is gone; handled below
+            if slot.process.is_alive():
                 continue
-            if held is not None:  # the worker died inside this run
+            slot.process.join()
+            held = slot.held
+            if held is None:
+                idle_deaths += 1
+                if idle_deaths > 2 * len(devices):
+                    raise RuntimeError(f"sweep workers keep dying before taking a run (last exit code "
+                                       f"{slot.process.exitcode}); run one run serially to see the error")
+            else:  # the worker died inside this run
                 path = result_path(output, runs_by_key[held])
                 if path.is_file() and json.loads(path.read_text())["status"] == "ok":
                     finish(held, "ok")  # it had finished; only its message was lost
                 elif attempts[held] < 2:
                     todo.insert(0, (held, runs_by_key[held]))
                 else:
-                    record_failure(runs_by_key[held], output,
-                                   f"worker process died (exit code {p.exitcode}) in this run, twice")
+                    record_failure(runs_by_key[held], output, f"worker process died (exit code "
+                                   f"{slot.process.exitcode}) in this run, twice")
                     finish(held, "failed", "worker died twice")
             if len(finished) < len(runs_by_key):
-                start(slot)
-            else:
-                slots.pop(slot)
-    for p, q, _ in slots.values():
-        q.put(None)
-    for p, _, _ in slots.values():
-        p.join(timeout=30)
+                slots[i] = _Slot(ctx, devices[i], output, runner)
+    for slot in slots:
+        if slot.process.is_alive():
+            slot.conn.send(None)
+    for slot in slots:
+        slot.process.join(timeout=30)
     bar.close()
     return counts

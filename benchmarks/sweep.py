@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 from tqdm.auto import tqdm
 
+from . import distributed
 from .config import resolve_run, run_id
 from .record import git_commit, versions, write_json
 from .train import train_run
@@ -52,13 +53,17 @@ def run_and_record(run: dict, output, quiet: bool = False, runner=train_run) -> 
         result = runner(run, logdir=logdir(output, run), quiet=quiet)
     except Exception as e:  # the sweep must go on; the record says what broke
         result = failure(run, f"{type(e).__name__}: {e}", traceback.format_exc())
-    write_json(result_path(output, run), result)
+    if distributed.is_main():  # under torchrun, rank 0 alone records
+        write_json(result_path(output, run), result)
     return result
 
 
-def sweep(cfg: dict, quiet: bool = False, retry_failed: bool = False, runner=train_run, devices=None) -> dict:
-    """Run what is not finished yet, serially or (with `devices`, see parallel.py) one worker process per
-    device; returns counts {'ok', 'failed', 'skipped'}."""
+def sweep(cfg: dict, quiet: bool = False, retry_failed: bool = False, runner=train_run, executor=None) -> dict:
+    """Run what is not finished yet; returns counts {'ok', 'failed', 'skipped'}.
+
+    Serial by default. An `executor(runs, output, runner_path) -> {'ok', 'failed'}` runs them elsewhere
+    (parallel.run_parallel: one process per GPU; ray_executor.run_ray: a Ray cluster); `runner_path`
+    ('module:function') is how it names the runner to processes that import it afresh."""
     output = Path(cfg["output"])
     runs = expand(cfg)
     output.mkdir(parents=True, exist_ok=True)
@@ -75,10 +80,9 @@ def sweep(cfg: dict, quiet: bool = False, retry_failed: bool = False, runner=tra
                 counts["skipped"] += 1
                 continue
         todo.append(run)
-    if devices is not None and len(devices) > 1:
-        from .parallel import run_parallel
-        runner_path = f"{runner.__module__}:{runner.__qualname__}"  # imported again in each worker
-        return {**run_parallel(todo, output, devices, quiet, runner_path), "skipped": counts["skipped"]}
+    if executor is not None:
+        runner_path = f"{runner.__module__}:{runner.__qualname__}"
+        return {**executor(todo, output, runner_path), "skipped": counts["skipped"]}
     bar = tqdm(todo, desc=f"sweep {cfg['name']}", disable=quiet)
     for run in bar:
         bar.set_postfix_str(run_id(run["task"], run["method"]["variant"], run["seed"]))

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 import aurora_vision as av
 
+from . import distributed
 from .build import build_model, param_groups
 from .data import DeviceSplit, DeviceTransform, list_split, load_split
 from .data.cache import DEFAULT_CACHE
@@ -54,9 +55,10 @@ def evaluate(model, split: DeviceSplit, transform: DeviceTransform, batch_size: 
     _sync(split.labels.device)
     start = time.perf_counter()
     for x, y in split.batches(batch_size):
+        x, y = distributed.shard(x, y)
         with autocast():
             correct += (model(transform(x)).argmax(-1) == y).sum()
-    acc = correct.item() / len(split)
+    acc = distributed.all_sum(correct).item() / len(split)
     elapsed = time.perf_counter() - start
     return {"accuracy": 100.0 * acc, "img_per_s": len(split) / elapsed}
 
@@ -85,7 +87,8 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
     if tr["epochs"] < 1:
         raise ValueError(f"train.epochs must be >= 1, got {tr['epochs']}")
     seed_everything(run["seed"])
-    device = resolve_device(tr["device"])
+    rank, world = distributed.init()
+    device = distributed.local_device(resolve_device(tr["device"]))
     ((train_x, train_y), (eval_x, eval_y)), num_classes = _data(run)
     model = build_model(run["model"], run["method"], num_classes).to(device)
     params = av.count_parameters(model)
@@ -102,9 +105,11 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
     total_steps = steps_per_epoch * tr["epochs"]
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(tr["schedule"], steps_per_epoch * tr["warmup_epochs"], total_steps))
-    step_model = torch.compile(model) if tr.get("compile") else model
-    gen = torch.Generator().manual_seed(run["seed"])
-    logger = RunLogger(logdir)
+    step_model = distributed.wrap(model, device)
+    step_model = torch.compile(step_model) if tr.get("compile") else step_model
+    order = torch.Generator().manual_seed(run["seed"])  # the same batch order on every rank
+    augment = torch.Generator().manual_seed(run["seed"] + 7919 * (rank + 1))  # each rank its own draws
+    logger = RunLogger(logdir if distributed.is_main() else None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     curve, train_time, step = [], 0.0, 0
@@ -115,9 +120,12 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
         _sync(device)
         start = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
-        for x, y in train_split.batches(tr["batch_size"], generator=gen):
+        for x, y in train_split.batches(tr["batch_size"], generator=order):
+            if len(y) < world:  # a tail batch too small to give every rank an image: skipped on all
+                continue
+            x, y = distributed.shard(x, y)
             with autocast():
-                logits = step_model(transform(x, train=True, generator=gen))
+                logits = step_model(transform(x, train=True, generator=augment))
             loss = F.cross_entropy(logits.float(), y, label_smoothing=tr["label_smoothing"])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -125,7 +133,7 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
             scheduler.step()
             loss_sum += loss.detach() * len(y)
             step += 1
-        epoch_loss = (loss_sum / len(train_split)).item()  # one host sync per epoch
+        epoch_loss = (distributed.all_sum(loss_sum) / len(train_split)).item()  # one host sync per epoch
         train_time += time.perf_counter() - start
         if not math.isfinite(epoch_loss):
             logger.close()
@@ -158,7 +166,7 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
         "curve": curve, "train_img_per_s": len(train_split) * tr["epochs"] / train_time,
         "eval_img_per_s": final["img_per_s"], "train_seconds": train_time,
         "peak_memory_mb": peak, "peak_memory_kind": "cuda max allocated" if device.type == "cuda" else "process max RSS",
-        "precision": "bf16 autocast" if bf16 else "fp32", "device": device_name(device),
+        "precision": "bf16 autocast" if bf16 else "fp32", "device": device_name(device), "world_size": world,
         "wall_seconds": time.perf_counter() - t0, "versions": versions(), "git": git_commit(),
     }
     return (result, model) if return_model else result

@@ -1,10 +1,16 @@
 import json
+from functools import partial
 from pathlib import Path
 
+import pytest
+
 from benchmarks.config import load_config
+from benchmarks.parallel import run_parallel
 from benchmarks.sweep import sweep
 
 import parallel_runners
+
+TWO_WORKERS = partial(run_parallel, devices=[None, None], quiet=True)
 
 
 def cfg_for(tmp_path, methods):
@@ -18,7 +24,7 @@ def results(cfg):
 def test_parallel_sweep_matches_serial_and_uses_several_processes(tmp_path):
     par = cfg_for(tmp_path / "p", ["a", "b", "c"])
     ser = cfg_for(tmp_path / "s", ["a", "b", "c"])
-    assert sweep(par, quiet=True, runner=parallel_runners.ok_runner, devices=[None, None]) == \
+    assert sweep(par, quiet=True, runner=parallel_runners.ok_runner, executor=TWO_WORKERS) == \
         {"ok": 6, "failed": 0, "skipped": 0}
     sweep(ser, quiet=True, runner=parallel_runners.ok_runner)
     rp, rs = results(par), results(ser)
@@ -26,15 +32,35 @@ def test_parallel_sweep_matches_serial_and_uses_several_processes(tmp_path):
     assert all(rp[k]["accuracy"] == rs[k]["accuracy"] for k in rp)
     assert len({r["pid"] for r in rp.values()}) == 2  # both workers took runs
     # resumes: nothing is run twice
-    assert sweep(par, quiet=True, runner=parallel_runners.ok_runner, devices=[None, None]) == \
+    assert sweep(par, quiet=True, runner=parallel_runners.ok_runner, executor=TWO_WORKERS) == \
         {"ok": 0, "failed": 0, "skipped": 6}
 
 
 def test_worker_crash_is_retried_once_then_recorded(tmp_path):
     cfg = cfg_for(tmp_path, ["a", "b", "always"])
-    counts = sweep(cfg, quiet=True, runner=parallel_runners.crash_once_runner, devices=[None, None])
+    counts = sweep(cfg, quiet=True, runner=parallel_runners.crash_once_runner, executor=TWO_WORKERS)
     assert counts == {"ok": 4, "failed": 2, "skipped": 0}
     res = results(cfg)
     assert res["t__b__seed0"]["status"] == "ok" and res["t__b__seed1"]["status"] == "ok"  # retried after a crash
     assert res["t__always__seed0"]["status"] == "failed"
     assert "worker process died (exit code 9) in this run, twice" in res["t__always__seed0"]["error"]
+
+
+def test_ray_local_instance(tmp_path):
+    ray = pytest.importorskip("ray")
+    from benchmarks.ray_executor import run_ray
+
+    here = Path(__file__).parent  # Ray's workers import the test runners by name
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": f"{here}:{here.parent}"}})
+    try:
+        cfg = cfg_for(tmp_path, ["a", "b", "always"])
+        counts = sweep(cfg, quiet=True, runner=parallel_runners.crash_once_runner, executor=partial(run_ray, quiet=True))
+        assert counts == {"ok": 4, "failed": 2, "skipped": 0}
+        res = results(cfg)
+        assert res["t__b__seed0"]["status"] == "ok"  # the crashed worker's run was retried by Ray
+        assert "ray task failed after a retry" in res["t__always__seed1"]["error"]
+        assert sweep(cfg, quiet=True, runner=parallel_runners.ok_runner, executor=partial(run_ray, quiet=True)) == \
+            {"ok": 0, "failed": 0, "skipped": 6}
+    finally:
+        ray.shutdown()

@@ -158,3 +158,24 @@ def test_shipped_configs_resolve(path):
     assert runs
     for run in runs:
         get_method(run["method"]["name"])
+
+
+def test_torchrun_ddp_matches_single_process(tmp_path):
+    """Two CPU ranks (gloo) over the same global batches give the single-process run's losses and accuracy."""
+    import subprocess
+    import sys
+
+    cfg = tiny_cfg(tmp_path)  # 18 training images, batch 4: every batch splits evenly over 2 ranks
+    cfg["train"]["epochs"] = 3
+    single = train_run(resolve_run(cfg, "mytask", "aurora", 0), quiet=True)
+    (tmp_path / "c.yaml").write_text(json.dumps(cfg))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", "29517", "-m", "benchmarks.cli", "run", str(tmp_path / "c.yaml"),
+                           "--task", "mytask", "--method", "aurora", "--quiet"],
+                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ddp = json.loads(result_path(cfg["output"], resolve_run(cfg, "mytask", "aurora", 0)).read_text())
+    assert ddp["world_size"] == 2
+    assert ddp["accuracy"] == single["accuracy"]
+    for a, b in zip(ddp["curve"], single["curve"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-5)
