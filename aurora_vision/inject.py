@@ -64,3 +64,18 @@ def merge(model: nn.Module, approximate: bool = False) -> None:
 def unmerge(model: nn.Module) -> None:
     for _, layer in adapter_layers(model):
         layer.unmerge()
+
+
+def merge_and_unload(model: nn.Module, approximate: bool = False) -> nn.Module:
+    """Merge every adapter and put the plain base Linear back in its place: the base model's structure
+    and speed for deployment. No way back (use merge/unmerge to keep the adapters). AuroRA needs
+    `approximate=True` (the static merge)."""
+    for name, layer in list(adapter_layers(model)):
+        if not layer.merged:
+            layer.merge(approximate=approximate)
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name), child, layer.base_layer)
+    state = getattr(model, "aurora_vision_method", None)
+    if state is not None:
+        state["unloaded"] = True
+    return model

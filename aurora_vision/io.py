@@ -22,6 +22,8 @@ def base_model_name(model: nn.Module) -> str:
 def save_adapter(model: nn.Module, path) -> Path:
     """Write what the method trains (adapters and head) and its config to the folder `path`."""
     state = applied_method(model)
+    if state.get("unloaded"):
+        raise RuntimeError("the adapters were merged and unloaded; save before merge_and_unload")
     if any(layer.merged for _, layer in adapter_layers(model)):
         raise RuntimeError("save_adapter needs unmerged adapters; call aurora_vision.unmerge(model) first")
     tensors = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}

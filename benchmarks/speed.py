@@ -87,8 +87,8 @@ def bench_method(model_name, method, config, batch, device, steps, repeats, warm
     out = {"train_step_s": statistics.median(step_times), "train_step_s_all": step_times,
            "train_img_per_s": batch / statistics.median(step_times), "peak_train_mem_gib": peak,
            "eval_img_per_s": batch / statistics.median(eval_times), "params": av.count_parameters(model)}
-    if method == "aurora":
-        av.merge(model, approximate=True)
+    if method == "aurora":  # the deployable form: merged, wrappers removed
+        av.merge_and_unload(model, approximate=True)
         for _ in range(warmup):
             eval_step()
         out["eval_img_per_s_static_merge"] = batch / statistics.median([measure(eval_step, steps) for _ in range(repeats)])

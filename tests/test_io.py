@@ -67,3 +67,10 @@ def test_save_refuses_merged(tmp_path):
     av.merge(model)
     with pytest.raises(RuntimeError, match="unmerge"):
         av.save_adapter(model, tmp_path / "a")
+
+
+def test_save_refuses_unloaded(tmp_path):
+    model = av.apply(tiny_model(), "lora")
+    av.merge_and_unload(model)
+    with pytest.raises(RuntimeError, match="merge_and_unload"):
+        av.save_adapter(model, tmp_path / "a")

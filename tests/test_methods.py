@@ -135,3 +135,18 @@ def test_model_level_merge(family):
         assert torch.allclose(model(x), y, atol=1e-5)
         av.unmerge(model)
         assert torch.allclose(model(x), y, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["lora", "aurora"])
+def test_merge_and_unload_gives_plain_base_structure(family, method):
+    model = av.apply(tiny_model(family), method, targets="all").eval()
+    for _, layer in av.adapter_layers(model):
+        nn.init.normal_(layer.B, std=0.1)
+    x = tiny_input(family)
+    with torch.no_grad():
+        av.merge(model, approximate=True)
+        merged = model(x)
+        av.merge_and_unload(model, approximate=True)
+        assert torch.allclose(model(x), merged, atol=1e-6)
+    assert not list(av.adapter_layers(model))
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in tiny_model(family).parameters())
