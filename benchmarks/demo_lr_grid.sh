@@ -2,6 +2,7 @@
 # The demo's learning-rate choice: every method at 4 rates, trained on digits' train split and evaluated on
 # its val split only (tuning=true). Writes results/demo-tune/report.md; the chosen rates are in demo.yaml.
 set -euo pipefail
+bench=$(command -v aurora-bench || echo .venv/bin/aurora-bench)  # the README installs into .venv
 overrides='{'; methods=''
 for m in full linear lora aurora; do
   for lr in 0.001 0.003 0.01 0.03; do
@@ -12,5 +13,5 @@ for m in full linear lora aurora; do
     methods="$methods${m}_lr$lr,"
   done
 done
-aurora-bench demo --quiet --set tuning=true output=results/demo-tune seeds=[0] \
+"$bench" demo --quiet --set tuning=true output=results/demo-tune seeds=[0] \
   "methods=[${methods%,}]" "method_overrides=${overrides%,} }"

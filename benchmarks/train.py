@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import aurora_vision as av
+from aurora_vision.layers import AuroraLinear
 
 from . import distributed
 from .build import build_model, param_groups
@@ -150,6 +151,11 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
         curve.append(point)
 
     final = ev  # the final epoch's evaluation
+    static = None
+    if any(isinstance(layer, AuroraLinear) for _, layer in av.adapter_layers(model)):
+        av.merge(model, approximate=True)  # the paper's static inference form, on the same trained model
+        static = evaluate(model, eval_split, transform, tr["eval_batch_size"], autocast)["accuracy"]
+        av.unmerge(model)
     metrics = {"accuracy": final["accuracy"], "trainable_params": params["trainable"], "gmacs": cost["gmacs"]}
     logger.scalars(tr["epochs"], eval__img_per_s=final["img_per_s"])
     logger.hparams(run_hparams(run), metrics)
@@ -158,7 +164,7 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     result = {
         "status": "ok", "config": run, "seed": run["seed"], "task": run["task"], "method": run["method"]["variant"],
-        "accuracy": final["accuracy"],
+        "accuracy": final["accuracy"], "accuracy_static_merge": static,
         "accuracy_of": f"{run['data']['split_eval']} split, final epoch ({tr['epochs']})",
         "num_classes": num_classes, "num_train": len(train_split), "num_eval": len(eval_split),
         "params": params, "gmacs_per_image": cost["gmacs"], "uncounted_ops": cost["uncounted_ops"],

@@ -51,6 +51,7 @@ def test_train_run_records_everything(tmp_path):
     assert result["params"]["adapter"] == 2 * (2 * (16 + 16) + 20)
     assert result["gmacs_per_image"] > 0 and result["accuracy_of"].startswith("test split, final epoch")
     assert [p["epoch"] for p in result["curve"]] == [1, 2]
+    assert 0 <= result["accuracy_static_merge"] <= 100  # the same model, evaluated in the static form
     for key in ("versions", "git", "device", "train_img_per_s", "peak_memory_mb", "wall_seconds", "config"):
         assert key in result
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
@@ -112,7 +113,10 @@ def test_report_from_result_files(tmp_path):
             ("eurosat", "aurora", 0, 91.0, 300, 1.2)]
     for t, m, s, a, p, g in rows:
         (tmp_path / "runs").mkdir(exist_ok=True)
-        (tmp_path / "runs" / f"{t}__{m}__seed{s}.json").write_text(json.dumps(fake_result(t, m, s, a, p, gmacs=g)))
+        r = fake_result(t, m, s, a, p, gmacs=g)
+        if m == "aurora":
+            r["accuracy_static_merge"] = a - 2
+        (tmp_path / "runs" / f"{t}__{m}__seed{s}.json").write_text(json.dumps(r))
     (tmp_path / "runs" / "cifar__bad__seed0.json").write_text(json.dumps(
         {"status": "failed", "task": "cifar", "method": "bad", "seed": 0, "error": "NonFiniteLoss: nan"}))
     text = write_report(tmp_path).read_text()
@@ -120,6 +124,7 @@ def test_report_from_result_files(tmp_path):
     # aurora vs lora: mean of (73 - 71, 91 - 90) = +1.5; params 300/1000; GMACs 1.2/1.1
     assert "| aurora | 300 | 290 | 1.2000 | 100 | +1.50 | 0.3x | 1.0909x | +4.50 | 0.003x | 1.2000x |" in text
     assert "natural" in text and "specialized" in text and "mean_of_groups" in text
+    assert "| aurora (static merge) | 71.0 (n=1) | 89.0 (n=1) |" in text
     assert "cifar / bad / seed 0: NonFiniteLoss: nan" in text
     for f in ("methods.csv", "per_task.csv", "pareto.png"):
         assert (tmp_path / f).stat().st_size > 0
