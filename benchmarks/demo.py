@@ -5,6 +5,8 @@ from pathlib import Path
 import yaml
 from safetensors.torch import save_file
 
+from aurora_vision.targets import classifier_names
+
 from .config import deep_merge, load_config, resolve_run
 from .train import train_run
 
@@ -31,8 +33,9 @@ def pretrain_backbone(cfg: dict, pretrain: dict, quiet: bool = False) -> Path:
                            "train": {"epochs": pretrain["epochs"], "lr": pretrain["lr"]}})
     run = resolve_run(pre, "digits_pretrain", "full", 0)
     result, model = train_run(run, quiet=quiet, return_model=True)
-    head = model.pretrained_cfg.get("classifier", "head")
-    state = {k: v.contiguous() for k, v in model.state_dict().items() if not k.startswith(head + ".")}
+    heads = classifier_names(model)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()
+             if not any(k.startswith(h + ".") for h in heads)}
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(out))
     if not quiet:

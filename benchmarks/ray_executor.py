@@ -6,15 +6,10 @@ from tqdm.auto import tqdm
 
 
 def _remote_run(run: dict, runner: str, output: str) -> dict:
-    import traceback
-
     from .parallel import import_runner
-    from .sweep import failure, logdir
+    from .sweep import run_safely
 
-    try:
-        return import_runner(runner)(run, logdir=logdir(output, run), quiet=True)
-    except Exception as e:  # like run_and_record: a failing run is a result, not a lost task
-        return failure(run, f"{type(e).__name__}: {e}", traceback.format_exc())
+    return run_safely(run, output, quiet=True, runner=import_runner(runner))
 
 
 def run_ray(runs: list, output, runner: str = "benchmarks.train:train_run", address=None, quiet: bool = False,

@@ -46,13 +46,18 @@ def record_failure(run: dict, output, error: str) -> dict:
     return result
 
 
-def run_and_record(run: dict, output, quiet: bool = False, runner=train_run) -> dict:
-    """Run one config and write its result JSON, 'ok' or 'failed' with the reason; never raises for a
-    failing run (KeyboardInterrupt still stops, leaving no result behind for the interrupted run)."""
+def run_safely(run: dict, output, quiet: bool = False, runner=train_run) -> dict:
+    """The run's result, 'ok' or 'failed' with the reason: a failing run is a result, not an exception
+    (KeyboardInterrupt still stops)."""
     try:
-        result = runner(run, logdir=logdir(output, run), quiet=quiet)
+        return runner(run, logdir=logdir(output, run), quiet=quiet)
     except Exception as e:  # the sweep must go on; the record says what broke
-        result = failure(run, f"{type(e).__name__}: {e}", traceback.format_exc())
+        return failure(run, f"{type(e).__name__}: {e}", traceback.format_exc())
+
+
+def run_and_record(run: dict, output, quiet: bool = False, runner=train_run) -> dict:
+    """`run_safely`, then its result JSON written atomically (an interrupted run leaves none)."""
+    result = run_safely(run, output, quiet, runner)
     if distributed.is_main():  # under torchrun, rank 0 alone records
         write_json(result_path(output, run), result)
     return result
