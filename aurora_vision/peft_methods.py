@@ -9,25 +9,25 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from .inject import adapter_parameter_names
 from .registry import register_method
-from .targets import PRESETS, Targets, model_family, resolve_targets
+from .targets import PRESETS, Targets, resolve_targets
 
 
-def peft_target_modules(model: nn.Module, targets: Targets):
-    """Our presets / regexes as peft `target_modules` (a regex string, full-matched by peft)."""
-    model_family(model)
+def peft_target_modules(model: nn.Module, targets: Targets) -> str:
+    """Our presets / regexes as peft `target_modules` (a regex string, full-matched by peft), checked
+    against the model with our own rules: same errors for nothing matched, head never included."""
     if isinstance(targets, str) and targets in PRESETS:
         preset = PRESETS[targets]
         if any(parts is not None for parts in preset.values()):
             raise ValueError(f"target preset {targets!r} adapts slices of the fused qkv, which peft cannot: use "
                              "targets='qkv' (q, k and v as one module) with peft methods, or our own lora/aurora")
-        return "|".join(f"(?:{p})" for p in preset)
-    patterns = [targets] if isinstance(targets, str) else list(targets)
-    return "|".join(f"(?:{p})" for p in patterns)
-
-
-def _resolve_check(model, pattern: str) -> None:
-    resolve_targets(model, pattern)  # same errors as our methods: nothing matched, head excluded
+        patterns = list(preset)
+    else:
+        patterns = [targets] if isinstance(targets, str) else list(targets)
+    pattern = "|".join(f"(?:{p})" for p in patterns)
+    resolve_targets(model, pattern)
+    return pattern
 
 
 @dataclass
@@ -68,13 +68,12 @@ class VeraConfig:
 def _inject(model: nn.Module, peft_config) -> list:
     import peft
     peft.inject_adapter_in_model(peft_config, model)
-    return [n for n, p in model.named_parameters() if p.requires_grad and ".base_layer." not in n]
+    return adapter_parameter_names(model)
 
 
 def _peft_lora(model: nn.Module, config: PeftLoraConfig, use_dora: bool) -> list:
     import peft
     targets = peft_target_modules(model, config.targets)
-    _resolve_check(model, targets)
     return _inject(model, peft.LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
                                           use_rslora=config.use_rslora, use_dora=use_dora, target_modules=targets))
 
@@ -96,7 +95,6 @@ def fourierft(model: nn.Module, config: FourierFTConfig) -> list:
     """FourierFT: learn n spectral coefficients of each weight update (peft); the paper's vision baseline."""
     import peft
     targets = peft_target_modules(model, config.targets)
-    _resolve_check(model, targets)
     return _inject(model, peft.FourierFTConfig(n_frequency=config.n_frequency, scaling=config.scaling,
                                                random_loc_seed=config.random_loc_seed, target_modules=targets))
 
@@ -108,13 +106,12 @@ def vera(model: nn.Module, config: VeraConfig) -> list:
     from peft.tuners.vera import VeraModel
 
     targets = peft_target_modules(model, config.targets)
-    _resolve_check(model, targets)
     # VeRA's shared projections live on its tuner, which inject_adapter_in_model refuses; the tuner wires
     # them into each layer as buffers, so the timm model keeps working on its own once it has run.
     VeraModel(model, peft.VeraConfig(r=config.r, d_initial=config.d_initial, vera_dropout=config.dropout,
                                      projection_prng_key=config.projection_prng_key, target_modules=targets),
               "default")
-    return [n for n, p in model.named_parameters() if p.requires_grad and ".base_layer." not in n]
+    return adapter_parameter_names(model)
 
 
 @register_method("bitfit")

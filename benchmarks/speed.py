@@ -50,6 +50,19 @@ def _timer(device):
     return measure
 
 
+def eval_img_per_s(net, x, device, steps, repeats, warmup) -> float:
+    """Inference throughput of `net` on batch `x` (bf16 autocast on GPU), median over repeats."""
+    measure = _timer(device)
+
+    @torch.no_grad()
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            net(x)
+    for _ in range(warmup):
+        step()
+    return x.shape[0] / statistics.median([measure(step, steps) for _ in range(repeats)])
+
+
 def bench_method(model_name, method, config, batch, device, steps, repeats, warmup, compile_model=False) -> dict:
     torch.manual_seed(0)
     model = av.apply(timm.create_model(model_name, num_classes=100), method, config).to(device)
@@ -67,11 +80,6 @@ def bench_method(model_name, method, config, batch, device, steps, repeats, warm
         loss.backward()
         opt.step()
 
-    @torch.no_grad()
-    def eval_step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            net(x)
-
     model.train()
     for _ in range(warmup):
         train_step()
@@ -81,17 +89,13 @@ def bench_method(model_name, method, config, batch, device, steps, repeats, warm
     step_times = [measure(train_step, steps) for _ in range(repeats)]
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
     model.eval()
-    for _ in range(warmup):
-        eval_step()
-    eval_times = [measure(eval_step, steps) for _ in range(repeats)]
     out = {"train_step_s": statistics.median(step_times), "train_step_s_all": step_times,
            "train_img_per_s": batch / statistics.median(step_times), "peak_train_mem_gib": peak,
-           "eval_img_per_s": batch / statistics.median(eval_times), "params": av.count_parameters(model)}
+           "eval_img_per_s": eval_img_per_s(net, x, device, steps, repeats, warmup),
+           "params": av.count_parameters(model)}
     if method == "aurora":  # the deployable form: merged, wrappers removed
         av.merge_and_unload(model, approximate=True)
-        for _ in range(warmup):
-            eval_step()
-        out["eval_img_per_s_static_merge"] = batch / statistics.median([measure(eval_step, steps) for _ in range(repeats)])
+        out["eval_img_per_s_static_merge"] = eval_img_per_s(net, x, device, steps, repeats, warmup)
     del model, net, opt
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -101,15 +105,7 @@ def bench_method(model_name, method, config, batch, device, steps, repeats, warm
 def base_eval(model_name, batch, device, steps, repeats, warmup) -> float:
     model = timm.create_model(model_name, num_classes=100).to(device).eval()
     x = torch.randn(batch, 3, 224, 224, device=device)
-    measure = _timer(device)
-
-    @torch.no_grad()
-    def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            model(x)
-    for _ in range(warmup):
-        step()
-    return batch / statistics.median([measure(step, steps) for _ in range(repeats)])
+    return eval_img_per_s(model, x, device, steps, repeats, warmup)
 
 
 def markdown(res: dict) -> str:

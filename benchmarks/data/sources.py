@@ -34,6 +34,12 @@ def _check_labels(labels, num_classes: int, where: Callable[[int], str]) -> np.n
     return labels
 
 
+def _check_files(paths: list, where: str) -> None:
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise DataError(f"{len(missing)} image(s) {where} are missing, e.g. {missing[0]}")
+
+
 def _class_count(suite: str, task: str, cfg: dict, found: int | None, where: str) -> int:
     """The task's class count: the table's for a known task, else the config's, else what the data says.
     A count the data or config contradicts is an error."""
@@ -78,9 +84,7 @@ def vtab_folder(cfg: dict, task: str, split: str) -> RawSplit:
     num_classes = _class_count("vtab", task, cfg, found, str(classes_txt))
     where = lambda i: f"{list_file} ({items[i]})"
     labels = _check_labels(labels, num_classes, where)
-    missing = [p for p in items if not os.path.isfile(p)]
-    if missing:
-        raise DataError(f"{len(missing)} image(s) listed in {list_file} are missing, e.g. {missing[0]}")
+    _check_files(items, f"listed in {list_file}")
     return RawSplit({"source": "vtab", "file": str(list_file.resolve())}, items, labels, num_classes,
                     describe=where)
 
@@ -110,9 +114,7 @@ def fgvc_json(cfg: dict, task: str, split: str) -> RawSplit:
     index = {c: i for i, c in enumerate(class_ids)}
     labels = np.array([index[v] for v in entries.values()], dtype=np.int64)
     num_classes = _class_count("fgvc", task, cfg, len(class_ids), str(train_file))
-    missing = [p for p in items if not os.path.isfile(p)]
-    if missing:
-        raise DataError(f"{len(missing)} image(s) of {task}/{split} are missing, e.g. {missing[0]}")
+    _check_files(items, f"of {task}/{split}")
     return RawSplit({"source": "fgvc", "dir": str(task_dir.resolve()), "split": split}, items, labels,
                     num_classes, describe=lambda i: items[i])
 
