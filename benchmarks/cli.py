@@ -1,6 +1,7 @@
 """aurora-bench: one entry point for sweeps, single runs, reports and the embedded demo."""
 import argparse
 import sys
+from pathlib import Path
 from functools import partial
 
 from . import distributed
@@ -14,6 +15,15 @@ def _common(p):
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override config entries, e.g. data.root=/data/vtab-1k methods=[lora,aurora] seeds=[0,1,2]")
     p.add_argument("--quiet", action="store_true", help="no progress bars (for logs)")
+
+
+def _executors(p):
+    p.add_argument("--gpus", help="run in parallel, one worker process per GPU: 'all' or a list like 0,1")
+    p.add_argument("--workers", type=int, help="run in parallel on N CPU worker processes; with --gpus, N workers "
+                   "per GPU (small models leave a GPU idle between kernel launches; results record the sharing)")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run on a Ray cluster (ray.init(address=ADDRESS); a local instance without ADDRESS), "
+                        "one GPU per run where the cluster has GPUs")
 
 
 def _executor(args):
@@ -32,11 +42,12 @@ def main(argv=None) -> int:
     p.add_argument("config")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--no-report", action="store_true")
-    p.add_argument("--gpus", help="run in parallel, one worker process per GPU: 'all' or a list like 0,1")
-    p.add_argument("--workers", type=int, help="run in parallel on N CPU worker processes")
-    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
-                   help="run on a Ray cluster (ray.init(address=ADDRESS); a local instance without ADDRESS), "
-                        "one GPU per run where the cluster has GPUs")
+    _executors(p)
+    _common(p)
+    p = sub.add_parser("tune", help="choose each method's learning rate on the validation split (tune: in the config)")
+    p.add_argument("config")
+    p.add_argument("--write", metavar="YAML", help="also write the chosen `lrs:` here (a file a config can include)")
+    _executors(p)
     _common(p)
     p = sub.add_parser("run", help="one (task, method, seed) of a config")
     p.add_argument("config")
@@ -60,6 +71,8 @@ def main(argv=None) -> int:
         cfg, pretrain = load_demo_config(args.set)
         cfg["model"]["file"] = str(pretrain_backbone(cfg, pretrain, args.quiet))
         counts = sweep(cfg, quiet=args.quiet)
+    elif args.command == "tune":
+        return _tune(args)
     else:
         cfg = load_config(args.config, args.set)
         if args.command == "run":
@@ -78,6 +91,20 @@ def main(argv=None) -> int:
         print(write_report(cfg["output"]).read_text())
         print(f"TensorBoard: tensorboard --logdir {cfg['output']}/tb")
     return 0 if not counts["failed"] else 1
+
+
+def _tune(args) -> int:
+    from .tune import choose, tuning_config, write_lrs
+    cfg = load_config(args.config, args.set)
+    tuned = tuning_config(cfg)
+    counts = sweep(tuned, quiet=args.quiet, executor=_executor(args))
+    print(f"tuning runs: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} already done")
+    write_report(tuned["output"])
+    chosen = choose(cfg, tuned, tuned["output"])
+    for path in [Path(tuned["output"]) / "lrs.yaml"] + ([args.write] if args.write else []):
+        print(f"wrote {write_lrs(chosen, tuned, path)}")
+    print(Path(tuned["output"], "lrs.yaml").read_text())
+    return 0  # a rate whose run failed (a NaN loss at a high rate) has lost; the choice stands on the rest
 
 
 if __name__ == "__main__":

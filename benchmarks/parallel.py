@@ -16,9 +16,10 @@ from tqdm.auto import tqdm
 from .config import run_id
 
 
-def _worker(device: str | None, conn, output: str, runner: str) -> None:
+def _worker(device: str | None, conn, output: str, runner: str, sharing: int) -> None:
     if device is not None:  # before torch initialises CUDA in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = device
+    os.environ["AURORA_VISION_DEVICE_SHARED_BY"] = str(sharing)  # recorded with each result
     from .sweep import run_and_record  # imports torch, after the device is pinned
 
     run_fn = import_runner(runner)
@@ -38,15 +39,18 @@ def import_runner(path: str):
 
 
 def devices_for(gpus: str | None, workers: int | None) -> list:
-    """`--gpus all` / `--gpus 0,2` -> one worker per GPU; otherwise `workers` CPU workers."""
+    """`--gpus all` / `--gpus 0,2` -> one worker per GPU (`workers` per GPU if given); otherwise `workers` CPU
+    workers."""
     if gpus:
         if gpus == "all":
             import torch
             n = torch.cuda.device_count()
             if n == 0:
                 raise ValueError("--gpus all: no CUDA device is visible")
-            return [str(i) for i in range(n)]
-        return [g.strip() for g in gpus.split(",") if g.strip()]
+            ids = [str(i) for i in range(n)]
+        else:
+            ids = [g.strip() for g in gpus.split(",") if g.strip()]
+        return [g for _ in range(max(1, workers or 1)) for g in ids]  # round-robin: runs spread over GPUs first
     return [None] * max(1, workers or 1)
 
 
@@ -54,9 +58,9 @@ class _Slot:
     """A worker process on one device, its own pipe (a worker that dies can break nothing shared), and
     the run it holds."""
 
-    def __init__(self, ctx, device, output, runner):
+    def __init__(self, ctx, device, output, runner, sharing):
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker, args=(device, child, str(output), runner), daemon=True)
+        self.process = ctx.Process(target=_worker, args=(device, child, str(output), runner, sharing), daemon=True)
         self.process.start()
         child.close()
         self.held = None
@@ -74,7 +78,8 @@ def run_parallel(runs: list, output, runner: str = "benchmarks.train:train_run",
     todo = [(run_id(r["task"], r["method"]["variant"], r["seed"]), r) for r in runs]
     runs_by_key = dict(todo)
     attempts = {k: 0 for k in runs_by_key}
-    slots = [_Slot(ctx, d, output, runner) for d in devices]
+    sharing = {d: list(devices).count(d) for d in devices if d is not None}
+    slots = [_Slot(ctx, d, output, runner, sharing.get(d, 1)) for d in devices]
     counts, finished = {"ok": 0, "failed": 0}, set()
     bar = tqdm(total=len(todo), desc=f"sweep on {len(devices)} workers", disable=quiet)
 
@@ -123,7 +128,7 @@ def run_parallel(runs: list, output, runner: str = "benchmarks.train:train_run",
                                    f"{slot.process.exitcode}) in this run, twice")
                     finish(held, "failed", "worker died twice")
             if len(finished) < len(runs_by_key):
-                slots[i] = _Slot(ctx, devices[i], output, runner)
+                slots[i] = _Slot(ctx, devices[i], output, runner, sharing.get(devices[i], 1))
     for slot in slots:
         if slot.process.is_alive():
             slot.conn.send(None)

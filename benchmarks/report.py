@@ -42,7 +42,8 @@ def summarize(results: list[dict]) -> dict:
         info[m] = {"params_wo_head": p["trainable"] - p["head"], "trainable": statistics.fmean(
             r["params"]["trainable"] for r in rs), "gmacs": statistics.fmean(r["gmacs_per_image"] for r in rs),
             "uncounted_ops": sorted({op for r in rs for op in r.get("uncounted_ops", {})}),
-            "train_img_per_s": statistics.fmean(r["train_img_per_s"] for r in rs)}
+            "train_img_per_s": statistics.fmean(r["train_img_per_s"] for r in rs),
+            "device_shared_by": max(r.get("device_shared_by", 1) for r in rs)}
     failed = [r for r in results if r["status"] != "ok"]
     return {"tasks": tasks, "methods": methods, "cells": cells, "info": info, "failed": failed,
             "accuracy_of": sorted({r["accuracy_of"] for r in ok}),
@@ -140,6 +141,10 @@ def write_report(results_dir, lora: str = "lora", full: str = "full") -> Path:
         rows.append({"method": m, **{k: v for k, v in i.items() if k != "uncounted_ops"}, **avgs[m],
                      **{f"vs_{lora}_{k}": v for k, v in (cl or {}).items()},
                      **{f"vs_{full}_{k}": v for k, v in (cf or {}).items()}})
+    shared = max(i["device_shared_by"] for i in s["info"].values())
+    if shared > 1:
+        lines += ["", f"Train img/s: up to {shared} runs shared one GPU at a time (parallel sweep workers), so "
+                  "these are rates on a shared device, not a method's speed; benchmarks/speed.py measures that."]
     uncounted = sorted({op for i in s["info"].values() for op in i["uncounted_ops"]})
     lines += ["", f"Ops fvcore left uncounted (elementwise outside AuroRA's nonlinearity): {', '.join(uncounted) or 'none'}."]
     if s["failed"]:

@@ -72,7 +72,8 @@ def sweep(cfg: dict, quiet: bool = False, retry_failed: bool = False, runner=tra
     output = Path(cfg["output"])
     runs = expand(cfg)
     output.mkdir(parents=True, exist_ok=True)
-    (output / "sweep.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    # one file per sweep config: several sweeps (a main one, a rank sweep) may fill one results folder
+    (output / f"sweep-{cfg['name']}.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     todo, counts = [], {"ok": 0, "failed": 0, "skipped": 0}
     for run in runs:
         path = result_path(output, run)

@@ -1,6 +1,7 @@
 """One run: (task, method, seed) -> result dict. Data decoded once and held on the device; AdamW with
 separate head and adapter learning rates; warmup + cosine (or linear) decay; bf16 autocast on GPU."""
 import math
+import os
 import random
 import resource
 import time
@@ -173,6 +174,8 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
         "eval_img_per_s": final["img_per_s"], "train_seconds": train_time,
         "peak_memory_mb": peak, "peak_memory_kind": "cuda max allocated" if device.type == "cuda" else "process max RSS",
         "precision": "bf16 autocast" if bf16 else "fp32", "device": device_name(device), "world_size": world,
+        # runs sharing this device at once (parallel sweep workers): throughput and times are per shared device
+        "device_shared_by": int(os.environ.get("AURORA_VISION_DEVICE_SHARED_BY", "1")),
         "wall_seconds": time.perf_counter() - t0, "versions": versions(), "git": git_commit(),
     }
     return (result, model) if return_model else result

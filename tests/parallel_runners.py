@@ -14,3 +14,9 @@ def crash_once_runner(run, logdir=None, quiet=False):
         marker.touch()
         os._exit(9)
     return ok_runner(run)
+
+
+def env_runner(run, logdir=None, quiet=False):
+    """Reports the device pinning its worker was given."""
+    keys = ("CUDA_VISIBLE_DEVICES", "AURORA_VISION_DEVICE_SHARED_BY")
+    return {**ok_runner(run), "env": {k: os.environ.get(k) for k in keys}}

@@ -64,3 +64,14 @@ def test_ray_local_instance(tmp_path):
             {"ok": 0, "failed": 0, "skipped": 6}
     finally:
         ray.shutdown()
+
+
+def test_workers_per_gpu_spread_round_robin_and_are_recorded(tmp_path, monkeypatch):
+    from benchmarks.parallel import devices_for
+    assert devices_for("0,1", 3) == ["0", "1", "0", "1", "0", "1"]
+    assert devices_for("2", None) == ["2"] and devices_for(None, 2) == [None, None]
+    cfg = cfg_for(tmp_path, ["a", "b"])
+    sweep(cfg, quiet=True, runner=parallel_runners.env_runner,
+          executor=partial(run_parallel, devices=["x", "x", "y"], quiet=True))
+    seen = {r["env"]["CUDA_VISIBLE_DEVICES"]: r["env"]["AURORA_VISION_DEVICE_SHARED_BY"] for r in results(cfg).values()}
+    assert seen.get("x", "2") == "2" and seen.get("y", "1") == "1" and seen

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The GPU work of issues 4-7 on one nvidia-h200-x4 lease, as it was run. The shared tasks and weights do not
+# fit one device call (64 MiB), so they arrive over three calls; each call runs this script, which unpacks
+# what it carried, starts the plan once in the background (it outlives the call while the machine is held),
+# and returns the results so far in $OUT before its deadline.
+#   call 1: carry .device  (wheels, weights, cifar10, pacs_sketch)   bash benchmarks/shared_gpu_plan.sh 540
+#   call 2: carry .device2 (pacs_photo, pacs_cartoon)                bash benchmarks/shared_gpu_plan.sh 540
+#   call 3: carry .device3 (pacs_art_painting)                       bash benchmarks/shared_gpu_plan.sh 500
+# Two lanes of GPUs, so that the timed measurements own their GPUs:
+#   lane A (GPUs 0,1; 3 workers each): tune learning rates on val200 -> issue 5's main sweep on cifar10,
+#     pacs_sketch, pacs_photo -> ranks and ablations on cifar10
+#   lane B (GPUs 2,3): issue 7's timing (one GPU, then two) -> issue 4 (speed.py, e2e_task) on GPU 3 and
+#     issue 6's baselines on GPU 2 -> issue 5's main sweep on pacs_cartoon, pacs_art_painting -> ranks and
+#     ablations on pacs_sketch
+set -uo pipefail
+A=/tmp/av
+
+driver() {
+  cd $A/repo
+  export PYTHONPATH=/tmp/site:$A/repo PYTHONUNBUFFERED=1
+  local bench="python3 -m benchmarks.cli" data="data.root=$A/vtab-1k model.file=$A/vits.safetensors data.cache_dir=$A/cache"
+  local R=$A/results
+
+  present() {  # the lane's tasks whose data has arrived, as a YAML list
+    local out=""; for t in "$@"; do [ -d $A/vtab-1k/$t ] && out="$out$t,"; done; echo "[${out%,}]"; }
+  sweep_tasks() {  # sweep CONFIG over TASKS as their data arrives; returns once all have run
+    local config=$1 gpus=$2; shift 2
+    while :; do
+      local tasks; tasks=$(present "$@")
+      [ "$tasks" != "[]" ] && $bench sweep $config --gpus $gpus --workers 3 --quiet --no-report \
+          --set $data output=$R/shared-validation "tasks=$tasks"
+      [ "$tasks" = "[$(IFS=,; echo "$*")]" ] && return
+      sleep 15
+    done
+  }
+
+  lane_a() {
+    $bench tune configs/shared_validation.yaml --write configs/shared_lrs.yaml --gpus 0,1 --workers 3 --quiet \
+        --set $data output=$R/shared-validation > $A/logs/tune.log 2>&1
+    cp configs/shared_lrs.yaml $R/shared_lrs.yaml && touch $A/lrs.done
+    sweep_tasks configs/shared_validation.yaml 0,1 cifar10 pacs_sketch pacs_photo > $A/logs/main_a.log 2>&1
+    sweep_tasks configs/shared_ranks.yaml 0,1 cifar10 > $A/logs/ranks_a.log 2>&1
+  }
+
+  lane_b() {
+    local t=$R/parallel-timing; mkdir -p $t
+    # warm-up pass (1 epoch, discarded): the decode cache and inductor's compile cache, for every timing below
+    $bench sweep configs/parallel_timing.yaml --gpus 2,3 --quiet --no-report \
+        --set $data output=$A/timing-warmup train.epochs=1 > $A/logs/timing.log 2>&1
+    for spec in "2:1" "2,3:1" "2,3:3"; do  # GPUs : workers per GPU
+      local s=$(date +%s%N)
+      $bench sweep configs/parallel_timing.yaml --gpus ${spec%:*} --workers ${spec#*:} --quiet --no-report \
+          --set $data output=$t/gpus${spec%:*}_w${spec#*:} >> $A/logs/timing.log 2>&1
+      echo "gpus ${spec%:*} workers/gpu ${spec#*:}: $(( ($(date +%s%N) - s) / 1000000 )) ms" >> $t/wall_times.txt
+    done
+    ( export CUDA_VISIBLE_DEVICES=3
+      python3 -m benchmarks.speed --batch 64 256 --out $R/speed && \
+      python3 -m benchmarks.e2e_task --out $R/e2e && \
+      python3 -m benchmarks.e2e_task --compile --out $R/e2e_compiled ) > $A/logs/issue4.log 2>&1 &
+    $bench sweep configs/shared_vits_baselines.yaml --gpus 2 --workers 3 --quiet \
+        --set $data output=$R/shared-vits-baselines > $A/logs/baselines.log 2>&1
+    wait
+    until [ -e $A/lrs.done ]; do sleep 10; done
+    sweep_tasks configs/shared_validation.yaml 2,3 pacs_cartoon pacs_art_painting > $A/logs/main_b.log 2>&1
+    sweep_tasks configs/shared_ranks.yaml 2,3 pacs_sketch > $A/logs/ranks_b.log 2>&1
+  }
+
+  lane_a & lane_b & wait
+  touch $A/plan.done
+}
+
+[ "${1:-}" = driver ] && { driver; exit; }
+
+deadline=$(( $(date +%s) + ${1:-540} ))
+mkdir -p $A/vtab-1k $A/logs $A/results
+[ -d /tmp/site ] || python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.whl
+[ -e $A/vits.safetensors ] || cp .device/vit_small_patch14_dinov2.imgfocus_fp16.safetensors $A/vits.safetensors 2>/dev/null
+for f in .device*/*.tgz; do  # each task appears whole (unpacked aside, then moved), and only once
+  t=$(basename "$f" .tgz)
+  [ -e "$f" ] && [ ! -d $A/vtab-1k/$t ] && mkdir -p $A/in && tar xzf "$f" -C $A/in && mv $A/in/$t $A/vtab-1k/
+done
+ls $A/vtab-1k
+if [ ! -d $A/repo ]; then  # the plan runs from its own copy: later calls re-sync this checkout
+  export AURORA_VISION_GIT_COMMIT=$(git rev-parse HEAD)
+  mkdir -p $A/repo && cp -r aurora_vision benchmarks configs $A/repo/
+  setsid nohup bash $A/repo/benchmarks/shared_gpu_plan.sh driver > $A/logs/driver.log 2>&1 < /dev/null &
+fi
+while [ $(date +%s) -lt $deadline ] && [ ! -e $A/plan.done ]; do
+  sleep 30
+  echo "$(date +%T) done: $(ls $A/results/*/runs 2>/dev/null | grep -c json) runs; $(nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader | tr '\n' ' ')"
+done
+tail -n 3 $A/logs/*.log
+cat $A/results/parallel-timing/wall_times.txt 2>/dev/null
+(cd $A/results && tar czf $OUT/results.tgz --exclude='*/tb' --exclude='*.png' . && tar czf $OUT/logs.tgz -C $A logs)

@@ -1,0 +1,72 @@
+import json
+
+import pytest
+import yaml
+
+from benchmarks.cli import main
+from benchmarks.config import load_config, resolve_run
+from benchmarks.tune import choose, tuning_config
+
+from test_runner import tiny_cfg
+
+
+def fake_results(tuned, accuracy):
+    """Result files as the tuning sweep writes them, accuracy(variant, lr, task) made up."""
+    for run in (resolve_run(tuned, t, m, s) for t in tuned["tasks"] for m in tuned["methods"] for s in tuned["seeds"]):
+        path = tuned["output"] / "runs" / f"{run['task']}__{run['method']['variant']}__seed{run['seed']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        acc = accuracy(run["method"]["variant"].rsplit("_lr", 1)[0], run["train"]["lr"], run["task"])
+        path.write_text(json.dumps({"status": "ok", "config": run, "task": run["task"], "seed": run["seed"],
+                                    "method": run["method"]["variant"], "accuracy": acc}))
+
+
+def test_tuning_config_grids_and_choice(tmp_path):
+    cfg = load_config({"tasks": ["a", "b", "c"], "methods": ["full", "lora", "lora_r2"], "output": str(tmp_path / "o"),
+                       "method_overrides": {"lora_r2": {"method": "lora", "config": {"r": 2}}},
+                       "tune": {"methods": ["full", "lora_r2"], "tasks": ["a", "b"],
+                                "lrs": {"full": [1e-5, 1e-4], "default": [1e-3, 1e-2]}}})
+    tuned = tuning_config(cfg)
+    assert tuned["tuning"] and tuned["tasks"] == ["a", "b"] and tuned["seeds"] == [0]
+    assert tuned["methods"] == ["full_lr1e-05", "full_lr0.0001", "lora_r2_lr0.001", "lora_r2_lr0.01"]
+    run = resolve_run(tuned, "a", "lora_r2_lr0.01", 0)
+    assert run["method"]["name"] == "lora" and run["method"]["config"] == {"r": 2} and run["train"]["lr"] == 0.01
+    assert run["data"]["split_eval"] == "val200"
+    tuned["output"] = tmp_path / "o-tune"
+    # full: 1e-4 wins on the mean over tasks although 1e-5 wins on task a; lora: a tie goes to the smaller rate
+    fake_results(tuned, lambda v, lr, t: {("full", 1e-5, "a"): 80, ("full", 1e-5, "b"): 50,
+                                          ("full", 1e-4, "a"): 70, ("full", 1e-4, "b"): 70}.get((v, lr, t), 60.0))
+    chosen = choose(cfg, tuned, tuned["output"])
+    assert chosen["lrs"] == {"full": 1e-4, "lora": 1e-3}
+    assert chosen["table"]["full"] == {1e-5: 65.0, 1e-4: 70.0}
+    (tuned["output"] / "runs" / "b__full_lr0.0001__seed0.json").unlink()  # an unfinished rate does not compete
+    assert choose(cfg, tuned, tuned["output"])["lrs"]["full"] == 1e-5
+
+
+def test_lrs_apply_per_method_below_variant_and_task_overrides():
+    cfg = load_config({"lrs": {"lora": 0.02, "full": 1e-5},
+                       "method_overrides": {"lora_r2": {"method": "lora"}, "lora_x": {"method": "lora", "train": {"lr": 0.5}}},
+                       "task_overrides": {"t2": {"train": {"lr": 0.7}}}})
+    assert resolve_run(cfg, "t", "lora_r2", 0)["train"]["lr"] == 0.02  # by registered method
+    assert resolve_run(cfg, "t", "full", 0)["train"]["lr"] == 1e-5
+    assert resolve_run(cfg, "t", "aurora", 0)["train"]["lr"] == 1e-3  # no entry: the recipe's rate
+    assert resolve_run(cfg, "t", "lora_x", 0)["train"]["lr"] == 0.5   # a variant's own rate wins
+    assert resolve_run(cfg, "t2", "lora_r2", 0)["train"]["lr"] == 0.7  # and a task's
+
+
+def test_cli_tune_writes_an_includable_lrs_file(tmp_path, capsys):
+    cfg = tiny_cfg(tmp_path)
+    cfg["tune"] = {"methods": ["linear", "aurora"], "lrs": {"default": [1e-3, 1e-1]}, "seeds": [0], "tasks": None}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["tune", str(tmp_path / "c.yaml"), "--quiet", "--write", str(tmp_path / "lrs.yaml")]) == 0
+    lrs = yaml.safe_load((tmp_path / "lrs.yaml").read_text())["lrs"]
+    assert set(lrs) == {"linear", "aurora"} and all(v in (1e-3, 1e-1) for v in lrs.values())
+    assert "mean validation accuracy" in (tmp_path / "lrs.yaml").read_text()
+    assert len(list((tmp_path / "out-tune" / "runs").glob("*.json"))) == 4
+    (tmp_path / "main.yaml").write_text(f"include: [c.yaml, lrs.yaml]\n")
+    assert resolve_run(load_config(tmp_path / "main.yaml"), "mytask", "aurora", 0)["train"]["lr"] == lrs["aurora"]
+
+
+def test_tune_without_a_grid_names_the_variant():
+    cfg = load_config({"tasks": ["a"], "methods": ["lora"], "tune": {"lrs": {"full": [1e-5], "default": None}}})
+    with pytest.raises(ValueError, match="no grid for 'lora'"):
+        tuning_config(cfg)
