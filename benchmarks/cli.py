@@ -100,7 +100,7 @@ def _tune(args) -> int:
     counts = sweep(tuned, quiet=args.quiet, executor=_executor(args))
     print(f"tuning runs: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} already done")
     write_report(tuned["output"])
-    chosen = choose(cfg, tuned, tuned["output"])
+    chosen = choose(tuned, tuned["output"])
     for path in [Path(tuned["output"]) / "lrs.yaml"] + ([args.write] if args.write else []):
         print(f"wrote {write_lrs(chosen, tuned, path)}")
     print(Path(tuned["output"], "lrs.yaml").read_text())

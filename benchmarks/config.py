@@ -21,7 +21,8 @@ DEFAULTS = {
     "train": {"epochs": 100, "batch_size": 64, "lr": 1e-3, "head_lr": None, "weight_decay": 1e-4,
               "warmup_epochs": 10, "schedule": "cosine", "label_smoothing": 0.0, "precision": "auto",
               "eval_every": 10, "eval_batch_size": 256, "device": "auto", "compile": False},
-    # registered method -> its learning rate (as `aurora-bench tune` writes them); below task and variant overrides
+    # variant or registered method -> learning rate (as `aurora-bench tune` writes them); a variant without an
+    # entry takes its method's; below task and variant overrides
     "lrs": {},
     # learning-rate grids for `aurora-bench tune`: variant (or 'default') -> [rates]; trained on the tuning splits
     "tune": {"methods": None, "tasks": None, "seeds": [0], "lrs": {"default": [1e-3, 3e-3, 1e-2]}},
@@ -80,7 +81,9 @@ def resolve_run(cfg: dict, task: str, variant: str, seed: int) -> dict:
     to = cfg["task_overrides"].get(task, {}) or {}
     run = {"name": cfg["name"], "suite": cfg["suite"], "task": task, "seed": int(seed), "tuning": bool(cfg["tuning"])}
     method = mo.get("method", variant)
-    base = {**cfg, "train": {**cfg["train"], "lr": cfg["lrs"][method]}} if method in (cfg["lrs"] or {}) else cfg
+    lrs = cfg["lrs"] or {}
+    lr = lrs.get(variant, lrs.get(method))  # a variant's own tuned rate, else its method's
+    base = cfg if lr is None else {**cfg, "train": {**cfg["train"], "lr": lr}}
     for section in RUN_SECTIONS:
         run[section] = deep_merge(deep_merge(base[section], to.get(section, {})), mo.get(section, {}))
     run["method"] = {"variant": variant, "name": method, "config": mo.get("config", {}) or {}}

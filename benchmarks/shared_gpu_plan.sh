@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU work of issues 4-7 on one nvidia-h200-x4 lease, as it was run. The shared tasks and weights do not
+# The GPU work of issues 4-7 on one nvidia-h200-x4 lease, as it was run (2026-11-28, code of commit 25c3862). The shared tasks and weights do not
 # fit one device call (64 MiB), so they arrive over three calls; each call runs this script, which unpacks
 # what it carried, starts the plan once in the background (it outlives the call while the machine is held),
 # and returns the results so far in $OUT before its deadline.
@@ -81,7 +81,9 @@ for f in .device*/*.tgz; do  # each task appears whole (unpacked aside, then mov
 done
 ls $A/vtab-1k
 if [ ! -d $A/repo ]; then  # the plan runs from its own copy: later calls re-sync this checkout
-  export AURORA_VISION_GIT_COMMIT=$(git rev-parse HEAD)
+  # the device's .git can lag the checkout (2026-11-28 it read the session's first commit): write
+  # `git rev-parse HEAD > .device/commit` before call 1
+  export AURORA_VISION_GIT_COMMIT=$(cat .device/commit 2>/dev/null || git rev-parse HEAD)
   mkdir -p $A/repo && cp -r aurora_vision benchmarks configs $A/repo/
   setsid nohup bash $A/repo/benchmarks/shared_gpu_plan.sh driver > $A/logs/driver.log 2>&1 < /dev/null &
 fi

@@ -136,14 +136,16 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
             loss_sum += loss.detach() * len(y)
             step += 1
         epoch_loss = (distributed.all_sum(loss_sum) / len(train_split)).item()  # one host sync per epoch
-        train_time += time.perf_counter() - start
+        epoch_time = time.perf_counter() - start
+        train_time += epoch_time
         if not math.isfinite(epoch_loss):
             logger.close()
             raise NonFiniteLoss(f"training loss became {epoch_loss} in epoch {epoch + 1} "
                                 f"(lr {tr['lr']}, head_lr {tr['head_lr']}); lower the learning rate")
         logger.scalars(epoch + 1, train__loss=epoch_loss, train__lr=optimizer.param_groups[0]["lr"],
-                       train__img_per_s=len(train_split) / (time.perf_counter() - start))
-        point = {"epoch": epoch + 1, "loss": epoch_loss}
+                       train__img_per_s=len(train_split) / epoch_time)
+        # per-epoch seconds: the first epoch holds one-off costs (torch.compile, cuDNN/cuBLAS heuristics)
+        point = {"epoch": epoch + 1, "loss": epoch_loss, "seconds": epoch_time}
         if (epoch + 1) % tr["eval_every"] == 0 or epoch + 1 == tr["epochs"]:  # always the final epoch
             ev = evaluate(model, eval_split, transform, tr["eval_batch_size"], autocast)
             point["accuracy"] = ev["accuracy"]

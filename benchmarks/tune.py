@@ -33,8 +33,9 @@ def tuning_config(cfg: dict) -> dict:
             "output": f"{cfg['output']}-tune", "method_overrides": overrides, "lrs": {}}
 
 
-def choose(cfg: dict, tuned: dict, results_dir) -> dict:
-    """{'lrs': {registered method: rate}, 'table': {variant: {rate: mean val accuracy}}} from the tuning runs."""
+def choose(tuned: dict, results_dir) -> dict:
+    """{'lrs': {variant: rate}, 'table': {variant: {rate: mean val accuracy}}} from the tuning runs. A sweep
+    gives a variant its own rate, and an untuned variant its method's (lora_r4 takes lora's)."""
     variant_of = {name: name.rsplit("_lr", 1)[0] for name in tuned["methods"]}
     accs = {}  # variant -> rate -> [val accuracy]
     for r in load_results(results_dir):
@@ -47,17 +48,14 @@ def choose(cfg: dict, tuned: dict, results_dir) -> dict:
         if not complete:
             raise ValueError(f"no rate of {v!r} has all {expected} tuning runs finished; see {results_dir}")
         table[v] = complete
-        method = tuned["method_overrides"][f"{v}_lr{min(complete):g}"]["method"]
-        if method in lrs:
-            raise ValueError(f"tune.methods has two variants of method {method!r}; tune one per method")
-        lrs[method] = max(sorted(complete), key=lambda lr: complete[lr])  # ties: the smaller rate
+        lrs[v] = max(sorted(complete), key=lambda lr: complete[lr])  # ties: the smaller rate
     return {"lrs": lrs, "table": table}
 
 
 def write_lrs(chosen: dict, tuned: dict, path) -> Path:
     lines = [f"# Written by `aurora-bench tune` from {tuned['output']}: mean validation accuracy (%) of each rate",
              f"# ({', '.join(tuned['tasks'])}; seeds {tuned['seeds']}; trained on the tuning split, evaluated on "
-             "the validation split only). Chosen: the best rate per method."]
+             "the validation split only). Chosen: the best rate per variant."]
     for v, row in chosen["table"].items():
         lines.append(f"#   {v}: " + ", ".join(f"{lr:g} -> {acc:.2f}" for lr, acc in sorted(row.items())))
     path = Path(path)

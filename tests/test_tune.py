@@ -35,18 +35,20 @@ def test_tuning_config_grids_and_choice(tmp_path):
     # full: 1e-4 wins on the mean over tasks although 1e-5 wins on task a; lora: a tie goes to the smaller rate
     fake_results(tuned, lambda v, lr, t: {("full", 1e-5, "a"): 80, ("full", 1e-5, "b"): 50,
                                           ("full", 1e-4, "a"): 70, ("full", 1e-4, "b"): 70}.get((v, lr, t), 60.0))
-    chosen = choose(cfg, tuned, tuned["output"])
-    assert chosen["lrs"] == {"full": 1e-4, "lora": 1e-3}
+    chosen = choose(tuned, tuned["output"])
+    assert chosen["lrs"] == {"full": 1e-4, "lora_r2": 1e-3}
     assert chosen["table"]["full"] == {1e-5: 65.0, 1e-4: 70.0}
     (tuned["output"] / "runs" / "b__full_lr0.0001__seed0.json").unlink()  # an unfinished rate does not compete
-    assert choose(cfg, tuned, tuned["output"])["lrs"]["full"] == 1e-5
+    assert choose(tuned, tuned["output"])["lrs"]["full"] == 1e-5
 
 
-def test_lrs_apply_per_method_below_variant_and_task_overrides():
-    cfg = load_config({"lrs": {"lora": 0.02, "full": 1e-5},
+def test_lrs_apply_per_variant_then_method_below_overrides():
+    cfg = load_config({"lrs": {"lora": 0.02, "full": 1e-5, "lora_r8": 0.004},
                        "method_overrides": {"lora_r2": {"method": "lora"}, "lora_x": {"method": "lora", "train": {"lr": 0.5}}},
                        "task_overrides": {"t2": {"train": {"lr": 0.7}}}})
     assert resolve_run(cfg, "t", "lora_r2", 0)["train"]["lr"] == 0.02  # by registered method
+    cfg["method_overrides"]["lora_r8"] = {"method": "lora"}
+    assert resolve_run(cfg, "t", "lora_r8", 0)["train"]["lr"] == 0.004  # a variant tuned on its own
     assert resolve_run(cfg, "t", "full", 0)["train"]["lr"] == 1e-5
     assert resolve_run(cfg, "t", "aurora", 0)["train"]["lr"] == 1e-3  # no entry: the recipe's rate
     assert resolve_run(cfg, "t", "lora_x", 0)["train"]["lr"] == 0.5   # a variant's own rate wins
