@@ -24,9 +24,21 @@ def _executors(p):
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="run on a Ray cluster (ray.init(address=ADDRESS); a local instance without ADDRESS), "
                         "one GPU per run where the cluster has GPUs")
+    p.add_argument("--slurm", metavar="PARTITION", help="submit runs as Slurm jobs through submitit, one GPU "
+                   "each ('local': submitit's local executor, to try the path without a cluster)")
+    p.add_argument("--slurm-opts", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="submitit parameters, e.g. timeout_min=240 slurm_account=lab mem_gb=64 gpus_per_node=1")
 
 
 def _executor(args):
+    if args.slurm:
+        import yaml
+        from .slurm_executor import run_slurm
+        bad = [o for o in args.slurm_opts if "=" not in o]
+        if bad:
+            raise SystemExit(f"--slurm-opts {bad}: each must look like key=value, e.g. timeout_min=240")
+        opts = {k: yaml.safe_load(v) for k, _, v in (o.partition("=") for o in args.slurm_opts)}
+        return partial(run_slurm, partition=args.slurm, options=opts, quiet=args.quiet)
     if args.ray:
         from .ray_executor import run_ray
         return partial(run_ray, address=None if args.ray == "local" else args.ray, quiet=args.quiet)

@@ -38,6 +38,13 @@ def import_runner(path: str):
     return getattr(importlib.import_module(module), name)
 
 
+def run_by_name(run: dict, runner: str, output: str) -> dict:
+    """One run's result on a remote worker (a Ray task, a Slurm job); the driver records it."""
+    from .sweep import run_safely
+
+    return run_safely(run, output, quiet=True, runner=import_runner(runner))
+
+
 def devices_for(gpus: str | None, workers: int | None) -> list:
     """`--gpus all` / `--gpus 0,2` -> one worker per GPU (`workers` per GPU if given); otherwise `workers` CPU
     workers."""

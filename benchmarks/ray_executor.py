@@ -5,17 +5,11 @@ the same relative path). Ray retries a run whose worker died once; after that th
 from tqdm.auto import tqdm
 
 
-def _remote_run(run: dict, runner: str, output: str) -> dict:
-    from .parallel import import_runner
-    from .sweep import run_safely
-
-    return run_safely(run, output, quiet=True, runner=import_runner(runner))
-
-
 def run_ray(runs: list, output, runner: str = "benchmarks.train:train_run", address=None, quiet: bool = False,
             gpus_per_run=None, cpus_per_run: float = 1) -> dict:
     import ray
 
+    from .parallel import run_by_name
     from .record import write_json
     from .sweep import failure, result_path
 
@@ -23,7 +17,7 @@ def run_ray(runs: list, output, runner: str = "benchmarks.train:train_run", addr
         ray.init(address=address, include_dashboard=False, log_to_driver=not quiet)
     if gpus_per_run is None:
         gpus_per_run = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    task = ray.remote(num_gpus=gpus_per_run, num_cpus=cpus_per_run, max_retries=1)(_remote_run)
+    task = ray.remote(num_gpus=gpus_per_run, num_cpus=cpus_per_run, max_retries=1)(run_by_name)
     refs = {task.remote(run, runner, str(output)): run for run in runs}
     counts = {"ok": 0, "failed": 0}
     bar = tqdm(total=len(refs), desc="sweep on ray", disable=quiet)

@@ -75,3 +75,23 @@ def test_workers_per_gpu_spread_round_robin_and_are_recorded(tmp_path, monkeypat
           executor=partial(run_parallel, devices=["x", "x", "y"], quiet=True))
     seen = {r["env"]["CUDA_VISIBLE_DEVICES"]: r["env"]["AURORA_VISION_DEVICE_SHARED_BY"] for r in results(cfg).values()}
     assert seen.get("x", "2") == "2" and seen.get("y", "1") == "1" and seen
+
+
+def test_slurm_through_submitit_local_executor_retries_then_records(tmp_path, monkeypatch):
+    submitit = pytest.importorskip("submitit")
+    from benchmarks.slurm_executor import run_slurm
+
+    # a dead job leaves no result file; submitit waits 15-30 s for one (slow shared disks): not here
+    monkeypatch.setattr(submitit.core.core.Job, "_results_timeout_s", 1)
+
+    here = Path(__file__).parent  # the jobs import the test runners by name
+    monkeypatch.setenv("PYTHONPATH", f"{here}:{here.parent}")
+    cfg = load_config({"tasks": ["t"], "methods": ["b", "always"], "seeds": [0], "output": str(tmp_path / "out")})
+    executor = partial(run_slurm, partition="local", options={"gpus_per_node": 0, "cpus_per_task": 1},
+                       quiet=True, poll_s=0.2)
+    counts = sweep(cfg, quiet=True, runner=parallel_runners.crash_once_runner, executor=executor)
+    assert counts == {"ok": 1, "failed": 1, "skipped": 0}
+    res = results(cfg)
+    assert res["t__b__seed0"]["status"] == "ok"  # its job died once and was submitted again
+    assert "failed twice" in res["t__always__seed0"]["error"]
+    assert sweep(cfg, quiet=True, runner=parallel_runners.crash_once_runner, executor=executor)["skipped"] == 2
