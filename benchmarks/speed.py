@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 import aurora_vision as av
+from aurora_vision.layers.nonlinearity import SIGMA_ON_CUDA
 
 from .build import param_groups
 from .flops import count_macs
@@ -109,7 +110,8 @@ def base_eval(model_name, batch, device, steps, repeats, warmup) -> float:
 
 
 def markdown(res: dict) -> str:
-    lines = [f"Device: {res['device']}; model {res['model']}; bf16 autocast; medians of {res['repeats']} x "
+    lines = [f"Device: {res['device']}; model {res['model']}; AuroRA sigma: {res.get('aurora_sigma', 'compile')}; "
+             f"bf16 autocast; medians of {res['repeats']} x "
              f"{res['steps']} steps after {res['warmup']} warm-up steps.", "",
              "| batch | method | train step (ms) | train img/s | peak mem (GiB) | eval img/s | eval vs base |",
              "|---|---|---|---|---|---|---|"]
@@ -158,7 +160,7 @@ def main(argv=None):
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     macs = count_macs(timm.create_model(args.model, num_classes=100), 224)["gmacs"]
     res = {"device": device_name(device), "model": args.model, "steps": args.steps, "repeats": args.repeats,
-           "warmup": args.warmup, "compile": args.compile, "gmacs_per_image": macs, "versions": versions(),
+           "warmup": args.warmup, "compile": args.compile, "aurora_sigma": SIGMA_ON_CUDA, "gmacs_per_image": macs, "versions": versions(),
            "git": git_commit(), "batches": {}}
     for b in args.batch:
         r = {m: bench_method(args.model, *METHODS[m], b, device, args.steps, args.repeats, args.warmup, args.compile)

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 import aurora_vision as av
 from aurora_vision.layers import AuroraLinear
+from aurora_vision.layers.nonlinearity import SIGMA_ON_CUDA
 
 from . import distributed
 from .build import build_model, param_groups
@@ -176,6 +177,7 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
         "eval_img_per_s": final["img_per_s"], "train_seconds": train_time,
         "peak_memory_mb": peak, "peak_memory_kind": "cuda max allocated" if device.type == "cuda" else "process max RSS",
         "precision": "bf16 autocast" if bf16 else "fp32", "device": device_name(device), "world_size": world,
+        "aurora_sigma": SIGMA_ON_CUDA if device.type == "cuda" else "eager",  # how AuroRA's nonlinearity ran
         # runs sharing this device at once (parallel sweep workers): throughput and times are per shared device
         "device_shared_by": int(os.environ.get("AURORA_VISION_DEVICE_SHARED_BY", "1")),
         "wall_seconds": time.perf_counter() - t0, "versions": versions(), "git": git_commit(),

@@ -8,8 +8,11 @@ from torch import nn
 from .spline import BSplineBasis, cubic_bspline_bases_uniform
 
 # On CUDA the r-wide nonlinearity is a few dozen tiny elementwise kernels per layer in eager mode, so its
-# cost is launch overhead; torch.compile fuses it into a handful. AURORA_VISION_FUSE=0 turns this off.
-FUSE_ON_CUDA = os.environ.get("AURORA_VISION_FUSE", "1") != "0"
+# cost is launch overhead. AURORA_VISION_SIGMA picks how it runs there: 'compile' (torch.compile fuses the
+# formula; ~50 s of compiling per process), 'triton' (two hand-written kernels, triton_sigma.py; opt-in
+# until measured on the GPU) or 'eager'. AURORA_VISION_FUSE=0 is the older spelling of 'eager'.
+SIGMA_IMPLS = ("compile", "triton", "eager")
+SIGMA_ON_CUDA = os.environ.get("AURORA_VISION_SIGMA", "eager" if os.environ.get("AURORA_VISION_FUSE") == "0" else "compile")
 
 
 def sigma_cubic(z, H, spline_weight, first_knot: float, step: float):
@@ -42,6 +45,22 @@ def fused_sigma_cubic(*args):
     if _fused_sigma_cubic is None:  # compiled on first use only: importing stays cheap, CPU stays eager
         _fused_sigma_cubic = torch.compile(sigma_cubic, dynamic=True)
     return _fused_sigma_cubic(*args)
+
+
+def cuda_sigma_cubic():
+    """The implementation AURORA_VISION_SIGMA names, for CUDA tensors."""
+    if SIGMA_ON_CUDA == "compile":
+        return fused_sigma_cubic
+    if SIGMA_ON_CUDA == "triton":
+        try:
+            from .triton_sigma import triton_sigma_cubic  # imports triton only when asked for
+        except ImportError as e:
+            raise ImportError(f"AURORA_VISION_SIGMA=triton needs the triton package ({e}); pip install triton, "
+                              "or choose compile or eager") from e
+        return triton_sigma_cubic
+    if SIGMA_ON_CUDA == "eager":
+        return sigma_cubic
+    raise ValueError(f"AURORA_VISION_SIGMA={SIGMA_ON_CUDA!r}; choose one of {', '.join(SIGMA_IMPLS)}")
 
 
 class AdaptiveNonlinearity(nn.Module):
@@ -97,8 +116,8 @@ class AdaptiveNonlinearity(nn.Module):
     def _forward_fp32(self, z: torch.Tensor) -> torch.Tensor:
         if self.bases is None or self.bases.order == 3:
             first, step = self._grid()
-            fused = z.is_cuda and FUSE_ON_CUDA and not torch.jit.is_tracing()  # fvcore traces with jit
-            fn = fused_sigma_cubic if fused else sigma_cubic
+            fast = z.is_cuda and not torch.jit.is_tracing()  # fvcore traces with jit: the plain formula
+            fn = cuda_sigma_cubic() if fast else sigma_cubic
             return fn(z, self.H, self.spline_weight, first, step)
         summed = self.bases(z).sum(dim=-2) if self.bases is not None else None  # summed over the r units
         return _combine(z, self.H, self.spline_weight, summed)
