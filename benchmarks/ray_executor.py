@@ -10,8 +10,7 @@ def run_ray(runs: list, output, runner: str = "benchmarks.train:train_run", addr
     import ray
 
     from .parallel import run_by_name
-    from .record import write_json
-    from .sweep import failure, result_path
+    from .sweep import failure, record_remote
 
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=not quiet)
@@ -28,10 +27,6 @@ def run_ray(runs: list, output, runner: str = "benchmarks.train:train_run", addr
             result = ray.get(ref)
         except ray.exceptions.RayError as e:  # the worker died, twice (Ray retried once)
             result = failure(run, f"ray task failed after a retry: {type(e).__name__}: {e}")
-        write_json(result_path(output, run), result)
-        counts[result["status"]] += 1
-        bar.update()
-        if result["status"] == "failed" and not quiet:
-            tqdm.write(f"FAILED {run['task']}/{run['method']['variant']}/seed{run['seed']}: {result['error']}")
+        record_remote(run, result, output, counts, bar, quiet)
     bar.close()
     return counts

@@ -19,8 +19,7 @@ def run_slurm(runs: list, output, runner: str = "benchmarks.train:train_run", pa
     import submitit
 
     from .parallel import run_by_name
-    from .record import write_json
-    from .sweep import failure, result_path
+    from .sweep import failure, record_remote
 
     folder = Path(output) / "slurm" / "%j"  # submitit's logs and pickles, per job
     executor = submitit.AutoExecutor(folder=folder, cluster="local" if partition == "local" else None)
@@ -53,11 +52,7 @@ def run_slurm(runs: list, output, runner: str = "benchmarks.train:train_run", pa
                     retry.append(run)
                     continue
                 result = failure(run, f"slurm job {job.job_id} failed twice: {type(e).__name__}: {e}")
-            write_json(result_path(output, run), result)
-            counts[result["status"]] += 1
-            bar.update()
-            if result["status"] == "failed" and not quiet:
-                tqdm.write(f"FAILED {run['task']}/{run['method']['variant']}/seed{run['seed']}: {result['error']}")
+            record_remote(run, result, output, counts, bar, quiet)
         pending = still + (submit(retry) if retry else [])
     bar.close()
     return counts

@@ -46,6 +46,16 @@ def record_failure(run: dict, output, error: str) -> dict:
     return result
 
 
+def record_remote(run: dict, result: dict, output, counts: dict, bar, quiet: bool = False) -> None:
+    """The driver's side of a run that ran elsewhere (a Ray task, a Slurm job): its JSON written, counted,
+    a failure shown."""
+    write_json(result_path(output, run), result)
+    counts[result["status"]] += 1
+    bar.update()
+    if result["status"] == "failed" and not quiet:
+        tqdm.write(f"FAILED {run_id(run['task'], run['method']['variant'], run['seed'])}: {result['error']}")
+
+
 def run_safely(run: dict, output, quiet: bool = False, runner=train_run) -> dict:
     """The run's result, 'ok' or 'failed' with the reason: a failing run is a result, not an exception
     (KeyboardInterrupt still stops)."""
