@@ -1,8 +1,8 @@
 """aurora-bench: one entry point for sweeps, single runs, reports and the embedded demo."""
 import argparse
 import sys
-from pathlib import Path
 from functools import partial
+from pathlib import Path
 
 from . import distributed
 from .config import load_config, resolve_run
