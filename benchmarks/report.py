@@ -166,13 +166,24 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
+def plot_points(s: dict, avgs: dict) -> tuple[str, dict]:
+    """(y-axis name, {method: (trainable params, accuracy)}): the VTAB mean of groups or the task mean; in an
+    unfinished sweep, the mean over the tasks every method has, so that no method is left out or favoured."""
+    common = [t for t in s["tasks"] if all((t, m) in s["cells"] for m in s["methods"])]
+    if len(common) < len(s["tasks"]):
+        points = {m: (s["info"][m]["trainable"], statistics.fmean(s["cells"][(t, m)]["mean"] for t in common))
+                  for m in s["methods"]} if common else {}
+        return f"mean of {len(common)}/{len(s['tasks'])} tasks (those all have)", points
+    key = "mean_of_groups" if any(a.get("mean_of_groups") is not None for a in avgs.values()) else "task_mean"
+    return key, {m: (s["info"][m]["trainable"], avgs[m][key]) for m in s["methods"] if avgs[m].get(key) is not None}
+
+
 def _plot(s, avgs, path: Path, tb_dir: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    key = "mean_of_groups" if any(a.get("mean_of_groups") is not None for a in avgs.values()) else "task_mean"
-    points = {m: (s["info"][m]["trainable"], avgs[m][key]) for m in s["methods"] if avgs[m].get(key) is not None}
+    key, points = plot_points(s, avgs)
     front = pareto(points)
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
     for m, (p, a) in points.items():

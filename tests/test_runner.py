@@ -133,6 +133,18 @@ def test_report_from_result_files(tmp_path):
     assert list((tmp_path / "tb" / "report").glob("events.*"))
 
 
+def test_pareto_points_of_an_unfinished_sweep_use_the_tasks_every_method_has():
+    from benchmarks.report import averages, plot_points, summarize
+    rows = [("cifar", "lora", 0, 70.0, 1000), ("eurosat", "lora", 0, 90.0, 1000),
+            ("cifar", "aurora", 0, 73.0, 300)]  # aurora's eurosat run is not done yet
+    s = summarize([fake_result(t, m, sd, a, p) for t, m, sd, a, p in rows])
+    key, points = plot_points(s, {m: averages(s, m) for m in s["methods"]})
+    assert key == "mean of 1/2 tasks (those all have)"
+    assert points == {"lora": (1000, 70.0), "aurora": (300, 73.0)}
+    s = summarize([fake_result(t, m, sd, a, p) for t, m, sd, a, p in rows[:2]])
+    assert plot_points(s, {"lora": averages(s, "lora")}) == ("mean_of_groups", {"lora": (1000, 80.0)})
+
+
 def test_pareto_front():
     pts = {"full": (100, 80), "lora": (10, 78), "aurora": (3, 79), "linear": (1, 60), "bad": (50, 70)}
     assert pareto(pts) == {"full", "aurora", "linear"}
