@@ -160,8 +160,8 @@ def main(argv=None):
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     macs = count_macs(timm.create_model(args.model, num_classes=100), 224)["gmacs"]
     res = {"device": device_name(device), "model": args.model, "steps": args.steps, "repeats": args.repeats,
-           "warmup": args.warmup, "compile": args.compile, "aurora_sigma": SIGMA_ON_CUDA, "gmacs_per_image": macs, "versions": versions(),
-           "git": git_commit(), "batches": {}}
+           "warmup": args.warmup, "compile": args.compile, "aurora_sigma": SIGMA_ON_CUDA, "gmacs_per_image": macs,
+           "versions": versions(), "git": git_commit(), "batches": {}}
     for b in args.batch:
         r = {m: bench_method(args.model, *METHODS[m], b, device, args.steps, args.repeats, args.warmup, args.compile)
              for m in args.methods}

@@ -1,4 +1,5 @@
 """AuroRA's Adaptive Nonlinear Layer: sigma(z) = tanh(H tanh(z)) + W_s . sum_i bases(z_i)."""
+import functools
 import math
 import os
 
@@ -48,19 +49,25 @@ def fused_sigma_cubic(*args):
 
 
 def cuda_sigma_cubic():
-    """The implementation AURORA_VISION_SIGMA names, for CUDA tensors."""
-    if SIGMA_ON_CUDA == "compile":
+    """The implementation AURORA_VISION_SIGMA names, for CUDA tensors (resolved once per name: this runs in
+    every adapted layer's forward)."""
+    return _sigma_named(SIGMA_ON_CUDA)
+
+
+@functools.cache
+def _sigma_named(name: str):
+    if name == "compile":
         return fused_sigma_cubic
-    if SIGMA_ON_CUDA == "triton":
+    if name == "triton":
         try:
             from .triton_sigma import triton_sigma_cubic  # imports triton only when asked for
         except ImportError as e:
             raise ImportError(f"AURORA_VISION_SIGMA=triton needs the triton package ({e}); pip install triton, "
                               "or choose compile or eager") from e
         return triton_sigma_cubic
-    if SIGMA_ON_CUDA == "eager":
+    if name == "eager":
         return sigma_cubic
-    raise ValueError(f"AURORA_VISION_SIGMA={SIGMA_ON_CUDA!r}; choose one of {', '.join(SIGMA_IMPLS)}")
+    raise ValueError(f"AURORA_VISION_SIGMA={name!r}; choose one of {', '.join(SIGMA_IMPLS)}")
 
 
 class AdaptiveNonlinearity(nn.Module):
