@@ -17,6 +17,7 @@ from aurora_vision.layers.nonlinearity import SIGMA_ON_CUDA
 
 from . import distributed
 from .build import build_model, param_groups
+from .cuda_graph import GraphedTrainStep
 from .data import DeviceSplit, DeviceTransform, list_split, load_split
 from .data.cache import DEFAULT_CACHE
 from .flops import count_macs
@@ -32,6 +33,14 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def use_cuda_graphs(device: torch.device, world: int, train_cfg: dict) -> bool:
+    """Whether the step runs as CUDA graphs (cuda_graph.py): on one CUDA device, without torch.compile,
+    unless AURORA_VISION_CUDA_GRAPHS=0. How a run executes, like AURORA_VISION_SIGMA: recorded in its
+    result, not part of its config (the arithmetic is the same)."""
+    return (device.type == "cuda" and world == 1 and not train_cfg.get("compile")
+            and os.environ.get("AURORA_VISION_CUDA_GRAPHS", "1") != "0")
 
 
 def seed_everything(seed: int) -> None:
@@ -102,14 +111,33 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
     train_split, eval_split = DeviceSplit(train_x, train_y, device), DeviceSplit(eval_x, eval_y, device)
 
     bf16 = tr["precision"] == "bf16" or (tr["precision"] == "auto" and device.type == "cuda")
-    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-    optimizer = torch.optim.AdamW(param_groups(model, tr["lr"], tr["head_lr"] or tr["lr"], tr["weight_decay"]))
+    graphs = use_cuda_graphs(device, world, tr)
+    # a graph must not keep autocast's per-forward weight casts in a cache
+    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=not graphs)
+    groups = param_groups(model, tr["lr"], tr["head_lr"] or tr["lr"], tr["weight_decay"])
+    if graphs:  # a replayed step reads its learning rate from a tensor that the scheduler fills in place
+        for group in groups:
+            group["lr"] = torch.tensor(group["lr"], device=device)
+    optimizer = torch.optim.AdamW(groups, capturable=graphs)
     steps_per_epoch = math.ceil(len(train_split) / tr["batch_size"])
     total_steps = steps_per_epoch * tr["epochs"]
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(tr["schedule"], steps_per_epoch * tr["warmup_epochs"], total_steps))
     step_model = distributed.wrap(model, device)
     step_model = torch.compile(step_model) if tr.get("compile") else step_model
+
+    def loss_of(x, y):
+        with autocast():
+            logits = step_model(x)
+        return F.cross_entropy(logits.float(), y, label_smoothing=tr["label_smoothing"])
+
+    def eager_step(x, y):
+        loss = loss_of(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+    train_step = GraphedTrainStep(model, optimizer, loss_of) if graphs else eager_step
     order = torch.Generator().manual_seed(run["seed"])  # the same batch order on every rank
     augment = torch.Generator().manual_seed(run["seed"] + 7919 * (rank + 1))  # each rank its own draws
     logger = RunLogger(logdir if distributed.is_main() else None)
@@ -127,14 +155,9 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
             if len(y) < world:  # a tail batch too small to give every rank an image: skipped on all
                 continue
             x, y = distributed.shard(x, y)
-            with autocast():
-                logits = step_model(transform(x, train=True, generator=augment))
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=tr["label_smoothing"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = train_step(transform(x, train=True, generator=augment), y)
             scheduler.step()
-            loss_sum += loss.detach() * len(y)
+            loss_sum += loss * len(y)
             step += 1
         epoch_loss = (distributed.all_sum(loss_sum) / len(train_split)).item()  # one host sync per epoch
         epoch_time = time.perf_counter() - start
@@ -143,7 +166,7 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
             logger.close()
             raise NonFiniteLoss(f"training loss became {epoch_loss} in epoch {epoch + 1} "
                                 f"(lr {tr['lr']}, head_lr {tr['head_lr']}); lower the learning rate")
-        logger.scalars(epoch + 1, train__loss=epoch_loss, train__lr=optimizer.param_groups[0]["lr"],
+        logger.scalars(epoch + 1, train__loss=epoch_loss, train__lr=float(optimizer.param_groups[0]["lr"]),
                        train__img_per_s=len(train_split) / epoch_time)
         # per-epoch seconds: the first epoch holds one-off costs (torch.compile, cuDNN/cuBLAS heuristics)
         point = {"epoch": epoch + 1, "loss": epoch_loss, "seconds": epoch_time}
@@ -178,6 +201,7 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
         "peak_memory_mb": peak, "peak_memory_kind": "cuda max allocated" if device.type == "cuda" else "process max RSS",
         "precision": "bf16 autocast" if bf16 else "fp32", "device": device_name(device), "world_size": world,
         "aurora_sigma": SIGMA_ON_CUDA if device.type == "cuda" else "eager",  # how AuroRA's nonlinearity ran
+        "cuda_graphs": graphs,
         # runs sharing this device at once (parallel sweep workers): throughput and times are per shared device
         "device_shared_by": int(os.environ.get("AURORA_VISION_DEVICE_SHARED_BY", "1")),
         "wall_seconds": time.perf_counter() - t0, "versions": versions(), "git": git_commit(),
