@@ -58,7 +58,9 @@ def ours(root: Path, model: str, epochs: int, compile_model: bool, cache: Path) 
     start = time.perf_counter()
     result = train_run(run, quiet=True)
     return {"seconds": time.perf_counter() - start, "accuracy": result["accuracy"],
-            "train_img_per_s": result["train_img_per_s"]}
+            "train_img_per_s": result["train_img_per_s"], "train_seconds": result["train_seconds"],
+            "first_epoch_seconds": result["curve"][0]["seconds"], "cuda_graphs": result["cuda_graphs"],
+            "aurora_sigma": result["aurora_sigma"]}
 
 
 def conventional(root: Path, model: str, epochs: int, workers: int) -> dict:

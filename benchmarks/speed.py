@@ -20,6 +20,7 @@ import aurora_vision as av
 from aurora_vision.layers.nonlinearity import SIGMA_ON_CUDA
 
 from .build import param_groups
+from .cuda_graph import GraphedTrainStep, graphed_forward
 from .flops import count_macs
 from .record import device_name, git_commit, versions, write_json
 
@@ -51,39 +52,62 @@ def _timer(device):
     return measure
 
 
-def eval_img_per_s(net, x, device, steps, repeats, warmup) -> float:
+def _autocast(device, graphs: bool):
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda",
+                                  cache_enabled=not graphs)
+
+
+def eval_img_per_s(net, x, device, steps, repeats, warmup, graphs=False) -> float:
     """Inference throughput of `net` on batch `x` (bf16 autocast on GPU), median over repeats."""
     measure = _timer(device)
-
-    @torch.no_grad()
-    def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            net(x)
-    for _ in range(warmup):
-        step()
+    autocast = _autocast(device, graphs)
+    if graphs:
+        forward = graphed_forward(net, x, autocast, warmup)
+        step = lambda: forward(x)
+    else:
+        @torch.no_grad()
+        def step():
+            with autocast():
+                net(x)
+        for _ in range(warmup):
+            step()
     return x.shape[0] / statistics.median([measure(step, steps) for _ in range(repeats)])
 
 
-def bench_method(model_name, method, config, batch, device, steps, repeats, warmup, compile_model=False) -> dict:
+def bench_method(model_name, method, config, batch, device, steps, repeats, warmup, compile_model=False,
+                 graphs=False) -> dict:
     torch.manual_seed(0)
     model = av.apply(timm.create_model(model_name, num_classes=100), method, config).to(device)
     net = torch.compile(model) if compile_model else model
-    opt = torch.optim.AdamW(param_groups(model, 1e-4, 1e-4, 1e-4))
+    groups = param_groups(model, 1e-4, 1e-4, 1e-4)
+    if graphs:  # as the runner does: learning rates in tensors, a capturable optimizer
+        for group in groups:
+            group["lr"] = torch.tensor(group["lr"], device=device)
+    opt = torch.optim.AdamW(groups, capturable=graphs)
     x = torch.randn(batch, 3, 224, 224, device=device)
     y = torch.randint(0, 100, (batch,), device=device)
-    bf16 = device.type == "cuda"
+    autocast = _autocast(device, graphs)
     measure = _timer(device)
 
-    def train_step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(net(x).float(), y)
+    def loss_of(x, y):
+        with autocast():
+            return F.cross_entropy(net(x).float(), y)
+
+    def eager_step():
+        loss = loss_of(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
     model.train()
-    for _ in range(warmup):
-        train_step()
+    if graphs:
+        graphed = GraphedTrainStep(model, opt, loss_of, warmup)
+        train_step = lambda: graphed(x, y)
+        train_step()  # captures
+    else:
+        train_step = eager_step
+        for _ in range(warmup):
+            train_step()
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -92,27 +116,27 @@ def bench_method(model_name, method, config, batch, device, steps, repeats, warm
     model.eval()
     out = {"train_step_s": statistics.median(step_times), "train_step_s_all": step_times,
            "train_img_per_s": batch / statistics.median(step_times), "peak_train_mem_gib": peak,
-           "eval_img_per_s": eval_img_per_s(net, x, device, steps, repeats, warmup),
+           "eval_img_per_s": eval_img_per_s(net, x, device, steps, repeats, warmup, graphs),
            "params": av.count_parameters(model)}
     if method == "aurora":  # the deployable form: merged, wrappers removed
         av.merge_and_unload(model, approximate=True)
-        out["eval_img_per_s_static_merge"] = eval_img_per_s(net, x, device, steps, repeats, warmup)
+        out["eval_img_per_s_static_merge"] = eval_img_per_s(net, x, device, steps, repeats, warmup, graphs)
     del model, net, opt
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return out
 
 
-def base_eval(model_name, batch, device, steps, repeats, warmup) -> float:
+def base_eval(model_name, batch, device, steps, repeats, warmup, graphs=False) -> float:
     model = timm.create_model(model_name, num_classes=100).to(device).eval()
     x = torch.randn(batch, 3, 224, 224, device=device)
-    return eval_img_per_s(model, x, device, steps, repeats, warmup)
+    return eval_img_per_s(model, x, device, steps, repeats, warmup, graphs)
 
 
 def markdown(res: dict) -> str:
     lines = [f"Device: {res['device']}; model {res['model']}; AuroRA sigma: {res.get('aurora_sigma', 'compile')}; "
-             f"bf16 autocast; medians of {res['repeats']} x "
-             f"{res['steps']} steps after {res['warmup']} warm-up steps.", "",
+             f"CUDA graphs: {res.get('cuda_graphs', False)}; compile: {res.get('compile', False)}; bf16 autocast; "
+             f"medians of {res['repeats']} x {res['steps']} steps after {res['warmup']} warm-up steps.", "",
              "| batch | method | train step (ms) | train img/s | peak mem (GiB) | eval img/s | eval vs base |",
              "|---|---|---|---|---|---|---|"]
     for b, by_method in res["batches"].items():
@@ -155,17 +179,24 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--compile", action="store_true", help="torch.compile each model")
+    p.add_argument("--graphs", action="store_true",
+                   help="train steps and eval passes as CUDA graphs (as the runner trains on one GPU)")
     p.add_argument("--out", default="results/speed")
     args = p.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.graphs and device.type != "cuda":
+        raise SystemExit("--graphs needs a CUDA device")
     macs = count_macs(timm.create_model(args.model, num_classes=100), 224)["gmacs"]
     res = {"device": device_name(device), "model": args.model, "steps": args.steps, "repeats": args.repeats,
-           "warmup": args.warmup, "compile": args.compile, "aurora_sigma": SIGMA_ON_CUDA, "gmacs_per_image": macs,
+           "warmup": args.warmup, "compile": args.compile, "cuda_graphs": args.graphs, "aurora_sigma": SIGMA_ON_CUDA,
+           "gmacs_per_image": macs,
            "versions": versions(), "git": git_commit(), "batches": {}}
     for b in args.batch:
-        r = {m: bench_method(args.model, *METHODS[m], b, device, args.steps, args.repeats, args.warmup, args.compile)
+        r = {m: bench_method(args.model, *METHODS[m], b, device, args.steps, args.repeats, args.warmup, args.compile,
+                             args.graphs)
              for m in args.methods}
-        r["_base_eval_img_per_s"] = base_eval(args.model, b, device, args.steps, args.repeats, args.warmup)
+        r["_base_eval_img_per_s"] = base_eval(args.model, b, device, args.steps, args.repeats, args.warmup,
+                                           args.graphs)
         if "full" in r:  # 3x forward FLOPs per trained image, 2 FLOPs per MAC, against dense bf16 peak
             r["_full_mfu"] = 3 * 2 * macs * 1e9 * r["full"]["train_img_per_s"] / 989e12
         res["batches"][str(b)] = r
