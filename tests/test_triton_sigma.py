@@ -23,5 +23,5 @@ def test_cuda_implementation_is_chosen_by_name(monkeypatch):
         monkeypatch.setattr(nonlinearity, "SIGMA_ON_CUDA", name)
         assert nonlinearity.cuda_sigma_cubic().__name__ == expect
     monkeypatch.setattr(nonlinearity, "SIGMA_ON_CUDA", "fast")
-    with pytest.raises(ValueError, match="AURORA_VISION_SIGMA='fast'; choose one of compile, triton, eager"):
+    with pytest.raises(ValueError, match="AURORA_VISION_SIGMA='fast'; choose one of triton, compile, eager"):
         nonlinearity.cuda_sigma_cubic()

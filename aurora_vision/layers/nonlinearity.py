@@ -9,11 +9,13 @@ from torch import nn
 from .spline import BSplineBasis, cubic_bspline_bases_uniform
 
 # On CUDA the r-wide nonlinearity is a few dozen tiny elementwise kernels per layer in eager mode, so its
-# cost is launch overhead. AURORA_VISION_SIGMA picks how it runs there: 'compile' (torch.compile fuses the
-# formula; ~50 s of compiling per process), 'triton' (two hand-written kernels, triton_sigma.py; opt-in
-# until measured on the GPU) or 'eager'. AURORA_VISION_FUSE=0 is the older spelling of 'eager'.
-SIGMA_IMPLS = ("compile", "triton", "eager")
-SIGMA_ON_CUDA = os.environ.get("AURORA_VISION_SIGMA", "eager" if os.environ.get("AURORA_VISION_FUSE") == "0" else "compile")
+# cost is launch overhead. AURORA_VISION_SIGMA picks how it runs there: 'triton' (two hand-written kernels,
+# triton_sigma.py; the default: on the H200 the fastest step and no compile wait), 'compile' (torch.compile
+# fuses the formula; ~50 s of compiling per process, again for every new rank) or 'eager'.
+# AURORA_VISION_FUSE=0 is the older spelling of 'eager'. benchmarks/RESULTS.md has the measurements.
+SIGMA_IMPLS = ("triton", "compile", "eager")
+SIGMA_ON_CUDA = os.environ.get("AURORA_VISION_SIGMA",
+                               "eager" if os.environ.get("AURORA_VISION_FUSE") == "0" else "triton")
 
 
 def sigma_cubic(z, H, spline_weight, first_knot: float, step: float):

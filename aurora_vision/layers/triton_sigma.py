@@ -2,8 +2,8 @@
 
 Why not torch.compile, which fuses the same formula: in a fresh process its first AuroRA forward and
 backward compile for ~50 s on an H200 host (measured: benchmarks/RESULTS.md, "Sweeps on several GPUs"),
-a third of a 100-epoch VTAB-1k run, paid again by every sweep worker. These kernels JIT in seconds.
-Opt in with AURORA_VISION_SIGMA=triton until the GPU measurements make them the default.
+a third of a 100-epoch VTAB-1k run, paid again by every sweep worker. These kernels JIT in seconds, and
+on the H200 the AuroRA step with them is faster than with the compiled formula (RESULTS.md, issue 4).
 
 Rows are the (token, adapter) pairs of z (..., n, r); each program takes a block of rows, loads each row's
 adapter parameters (H: (n, r, r), W: (n, r, G+3)) and evaluates, per row,
@@ -51,10 +51,10 @@ def _params(ptr, a, rmask, R: tl.constexpr, RP: tl.constexpr, C: tl.constexpr, C
 
 
 @triton.jit
-def _sigma_fwd(z_ptr, h_ptr, w_ptr, out_ptr, n_rows, n_adapters, first_knot, inv_step,
+def _sigma_fwd(z_ptr, h_ptr, w_ptr, out_ptr, n_rows, first_knot, inv_step, N: tl.constexpr,
                R: tl.constexpr, RP: tl.constexpr, NB: tl.constexpr, GP: tl.constexpr,
                USE_TANH: tl.constexpr, USE_SPLINE: tl.constexpr, BLOCK: tl.constexpr):
-    row, rmask, a, j, jmask = _rows(tl.program_id(0), n_rows, n_adapters, R, RP, BLOCK)
+    row, rmask, a, j, jmask = _rows(tl.program_id(0), n_rows, N, R, RP, BLOCK)
     zmask = rmask[:, None] & jmask[None, :]
     z = tl.load(z_ptr + row[:, None] * R + j[None, :], mask=zmask, other=0.0)
     out = tl.zeros((BLOCK, RP), dtype=tl.float32)
@@ -69,11 +69,11 @@ def _sigma_fwd(z_ptr, h_ptr, w_ptr, out_ptr, n_rows, n_adapters, first_knot, inv
 
 
 @triton.jit
-def _sigma_bwd(z_ptr, h_ptr, w_ptr, gout_ptr, gz_ptr, gh_part_ptr, gw_part_ptr, n_rows, n_adapters,
-               first_knot, inv_step, R: tl.constexpr, RP: tl.constexpr, NB: tl.constexpr, GP: tl.constexpr,
-               USE_TANH: tl.constexpr, USE_SPLINE: tl.constexpr, BLOCK: tl.constexpr):
+def _sigma_bwd(z_ptr, h_ptr, w_ptr, gout_ptr, gz_ptr, gh_part_ptr, gw_part_ptr, n_rows,
+               first_knot, inv_step, N: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, NB: tl.constexpr,
+               GP: tl.constexpr, USE_TANH: tl.constexpr, USE_SPLINE: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
-    row, rmask, a, j, jmask = _rows(pid, n_rows, n_adapters, R, RP, BLOCK)
+    row, rmask, a, j, jmask = _rows(pid, n_rows, N, R, RP, BLOCK)
     zmask = rmask[:, None] & jmask[None, :]
     z = tl.load(z_ptr + row[:, None] * R + j[None, :], mask=zmask, other=0.0)
     gout = tl.load(gout_ptr + row[:, None] * R + j[None, :], mask=zmask, other=0.0)  # indexed by output s
@@ -86,10 +86,10 @@ def _sigma_bwd(z_ptr, h_ptr, w_ptr, gout_ptr, gz_ptr, gh_part_ptr, gw_part_ptr, 
         gu = gout * (1.0 - y * y)                                       # (BLOCK, s)
         gz += tl.sum(h * gu[:, :, None], axis=1) * (1.0 - t * t)        # sum over s of gu[s] H[s, j]
         gh = gu[:, :, None] * t[:, None, :]                             # (BLOCK, s, j)
-        for ad in range(0, n_adapters):
+        for ad in tl.static_range(N):  # N, the adapters of a layer, is 1-3
             part = tl.sum(tl.where((a == ad)[:, None, None], gh, 0.0), axis=0)
             m = (s[:, None] < R) & (j[None, :] < R)
-            tl.store(gh_part_ptr + ((pid * n_adapters + ad) * R + s[:, None]) * R + j[None, :], part, mask=m)
+            tl.store(gh_part_ptr + ((pid * N + ad) * R + s[:, None]) * R + j[None, :], part, mask=m)
     if USE_SPLINE:
         g = tl.arange(0, GP)
         b, diff, d, o = _bases(z, jmask, first_knot, inv_step, GP)
@@ -100,10 +100,10 @@ def _sigma_bwd(z_ptr, h_ptr, w_ptr, gout_ptr, gz_ptr, gh_part_ptr, gw_part_ptr, 
         db = tl.where(jmask[None, :, None], db, 0.0)
         gz += tl.sum(db * gsum[:, None, :], axis=2)
         gw = gout[:, :, None] * tl.sum(b, axis=1)[:, None, :]           # (BLOCK, s, g)
-        for ad in range(0, n_adapters):
+        for ad in tl.static_range(N):  # N, the adapters of a layer, is 1-3
             part = tl.sum(tl.where((a == ad)[:, None, None], gw, 0.0), axis=0)
             m = (s[:, None] < R) & (g[None, :] < NB)
-            tl.store(gw_part_ptr + ((pid * n_adapters + ad) * R + s[:, None]) * NB + g[None, :], part, mask=m)
+            tl.store(gw_part_ptr + ((pid * N + ad) * R + s[:, None]) * NB + g[None, :], part, mask=m)
     tl.store(gz_ptr + row[:, None] * R + j[None, :], gz, mask=zmask)
 
 
@@ -126,7 +126,7 @@ class TritonSigma(torch.autograd.Function):
         h = H.contiguous() if H is not None else dummy
         w = W.contiguous() if W is not None else dummy
         grid = (triton.cdiv(rows, block),)
-        _sigma_fwd[grid](zc, h, w, out, rows, n, first_knot, 1.0 / step, R=r, RP=rp, NB=nb, GP=gp,
+        _sigma_fwd[grid](zc, h, w, out, rows, first_knot, 1.0 / step, N=n, R=r, RP=rp, NB=nb, GP=gp,
                          USE_TANH=H is not None, USE_SPLINE=W is not None, BLOCK=block)
         ctx.save_for_backward(zc, h, w)
         ctx.meta = (n, r, nb, rp, gp, block, rows, first_knot, step, H is not None, W is not None)
@@ -140,8 +140,8 @@ class TritonSigma(torch.autograd.Function):
         gz = torch.empty_like(zc)
         gh_part = zc.new_zeros(programs, n, r, r) if use_tanh else zc.new_zeros(1)
         gw_part = zc.new_zeros(programs, n, r, nb) if use_spline else zc.new_zeros(1)
-        _sigma_bwd[(programs,)](zc, h, w, gout.contiguous(), gz, gh_part, gw_part, rows, n, first_knot,
-                                1.0 / step, R=r, RP=rp, NB=nb, GP=gp, USE_TANH=use_tanh, USE_SPLINE=use_spline,
+        _sigma_bwd[(programs,)](zc, h, w, gout.contiguous(), gz, gh_part, gw_part, rows, first_knot,
+                                1.0 / step, N=n, R=r, RP=rp, NB=nb, GP=gp, USE_TANH=use_tanh, USE_SPLINE=use_spline,
                                 BLOCK=block)
         return (gz, gh_part.sum(0) if use_tanh else None, gw_part.sum(0) if use_spline else None, None, None)
 
