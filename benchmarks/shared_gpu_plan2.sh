@@ -6,6 +6,8 @@
 #           train800val200 and test only, see RESULTS.md)
 # First the GPU tests (tests/test_cuda_graph.py: CUDA-graph training equals eager, the Triton and compiled
 # nonlinearities equal the formula). If they fail, the sweeps run eager (AURORA_VISION_CUDA_GRAPHS=0).
+# As run (bc3f693): the GPU tests passed, but test_triton_sigma.py's CPU-interpreter test failed under the
+# device's Triton 3.6 (fixed in 3981463), so the sweeps of that lease ran eager.
 #   lane A (GPUs 0,1; 3 workers each): tune aurora_all's own rate on val200 -> move aside the aurora_all results
 #     made at AuroRA's q/v rate -> the main sweep's unrun runs, tasks as their data arrive
 #   lane B (GPU 2): the rank sweep and ablations on cifar10
