@@ -53,6 +53,8 @@ def main(argv=None) -> int:
     p = sub.add_parser("sweep", help="every (task, method, seed) of a config; resumes where it stopped")
     p.add_argument("config")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    p.add_argument("--replace-changed", action="store_true", help="results made with another config (a changed "
+                   "rate, say) are moved to <output>/replaced/runs/ and their runs made again")
     p.add_argument("--no-report", action="store_true")
     _executors(p)
     _common(p)
@@ -94,7 +96,8 @@ def main(argv=None) -> int:
                                                   else result["error"]))
             distributed.finish()
             return 0 if result["status"] == "ok" else 1
-        counts = sweep(cfg, quiet=args.quiet, retry_failed=args.retry_failed, executor=_executor(args))
+        counts = sweep(cfg, quiet=args.quiet, retry_failed=args.retry_failed, executor=_executor(args),
+                       replace_changed=args.replace_changed)
         if args.no_report:
             print(counts)
             return 0 if not counts["failed"] else 1

@@ -1,6 +1,7 @@
 """A sweep: every (task, method, seed) of a config, one result JSON each. Finished runs are skipped, so an
 interrupted sweep resumes where it stopped; a failing run is recorded with its reason and the sweep goes on."""
 import json
+import shutil
 import traceback
 from pathlib import Path
 
@@ -73,8 +74,20 @@ def run_and_record(run: dict, output, quiet: bool = False, runner=train_run) -> 
     return result
 
 
-def sweep(cfg: dict, quiet: bool = False, retry_failed: bool = False, runner=train_run, executor=None) -> dict:
-    """Run what is not finished yet; returns counts {'ok', 'failed', 'skipped'}.
+def set_aside(path: Path, output) -> Path:
+    """Move a result out of the sweep's way into <output>/replaced/runs/ (kept, reportable), never overwriting."""
+    aside = Path(output) / "replaced" / "runs"
+    aside.mkdir(parents=True, exist_ok=True)
+    target, n = aside / path.name, 1
+    while target.exists():
+        target, n = aside / f"{path.stem}.{n}.json", n + 1
+    return Path(shutil.move(str(path), target))
+
+
+def sweep(cfg: dict, quiet: bool = False, retry_failed: bool = False, runner=train_run, executor=None,
+          replace_changed: bool = False) -> dict:
+    """Run what is not finished yet; returns counts {'ok', 'failed', 'skipped'}. A result made with another
+    config stops the sweep, or with `replace_changed` is set aside (`set_aside`) and its run made again.
 
     Serial by default. An `executor(runs, output, runner_path) -> {'ok', 'failed'}` runs them elsewhere
     (parallel.run_parallel: one process per GPU; ray_executor.run_ray: a Ray cluster); `runner_path`
@@ -90,8 +103,14 @@ def sweep(cfg: dict, quiet: bool = False, retry_failed: bool = False, runner=tra
         if path.is_file():
             done = json.loads(path.read_text())
             if done["config"] != _plain(run):
-                raise ConfigChanged(f"{path} was made with another config than this sweep asks for; "
-                                    "use another output folder, or delete that result to re-run it")
+                if not replace_changed:
+                    raise ConfigChanged(f"{path} was made with another config than this sweep asks for; use "
+                                        "another output folder, or --replace-changed to set it aside and re-run it")
+                moved = set_aside(path, output)
+                if not quiet:
+                    tqdm.write(f"config changed: {path.name} set aside as {moved}")
+                todo.append(run)
+                continue
             if done["status"] == "ok" or not retry_failed:
                 counts["skipped"] += 1
                 continue

@@ -101,6 +101,21 @@ def test_sweep_resumes_after_interrupt_and_records_failures(tmp_path):
         sweep(cfg, quiet=True, runner=runner)
 
 
+def test_replace_changed_sets_old_results_aside_and_reruns_only_those(tmp_path):
+    cfg = tiny_cfg(tmp_path, methods=["a", "b"])
+    runner = lambda run, logdir=None, quiet=False: {"status": "ok", "config": run, "accuracy": run["train"]["lr"]}
+    sweep(cfg, quiet=True, runner=runner)
+    cfg["method_overrides"] = {"b": {"train": {"lr": 0.5}}}  # b's rate changed, a's did not
+    for round_ in (1, 2):
+        assert sweep(cfg, quiet=True, runner=runner, replace_changed=True) == {"ok": 1, "failed": 0, "skipped": 1}
+        cfg["method_overrides"]["b"]["train"]["lr"] = 0.25  # changed again: the second set-aside copy is kept too
+    out = Path(cfg["output"])
+    aside = sorted(p.name for p in (out / "replaced" / "runs").glob("*.json"))
+    assert aside == ["mytask__b__seed0.1.json", "mytask__b__seed0.json"]
+    assert json.loads((out / "runs" / "mytask__b__seed0.json").read_text())["accuracy"] == 0.25
+    assert json.loads((out / "replaced" / "runs" / "mytask__b__seed0.json").read_text())["accuracy"] == 1e-3
+
+
 def fake_result(task, method, seed, acc, trainable, head=10, gmacs=1.0):
     return {"status": "ok", "task": task, "method": method, "seed": seed, "accuracy": acc,
             "accuracy_of": "test split, final epoch (1)", "config": {"suite": "vtab"},
