@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU work of issues 4-7 on one nvidia-h200-x4 lease, as it was run (2026-11-28, code of commit 25c3862). The shared tasks and weights do not
+# The GPU work of issues 4-7 on one nvidia-h200-x4 lease, as it was run (2026-11-28, code of commit 25c3862;
+# the call side and helpers since moved to device_plan_lib.sh). The shared tasks and weights do not
 # fit one device call (64 MiB), so they arrive over three calls; each call runs this script, which unpacks
 # what it carried, starts the plan once in the background (it outlives the call while the machine is held),
 # and returns the results so far in $OUT before its deadline.
@@ -13,26 +14,10 @@
 #     issue 6's baselines on GPU 2 -> issue 5's main sweep on pacs_cartoon, pacs_art_painting -> ranks and
 #     ablations on pacs_sketch
 set -uo pipefail
-A=/tmp/av
+source "$(dirname "$0")/device_plan_lib.sh"
 
 driver() {
-  cd $A/repo
-  export PYTHONPATH=/tmp/site:$A/repo PYTHONUNBUFFERED=1
-  local bench="python3 -m benchmarks.cli" data="data.root=$A/vtab-1k model.file=$A/vits.safetensors data.cache_dir=$A/cache"
-  local R=$A/results
-
-  present() {  # the lane's tasks whose data has arrived, as a YAML list
-    local out=""; for t in "$@"; do [ -d $A/vtab-1k/$t ] && out="$out$t,"; done; echo "[${out%,}]"; }
-  sweep_tasks() {  # sweep CONFIG over TASKS as their data arrives; returns once all have run
-    local config=$1 gpus=$2; shift 2
-    while :; do
-      local tasks; tasks=$(present "$@")
-      [ "$tasks" != "[]" ] && $bench sweep $config --gpus $gpus --workers 3 --quiet --no-report \
-          --set $data output=$R/shared-validation "tasks=$tasks"
-      [ "$tasks" = "[$(IFS=,; echo "$*")]" ] && return
-      sleep 15
-    done
-  }
+  driver_env
 
   lane_a() {
     $bench tune configs/shared_validation.yaml --write configs/shared_lrs.yaml --gpus 0,1 --workers 3 --quiet \
@@ -70,27 +55,5 @@ driver() {
 }
 
 [ "${1:-}" = driver ] && { driver; exit; }
-
-deadline=$(( $(date +%s) + ${1:-540} ))
-mkdir -p $A/vtab-1k $A/logs $A/results
-[ -d /tmp/site ] || python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.whl
-[ -e $A/vits.safetensors ] || cp .device/vit_small_patch14_dinov2.imgfocus_fp16.safetensors $A/vits.safetensors 2>/dev/null
-for f in .device*/*.tgz; do  # each task appears whole (unpacked aside, then moved), and only once
-  t=$(basename "$f" .tgz)
-  [ -e "$f" ] && [ ! -d $A/vtab-1k/$t ] && mkdir -p $A/in && tar xzf "$f" -C $A/in && mv $A/in/$t $A/vtab-1k/
-done
-ls $A/vtab-1k
-if [ ! -d $A/repo ]; then  # the plan runs from its own copy: later calls re-sync this checkout
-  # the device's .git can lag the checkout (2026-11-28 it read the session's first commit): write
-  # `git rev-parse HEAD > .device/commit` before call 1
-  export AURORA_VISION_GIT_COMMIT=$(cat .device/commit 2>/dev/null || git rev-parse HEAD)
-  mkdir -p $A/repo && cp -r aurora_vision benchmarks configs $A/repo/
-  setsid nohup bash $A/repo/benchmarks/shared_gpu_plan.sh driver > $A/logs/driver.log 2>&1 < /dev/null &
-fi
-while [ $(date +%s) -lt $deadline ] && [ ! -e $A/plan.done ]; do
-  sleep 30
-  echo "$(date +%T) done: $(ls $A/results/*/runs 2>/dev/null | grep -c json) runs; $(nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader | tr '\n' ' ')"
-done
-tail -n 3 $A/logs/*.log
-cat $A/results/parallel-timing/wall_times.txt 2>/dev/null
-(cd $A/results && tar czf $OUT/results.tgz --exclude='*/tb' --exclude='*.png' . && tar czf $OUT/logs.tgz -C $A logs)
+serve_call shared_gpu_plan.sh "${1:-540}"
+cat $R/parallel-timing/wall_times.txt 2>/dev/null

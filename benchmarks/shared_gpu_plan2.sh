@@ -14,29 +14,12 @@
 #   lane T (GPU 3): issue 4's measurements (speed.py eager / graphs / Triton sigma, e2e_task, compiled full
 #     FT), then the rank sweep on pacs_sketch
 set -uo pipefail
-A=/tmp/av
+source "$(dirname "$0")/device_plan_lib.sh"
 
 driver() {
-  cd $A/repo
-  export PYTHONPATH=/tmp/site:$A/repo PYTHONUNBUFFERED=1
-  local bench="python3 -m benchmarks.cli" data="data.root=$A/vtab-1k model.file=$A/vits.safetensors data.cache_dir=$A/cache"
-  local R=$A/results
-
+  driver_env
   CUDA_VISIBLE_DEVICES=3 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py tests/test_triton_sigma.py \
       > $A/logs/cuda_tests.log 2>&1 || { export AURORA_VISION_CUDA_GRAPHS=0; echo "GPU tests failed: sweeps eager"; }
-
-  present() {  # the tasks whose data has arrived, as a YAML list
-    local out=""; for t in "$@"; do [ -d $A/vtab-1k/$t ] && out="$out$t,"; done; echo "[${out%,}]"; }
-  sweep_tasks() {  # sweep CONFIG on GPUS over TASKS as their data arrives; returns once all have run
-    local config=$1 gpus=$2; shift 2
-    while :; do
-      local tasks; tasks=$(present "$@")
-      [ "$tasks" != "[]" ] && $bench sweep $config --gpus $gpus --workers 3 --quiet --no-report \
-          --set $data output=$R/shared-validation "tasks=$tasks"
-      [ "$tasks" = "[$(IFS=,; echo "$*")]" ] && return
-      sleep 15
-    done
-  }
 
   lane_a() {
     $bench tune configs/shared_validation.yaml --write configs/shared_lrs.yaml --gpus 0,1 --workers 3 --quiet \
@@ -82,26 +65,5 @@ EOF
   touch $A/plan.done
 }
 
-[ "${1:-}" = driver ] && { driver > $A/logs/driver.log 2>&1; exit; }
-
-deadline=$(( $(date +%s) + ${1:-540} ))
-mkdir -p $A/vtab-1k $A/logs $A/results
-[ -d /tmp/site ] || python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.whl
-[ -e $A/vits.safetensors ] || cp .device/vit_small_patch14_dinov2.imgfocus_fp16.safetensors $A/vits.safetensors 2>/dev/null
-for f in .device*/*.tgz; do  # each task appears whole (unpacked aside, then moved), and only once
-  t=$(basename "$f" .tgz)
-  [ -e "$f" ] && [ ! -d $A/vtab-1k/$t ] && mkdir -p $A/in && tar xzf "$f" -C $A/in && mv $A/in/$t $A/vtab-1k/
-done
-ls $A/vtab-1k
-if [ ! -d $A/repo ]; then  # the plan runs from its own copy, with the results made so far (sweeps resume)
-  export AURORA_VISION_GIT_COMMIT=$(cat .device/commit)
-  mkdir -p $A/repo && cp -r aurora_vision benchmarks configs tests $A/repo/
-  for r in shared-validation shared-validation-tune; do cp -r benchmarks/results/$r $A/results/; done
-  setsid nohup bash $A/repo/benchmarks/shared_gpu_plan2.sh driver < /dev/null > /dev/null 2>&1 &
-fi
-while [ $(date +%s) -lt $deadline ] && [ ! -e $A/plan.done ]; do
-  sleep 30
-  echo "$(date +%T) results: $(ls $A/results/*/runs 2>/dev/null | grep -c json); $(nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader | tr '\n' ' ')"
-done
-tail -n 4 $A/logs/*.log
-(cd $A/results && tar czf $OUT/results.tgz --exclude='*/tb' --exclude='*.png' . && tar czf $OUT/logs.tgz -C $A logs)
+[ "${1:-}" = driver ] && { driver; exit; }
+serve_call shared_gpu_plan2.sh "${1:-540}" shared-validation shared-validation-tune
