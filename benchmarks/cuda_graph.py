@@ -11,6 +11,23 @@ cache off, and nothing in the step reads a value back to the host.
 import torch
 
 
+def adamw(groups: list, device: torch.device, graphs: bool) -> torch.optim.AdamW:
+    """AdamW over parameter groups; for graphs capturable, each group's learning rate held in a tensor
+    that a replayed step reads and the scheduler fills in place."""
+    if graphs:
+        groups = [{**g, "lr": torch.tensor(g["lr"], device=device)} for g in groups]
+    return torch.optim.AdamW(groups, capturable=graphs)
+
+
+def train_step(optimizer, loss_fn, x, y) -> torch.Tensor:
+    """One optimizer step on a batch, returning its loss: what the eager loop runs and a graph records."""
+    optimizer.zero_grad(set_to_none=True)  # in a graph, backward then allocates the grads in its pool
+    loss = loss_fn(x, y)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
 def snapshot(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
     """Copies of what a training step changes: trainable parameters, buffers, optimizer state."""
     tensors = [p for p in model.parameters() if p.requires_grad] + list(model.buffers())
@@ -59,11 +76,7 @@ class GraphedTrainStep:
         self.graphs = {}
 
     def _step(self, x, y):
-        self.optimizer.zero_grad(set_to_none=True)  # backward allocates the grads inside the graph's pool
-        loss = self.loss_fn(x, y)
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach()
+        return train_step(self.optimizer, self.loss_fn, x, y)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         key = x.shape[0]

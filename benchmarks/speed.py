@@ -20,7 +20,7 @@ import aurora_vision as av
 from aurora_vision.layers.nonlinearity import SIGMA_ON_CUDA
 
 from .build import param_groups
-from .cuda_graph import GraphedTrainStep, graphed_forward
+from .cuda_graph import GraphedTrainStep, adamw, graphed_forward, train_step
 from .flops import count_macs
 from .record import device_name, git_commit, versions, write_json
 
@@ -79,11 +79,7 @@ def bench_method(model_name, method, config, batch, device, steps, repeats, warm
     torch.manual_seed(0)
     model = av.apply(timm.create_model(model_name, num_classes=100), method, config).to(device)
     net = torch.compile(model) if compile_model else model
-    groups = param_groups(model, 1e-4, 1e-4, 1e-4)
-    if graphs:  # as the runner does: learning rates in tensors, a capturable optimizer
-        for group in groups:
-            group["lr"] = torch.tensor(group["lr"], device=device)
-    opt = torch.optim.AdamW(groups, capturable=graphs)
+    opt = adamw(param_groups(model, 1e-4, 1e-4, 1e-4), device, graphs)  # as the runner builds it
     x = torch.randn(batch, 3, 224, 224, device=device)
     y = torch.randint(0, 100, (batch,), device=device)
     autocast = _autocast(device, graphs)
@@ -93,25 +89,19 @@ def bench_method(model_name, method, config, batch, device, steps, repeats, warm
         with autocast():
             return F.cross_entropy(net(x).float(), y)
 
-    def eager_step():
-        loss = loss_of(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
     model.train()
     if graphs:
         graphed = GraphedTrainStep(model, opt, loss_of, warmup)
-        train_step = lambda: graphed(x, y)
-        train_step()  # captures
+        step = lambda: graphed(x, y)
+        step()  # captures
     else:
-        train_step = eager_step
+        step = lambda: train_step(opt, loss_of, x, y)
         for _ in range(warmup):
-            train_step()
+            step()
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    step_times = [measure(train_step, steps) for _ in range(repeats)]
+    step_times = [measure(step, steps) for _ in range(repeats)]
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
     model.eval()
     out = {"train_step_s": statistics.median(step_times), "train_step_s_all": step_times,

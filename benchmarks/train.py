@@ -5,6 +5,7 @@ import os
 import random
 import resource
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ from aurora_vision.layers.nonlinearity import SIGMA_ON_CUDA
 
 from . import distributed
 from .build import build_model, param_groups
-from .cuda_graph import GraphedTrainStep
+from .cuda_graph import GraphedTrainStep, adamw, train_step
 from .data import DeviceSplit, DeviceTransform, list_split, load_split
 from .data.cache import DEFAULT_CACHE
 from .flops import count_macs
@@ -114,11 +115,7 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
     graphs = use_cuda_graphs(device, world, tr)
     # a graph must not keep autocast's per-forward weight casts in a cache
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=not graphs)
-    groups = param_groups(model, tr["lr"], tr["head_lr"] or tr["lr"], tr["weight_decay"])
-    if graphs:  # a replayed step reads its learning rate from a tensor that the scheduler fills in place
-        for group in groups:
-            group["lr"] = torch.tensor(group["lr"], device=device)
-    optimizer = torch.optim.AdamW(groups, capturable=graphs)
+    optimizer = adamw(param_groups(model, tr["lr"], tr["head_lr"] or tr["lr"], tr["weight_decay"]), device, graphs)
     steps_per_epoch = math.ceil(len(train_split) / tr["batch_size"])
     total_steps = steps_per_epoch * tr["epochs"]
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -131,13 +128,7 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
             logits = step_model(x)
         return F.cross_entropy(logits.float(), y, label_smoothing=tr["label_smoothing"])
 
-    def eager_step(x, y):
-        loss = loss_of(x, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
-    train_step = GraphedTrainStep(model, optimizer, loss_of) if graphs else eager_step
+    take_step = GraphedTrainStep(model, optimizer, loss_of) if graphs else partial(train_step, optimizer, loss_of)
     order = torch.Generator().manual_seed(run["seed"])  # the same batch order on every rank
     augment = torch.Generator().manual_seed(run["seed"] + 7919 * (rank + 1))  # each rank its own draws
     logger = RunLogger(logdir if distributed.is_main() else None)
@@ -155,7 +146,7 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
             if len(y) < world:  # a tail batch too small to give every rank an image: skipped on all
                 continue
             x, y = distributed.shard(x, y)
-            loss = train_step(transform(x, train=True, generator=augment), y)
+            loss = take_step(transform(x, train=True, generator=augment), y)
             scheduler.step()
             loss_sum += loss * len(y)
             step += 1
