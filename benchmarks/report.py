@@ -151,6 +151,9 @@ def write_report(results_dir, lora: str = "lora", full: str = "full") -> Path:
         lines += ["", "## Failed runs", ""] + [f"- {r['task']} / {r['method']} / seed {r['seed']}: {r['error']}"
                                                for r in s["failed"]]
     lines += ["", "![accuracy vs trainable parameters](pareto.png)", ""]
+    left_out = plot_points(s, avgs)[2]
+    if left_out:
+        lines += [f"Not in the plot (run on fewer of the plotted tasks): {', '.join(left_out)}.", ""]
     (results_dir / "report.md").write_text("\n".join(lines))
     _write_csv(results_dir / "methods.csv", rows)
     _write_csv(results_dir / "per_task.csv", [{"task": t, "method": m, **c} for (t, m), c in s["cells"].items()])
@@ -166,16 +169,24 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
-def plot_points(s: dict, avgs: dict) -> tuple[str, dict]:
-    """(y-axis name, {method: (trainable params, accuracy)}): the VTAB mean of groups or the task mean; in an
-    unfinished sweep, the mean over the tasks every method has, so that no method is left out or favoured."""
-    common = [t for t in s["tasks"] if all((t, m) in s["cells"] for m in s["methods"])]
-    if len(common) < len(s["tasks"]):
+def plot_points(s: dict, avgs: dict) -> tuple[str, dict, list]:
+    """(y-axis name, {method: (trainable params, accuracy)}, methods left out). With every task done for every
+    method: the VTAB mean of groups or the task mean. Otherwise (an unfinished sweep, or a rank sweep sharing
+    the folder on fewer tasks) the mean over the task set that covers the most (task, method) cells, ties to
+    the set more methods have: no method is favoured by tasks others lack, and the rest are listed."""
+    has = {m: {t for t in s["tasks"] if (t, m) in s["cells"]} for m in s["methods"]}
+    candidates = [frozenset(s["tasks"])] + [frozenset(ts) for ts in has.values() if ts]
+    members = lambda ts: [m for m in s["methods"] if ts <= has[m]]
+    tasks = max(candidates, key=lambda ts: (len(ts) * len(members(ts)), len(members(ts))))
+    inside = members(tasks)
+    left_out = [m for m in s["methods"] if m not in inside]
+    if len(tasks) < len(s["tasks"]):
+        common = [t for t in s["tasks"] if t in tasks]
         points = {m: (s["info"][m]["trainable"], statistics.fmean(s["cells"][(t, m)]["mean"] for t in common))
-                  for m in s["methods"]} if common else {}
-        return f"mean of {len(common)}/{len(s['tasks'])} tasks (those all have)", points
-    key = "mean_of_groups" if any(a.get("mean_of_groups") is not None for a in avgs.values()) else "task_mean"
-    return key, {m: (s["info"][m]["trainable"], avgs[m][key]) for m in s["methods"] if avgs[m].get(key) is not None}
+                  for m in inside}
+        return f"mean of {len(common)}/{len(s['tasks'])} tasks", points, left_out
+    key = "mean_of_groups" if any(avgs[m].get("mean_of_groups") is not None for m in inside) else "task_mean"
+    return key, {m: (s["info"][m]["trainable"], avgs[m][key]) for m in inside if avgs[m].get(key) is not None}, left_out
 
 
 def _plot(s, avgs, path: Path, tb_dir: Path) -> None:
@@ -183,7 +194,7 @@ def _plot(s, avgs, path: Path, tb_dir: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    key, points = plot_points(s, avgs)
+    key, points, _ = plot_points(s, avgs)
     front = pareto(points)
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
     for m, (p, a) in points.items():

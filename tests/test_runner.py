@@ -153,11 +153,22 @@ def test_pareto_points_of_an_unfinished_sweep_use_the_tasks_every_method_has():
     rows = [("cifar", "lora", 0, 70.0, 1000), ("eurosat", "lora", 0, 90.0, 1000),
             ("cifar", "aurora", 0, 73.0, 300)]  # aurora's eurosat run is not done yet
     s = summarize([fake_result(t, m, sd, a, p) for t, m, sd, a, p in rows])
-    key, points = plot_points(s, {m: averages(s, m) for m in s["methods"]})
-    assert key == "mean of 1/2 tasks (those all have)"
+    key, points, left_out = plot_points(s, {m: averages(s, m) for m in s["methods"]})
+    assert key == "mean of 1/2 tasks" and left_out == []
     assert points == {"lora": (1000, 70.0), "aurora": (300, 73.0)}
     s = summarize([fake_result(t, m, sd, a, p) for t, m, sd, a, p in rows[:2]])
-    assert plot_points(s, {"lora": averages(s, "lora")}) == ("mean_of_groups", {"lora": (1000, 80.0)})
+    assert plot_points(s, {"lora": averages(s, "lora")}) == ("mean_of_groups", {"lora": (1000, 80.0)}, [])
+
+
+def test_pareto_points_leave_out_a_rank_sweep_on_fewer_tasks():
+    from benchmarks.report import averages, plot_points, summarize
+    tasks = ["cifar", "eurosat", "dtd"]
+    rows = [(t, m, a, p) for t in tasks for m, a, p in (("lora", 70.0, 1000), ("aurora", 72.0, 300))]
+    rows += [("cifar", "aurora_r8", 40.0, 1200), ("cifar", "lora_r4", 69.0, 500)]  # a sweep on one task
+    s = summarize([fake_result(t, m, 0, a, p) for t, m, a, p in rows])
+    key, points, left_out = plot_points(s, {m: averages(s, m) for m in s["methods"]})
+    assert key == "mean_of_groups" and sorted(points) == ["aurora", "lora"]  # 3 tasks x 2 beat 1 task x 4
+    assert sorted(left_out) == ["aurora_r8", "lora_r4"]
 
 
 def test_pareto_front():
