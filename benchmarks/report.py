@@ -151,13 +151,13 @@ def write_report(results_dir, lora: str = "lora", full: str = "full") -> Path:
         lines += ["", "## Failed runs", ""] + [f"- {r['task']} / {r['method']} / seed {r['seed']}: {r['error']}"
                                                for r in s["failed"]]
     lines += ["", "![accuracy vs trainable parameters](pareto.png)", ""]
-    left_out = plot_points(s, avgs)[2]
+    key, points, left_out = plot_points(s, avgs)
     if left_out:
         lines += [f"Not in the plot (run on fewer of the plotted tasks): {', '.join(left_out)}.", ""]
     (results_dir / "report.md").write_text("\n".join(lines))
     _write_csv(results_dir / "methods.csv", rows)
     _write_csv(results_dir / "per_task.csv", [{"task": t, "method": m, **c} for (t, m), c in s["cells"].items()])
-    _plot(s, avgs, results_dir / "pareto.png", results_dir / "tb" / "report")
+    _plot(key, points, results_dir / "pareto.png", results_dir / "tb" / "report")
     return results_dir / "report.md"
 
 
@@ -186,15 +186,15 @@ def plot_points(s: dict, avgs: dict) -> tuple[str, dict, list]:
                   for m in inside}
         return f"mean of {len(common)}/{len(s['tasks'])} tasks", points, left_out
     key = "mean_of_groups" if any(avgs[m].get("mean_of_groups") is not None for m in inside) else "task_mean"
-    return key, {m: (s["info"][m]["trainable"], avgs[m][key]) for m in inside if avgs[m].get(key) is not None}, left_out
+    points = {m: (s["info"][m]["trainable"], avgs[m][key]) for m in inside if avgs[m].get(key) is not None}
+    return key, points, left_out
 
 
-def _plot(s, avgs, path: Path, tb_dir: Path) -> None:
+def _plot(key: str, points: dict, path: Path, tb_dir: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    key, points, _ = plot_points(s, avgs)
     front = pareto(points)
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
     for m, (p, a) in points.items():
