@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from aurora_vision.layers import AdaptiveNonlinearity, AuroraLinear, LoraLinear
+from aurora_vision.layers.adapter import AdapterLinear
 
 
 def base_linear(d_in=16, d_out=24, seed=0):
@@ -157,3 +158,37 @@ def test_fused_nonlinearity_equals_reference():
         g_ref = torch.autograd.grad(ref.sum(), [z, sigma.H, sigma.spline_weight])
         g_fused = torch.autograd.grad(fused.sum(), [z, sigma.H, sigma.spline_weight])
         assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(g_ref, g_fused))
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+@pytest.mark.parametrize("cls", [LoraLinear, AuroraLinear])
+@pytest.mark.parametrize("slices,bias", [(None, True), ([(0, 8), (16, 24)], False)])
+def test_eval_fold_equals_two_gemm_form(cls, slices, bias, device, monkeypatch):
+    """Without autograd the branch rides in the base GEMM as extra input columns; same output."""
+    torch.manual_seed(0)
+    layer = randomize(cls(nn.Linear(16, 24, bias=bias), r=3, alpha=6, slices=slices)).to(device)
+    x = torch.randn(2, 5, 16, device=device)
+    folds = []
+    monkeypatch.setattr(cls, "_folded_forward", lambda self, x: folds.append(1) or AdapterLinear._folded_forward(self, x))
+    two_gemm = layer(x)
+    with torch.no_grad():
+        folded = layer(x)
+    assert folds == [1]
+    assert torch.allclose(folded, two_gemm, atol=1e-5)
+    with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16):
+        folded_bf16 = layer(x)
+    assert folded_bf16.dtype == torch.bfloat16
+    assert torch.allclose(folded_bf16.float(), two_gemm, atol=0.05, rtol=0.02)
+
+
+def test_eval_fold_only_where_it_saves_traffic():
+    """A narrowing layer (in > out) keeps the two-GEMM form: copying its wide input would cost more."""
+    layer = randomize(AuroraLinear(nn.Linear(24, 16), r=2))
+    called = []
+    layer._folded_forward = lambda x: called.append(1)
+    with torch.no_grad():
+        layer(torch.randn(3, 24))
+    assert called == []
