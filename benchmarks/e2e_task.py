@@ -110,7 +110,7 @@ def main(argv=None):
     p.add_argument("--n-test", type=int, default=10000)
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--workers", type=int, default=8, help="DataLoader workers of the conventional pipeline")
-    p.add_argument("--compile", action="store_true", help="torch.compile our model")
+    p.add_argument("--compile", action="store_true", help="torch.compile our model (its kernels replayed in the CUDA graphs)")
     p.add_argument("--data", default="/tmp/aurora_e2e")
     p.add_argument("--out", default="results/e2e")
     args = p.parse_args(argv)

@@ -36,12 +36,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def use_cuda_graphs(device: torch.device, world: int, train_cfg: dict) -> bool:
-    """Whether the step runs as CUDA graphs (cuda_graph.py): on one CUDA device, without torch.compile,
-    unless AURORA_VISION_CUDA_GRAPHS=0. How a run executes, like AURORA_VISION_SIGMA: recorded in its
+def use_cuda_graphs(device: torch.device, world: int) -> bool:
+    """Whether the step runs as CUDA graphs (cuda_graph.py): on one CUDA device, unless
+    AURORA_VISION_CUDA_GRAPHS=0; with train.compile the graph replays the compiled kernels (the compile
+    happens in the capture's warm-up). How a run executes, like AURORA_VISION_SIGMA: recorded in its
     result, not part of its config (the arithmetic is the same)."""
-    return (device.type == "cuda" and world == 1 and not train_cfg.get("compile")
-            and os.environ.get("AURORA_VISION_CUDA_GRAPHS", "1") != "0")
+    return device.type == "cuda" and world == 1 and os.environ.get("AURORA_VISION_CUDA_GRAPHS", "1") != "0"
 
 
 def seed_everything(seed: int) -> None:
@@ -112,7 +112,7 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
     train_split, eval_split = DeviceSplit(train_x, train_y, device), DeviceSplit(eval_x, eval_y, device)
 
     bf16 = tr["precision"] == "bf16" or (tr["precision"] == "auto" and device.type == "cuda")
-    graphs = use_cuda_graphs(device, world, tr)
+    graphs = use_cuda_graphs(device, world)
     # a graph must not keep autocast's per-forward weight casts in a cache
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=not graphs)
     optimizer = adamw(param_groups(model, tr["lr"], tr["head_lr"] or tr["lr"], tr["weight_decay"]), device, graphs)

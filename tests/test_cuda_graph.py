@@ -82,9 +82,11 @@ def test_graphed_steps_equal_eager_steps_with_a_tail_batch():
 
 
 @cuda
-def test_runner_with_graphs_matches_eager(tmp_path, monkeypatch):
+@pytest.mark.parametrize("compiled", [False, True])
+def test_runner_with_graphs_matches_eager(tmp_path, monkeypatch, compiled):
+    """With train.compile the graph replays the compiled model's kernels (compiled in the warm-up)."""
     cfg = tiny_cfg(tmp_path)
-    cfg["train"].update(device="cuda", epochs=3)  # 18 images, batch 4: a tail batch of 2
+    cfg["train"].update(device="cuda", epochs=3, compile=compiled)  # 18 images, batch 4: a tail batch of 2
     run = resolve_run(cfg, "mytask", "aurora", 0)
     graphed = train_run(run, quiet=True)
     monkeypatch.setenv("AURORA_VISION_CUDA_GRAPHS", "0")
