@@ -1,6 +1,7 @@
-"""Where a training step's time goes: torch.profiler over a few steps of one method, top ops by GPU time.
+"""Where a training step's (or with --eval, a no-grad forward's) time goes: torch.profiler over a few steps
+of one method, top ops by GPU time.
 
-    python -m benchmarks.profile_step --method aurora --targets qv --r 2 --batch 256
+    python -m benchmarks.profile_step --method aurora --targets qv --r 2 --batch 256 [--eval]
 """
 import argparse
 
@@ -23,6 +24,7 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--rows", type=int, default=25)
+    p.add_argument("--eval", action="store_true", help="profile the no-grad forward (eval) instead")
     args = p.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg = {"r": args.r, "targets": args.targets} if args.method in ("lora", "aurora") else {}
@@ -31,12 +33,20 @@ def main(argv=None):
     x = torch.randn(args.batch, 3, 224, 224, device=device)
     y = torch.randint(0, 100, (args.batch,), device=device)
 
-    def step():
+    def train_step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             loss = F.cross_entropy(model(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+
+    @torch.no_grad()
+    def eval_step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            model(x)
+
+    step = eval_step if args.eval else train_step
+    model.train(not args.eval)
 
     for _ in range(5):
         step()
@@ -47,7 +57,7 @@ def main(argv=None):
         if device.type == "cuda":
             torch.cuda.synchronize()
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    print(f"{args.method} r={args.r} {args.targets} batch {args.batch}, {args.steps} steps")
+    print(f"{args.method} r={args.r} {args.targets} batch {args.batch}, {args.steps} {'eval' if args.eval else 'train'} steps")
     print(prof.key_averages().table(sort_by=key, row_limit=args.rows, max_name_column_width=60))
 
 
