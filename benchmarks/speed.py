@@ -19,7 +19,7 @@ import torch.nn.functional as F
 import aurora_vision as av
 from aurora_vision.layers.nonlinearity import SIGMA_ON_CUDA
 
-from .build import param_groups
+from .build import compiled, param_groups
 from .cuda_graph import GraphedTrainStep, adamw, graphed_forward, train_step
 from .flops import count_macs
 from .record import device_name, git_commit, versions, write_json
@@ -78,7 +78,7 @@ def bench_method(model_name, method, config, batch, device, steps, repeats, warm
                  graphs=False) -> dict:
     torch.manual_seed(0)
     model = av.apply(timm.create_model(model_name, num_classes=100), method, config).to(device)
-    net = torch.compile(model) if compile_model else model
+    net = compiled(model) if compile_model else model
     opt = adamw(param_groups(model, 1e-4, 1e-4, 1e-4), device, graphs)  # as the runner builds it
     x = torch.randn(batch, 3, 224, 224, device=device)
     y = torch.randint(0, 100, (batch,), device=device)

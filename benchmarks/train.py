@@ -17,7 +17,7 @@ from aurora_vision.layers import AuroraLinear
 from aurora_vision.layers.nonlinearity import SIGMA_ON_CUDA
 
 from . import distributed
-from .build import build_model, param_groups
+from .build import build_model, compiled, param_groups
 from .cuda_graph import GraphedTrainStep, adamw, train_step
 from .data import DeviceSplit, DeviceTransform, list_split, load_split
 from .data.cache import DEFAULT_CACHE
@@ -121,7 +121,7 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(tr["schedule"], steps_per_epoch * tr["warmup_epochs"], total_steps))
     step_model = distributed.wrap(model, device)
-    step_model = torch.compile(step_model) if tr.get("compile") else step_model
+    step_model = compiled(step_model) if tr.get("compile") else step_model
 
     def loss_of(x, y):
         with autocast():

@@ -84,20 +84,26 @@ class AdapterLinear(nn.Module):
         """The same output as one GEMM: [x | s g(A x)] [W0 | U]^T, the branch as r extra input columns.
 
         Without autograd (eval) this replaces the base GEMM and the up-projection's read-modify-write of
-        the whole output (out_features wide) by a copy of the input (in_features wide): for a fused qkv a
-        third of the traffic, and one kernel fewer. Under autograd the widened weight would get a full
-        weight gradient, so training keeps the two-GEMM form.
+        the whole output (out_features wide) by one copy of the input into the widened buffer, which is
+        also the cast to the GEMM's dtype that autocast would make anyway; the down-projection reads the
+        buffer's bf16 copy. Under autograd the widened weight would get a full weight gradient, so
+        training keeps the two-GEMM form.
         """
         on = x.device.type
         dtype = torch.get_autocast_dtype(on) if torch.is_autocast_enabled(on) else x.dtype
-        g = self.branch_input(x).to(dtype)
-        pad = -(self.in_features + g.shape[-1]) % 8  # K a multiple of 8: 16-byte rows for the bf16 GEMM
-        xg = torch.cat([x.to(dtype), F.pad(g, (0, pad))], dim=-1)
+        d, width = self.in_features, self.num_adapters * self.r
+        k = -(-(d + width) // 8) * 8  # a multiple of 8: 16-byte rows for the bf16 GEMM
         base = self.base_layer
-        w = torch.cat([base.weight.to(dtype), F.pad(self.scaling * self.up_weight().to(dtype), (0, pad))], dim=1)
-        bias = None if base.bias is None else base.bias.to(dtype)
-        with torch.autocast(on, enabled=False):  # inputs already in the GEMM's dtype
-            return F.linear(xg, w, bias)
+        with torch.autocast(on, enabled=False):  # everything below is already in the GEMM's dtype
+            xg = x.new_empty(*x.shape[:-1], k, dtype=dtype)
+            xg[..., :d] = x
+            xg[..., d + width:] = 0
+            z = F.linear(self.dropout(xg[..., :d]), self.A.flatten(0, 1).to(dtype))
+            xg[..., d:d + width] = self.mid(z.unflatten(-1, (self.num_adapters, self.r))).flatten(-2)
+            w = base.weight.new_zeros(base.out_features, k, dtype=dtype)
+            w[:, :d] = base.weight
+            w[:, d:d + width] = self.scaling * self.up_weight()
+            return F.linear(xg, w, None if base.bias is None else base.bias.to(dtype))
 
     @property
     def in_features(self) -> int:
