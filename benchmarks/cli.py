@@ -116,9 +116,10 @@ def _tune(args) -> int:
     print(f"tuning runs: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} already done")
     write_report(tuned["output"])
     chosen = choose(tuned, tuned["output"])
-    for path in [Path(tuned["output"]) / "lrs.yaml"] + ([args.write] if args.write else []):
+    record = Path(tuned["output"]) / f"lrs-{cfg['name']}.yaml"  # one per config: tunes can share a folder
+    for path in [record] + ([args.write] if args.write else []):
         print(f"wrote {write_lrs(chosen, tuned, path)}")
-    print(Path(tuned["output"], "lrs.yaml").read_text())
+    print(record.read_text())
     return 0  # a rate whose run failed (a NaN loss at a high rate) has lost; the choice stands on the rest
 
 

@@ -2,7 +2,7 @@
 its grid on the tuning splits (train800 -> val200), the rate with the best mean validation accuracy over
 tasks and seeds kept, and written as the `lrs:` entry a sweep config includes.
 
-    aurora-bench tune configs/shared_validation.yaml --gpus all     # -> <output>-tune/lrs.yaml
+    aurora-bench tune configs/shared_validation.yaml --gpus all     # -> <output>-tune/lrs-<name>.yaml
 """
 import statistics
 from pathlib import Path

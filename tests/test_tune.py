@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -63,6 +64,7 @@ def test_cli_tune_writes_an_includable_lrs_file(tmp_path, capsys):
     lrs = yaml.safe_load((tmp_path / "lrs.yaml").read_text())["lrs"]
     assert set(lrs) == {"linear", "aurora"} and all(v in (1e-3, 1e-1) for v in lrs.values())
     assert "mean validation accuracy" in (tmp_path / "lrs.yaml").read_text()
+    assert (tmp_path / "lrs.yaml").read_text() == (Path(cfg["output"] + "-tune") / f"lrs-{cfg['name']}.yaml").read_text()
     assert len(list((tmp_path / "out-tune" / "runs").glob("*.json"))) == 4
     (tmp_path / "main.yaml").write_text(f"include: [c.yaml, lrs.yaml]\n")
     assert resolve_run(load_config(tmp_path / "main.yaml"), "mytask", "aurora", 0)["train"]["lr"] == lrs["aurora"]
