@@ -64,7 +64,9 @@ class AdapterLinear(nn.Module):
 
     def branch_input(self, x: torch.Tensor) -> torch.Tensor:
         """g(A x), (..., num_adapters * r): what the up-projection multiplies."""
-        z = F.linear(self.dropout(x), self.A.flatten(0, 1))
+        # A in x's dtype: a no-op under autocast (which casts both); the folded eval calls this on its bf16
+        # buffer with autocast off
+        z = F.linear(self.dropout(x), self.A.flatten(0, 1).to(x.dtype))
         return self.mid(z.unflatten(-1, (self.num_adapters, self.r))).flatten(-2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,8 +100,7 @@ class AdapterLinear(nn.Module):
             xg = x.new_empty(*x.shape[:-1], k, dtype=dtype)
             xg[..., :d] = x
             xg[..., d + width:] = 0
-            z = F.linear(self.dropout(xg[..., :d]), self.A.flatten(0, 1).to(dtype))
-            xg[..., d:d + width] = self.mid(z.unflatten(-1, (self.num_adapters, self.r))).flatten(-2)
+            xg[..., d:d + width] = self.branch_input(xg[..., :d])
             w = base.weight.new_zeros(base.out_features, k, dtype=dtype)
             w[:, :d] = base.weight
             w[:, d:d + width] = self.scaling * self.up_weight()
