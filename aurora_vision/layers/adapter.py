@@ -1,9 +1,31 @@
 """The shared shape of a low-rank adapter branch around a frozen nn.Linear: h = W0 x + s B g(A x)."""
+import functools
+import os
 from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+# How the eval fold builds its GEMM operands on CUDA in bf16/fp16: 'triton' (triton_fold.py, one pass each;
+# the default) or 'torch' (a dozen small ops per layer). Elsewhere, and in fp32, it is always 'torch'.
+FOLD_IMPLS = ("triton", "torch")
+FOLD_ON_CUDA = os.environ.get("AURORA_VISION_FOLD", "triton")
+
+
+@functools.cache
+def _triton_fold():
+    if FOLD_ON_CUDA not in FOLD_IMPLS:
+        raise ValueError(f"AURORA_VISION_FOLD={FOLD_ON_CUDA!r}; choose one of {', '.join(FOLD_IMPLS)}")
+    if FOLD_ON_CUDA == "torch":
+        return None
+    try:
+        from . import triton_fold  # imports triton only when asked for
+    except ImportError as e:
+        raise ImportError(f"AURORA_VISION_FOLD=triton needs the triton package ({e}); pip install triton, "
+                          "or set AURORA_VISION_FOLD=torch") from e
+    return triton_fold
 
 
 class AdapterLinear(nn.Module):
@@ -44,6 +66,8 @@ class AdapterLinear(nn.Module):
         rows = torch.cat([torch.arange(s, e) for s, e in slices])
         self.covers_output = rows.numel() == out_features and bool((rows == torch.arange(out_features)).all())
         self.register_buffer("out_rows", rows, persistent=False)
+        self.register_buffer("slice_starts", torch.tensor([s for s, _ in slices], dtype=torch.int32),
+                             persistent=False)
         self.merged = False
 
     @property
@@ -96,7 +120,14 @@ class AdapterLinear(nn.Module):
         d, width = self.in_features, self.num_adapters * self.r
         k = -(-(d + width) // 8) * 8  # a multiple of 8: 16-byte rows for the bf16 GEMM
         base = self.base_layer
+        bias = None if base.bias is None else base.bias.to(dtype)
         with torch.autocast(on, enabled=False):  # everything below is already in the GEMM's dtype
+            fold = self._fold_kernels(x, dtype)
+            if fold is not None:
+                xg, z = fold.fold_input(x, self.A.flatten(0, 1), k, dtype)
+                xg[..., d:d + width] = self.mid(z.unflatten(-1, (self.num_adapters, self.r))).flatten(-2)
+                w = fold.fold_weight(base.weight, self.B, self.slice_starts, self.scaling, k, dtype)
+                return F.linear(xg, w, bias)
             xg = x.new_empty(*x.shape[:-1], k, dtype=dtype)
             xg[..., :d] = x
             xg[..., d + width:] = 0
@@ -104,7 +135,16 @@ class AdapterLinear(nn.Module):
             w = base.weight.new_zeros(base.out_features, k, dtype=dtype)
             w[:, :d] = base.weight
             w[:, d:d + width] = self.scaling * self.up_weight()
-            return F.linear(xg, w, None if base.bias is None else base.bias.to(dtype))
+            return F.linear(xg, w, bias)
+
+    def _fold_kernels(self, x: torch.Tensor, dtype: torch.dtype):
+        """triton_fold where it applies: CUDA, a half-precision GEMM, no dropout to draw, not under
+        torch.compile (inductor fuses the torch form itself); None for the torch form."""
+        if not x.is_cuda or dtype not in (torch.bfloat16, torch.float16) or torch.compiler.is_compiling():
+            return None
+        if self.training and not isinstance(self.dropout, nn.Identity):
+            return None
+        return _triton_fold()
 
     @property
     def in_features(self) -> int:

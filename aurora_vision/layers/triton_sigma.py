@@ -122,9 +122,9 @@ class TritonSigma(torch.autograd.Function):
         rp, gp, block = _launch_config(r, nb)
         rows = zc.numel() // r
         out = torch.empty_like(zc)
-        dummy = zc.new_zeros(1)
-        h = H.contiguous() if H is not None else dummy
-        w = W.contiguous() if W is not None else dummy
+        # a switched-off path's pointer is never read: z stands in (an allocation would be a kernel per call)
+        h = H.contiguous() if H is not None else zc
+        w = W.contiguous() if W is not None else zc
         grid = (triton.cdiv(rows, block),)
         _sigma_fwd[grid](zc, h, w, out, rows, first_knot, 1.0 / step, N=n, R=r, RP=rp, NB=nb, GP=gp,
                          USE_TANH=H is not None, USE_SPLINE=W is not None, BLOCK=block)
@@ -138,8 +138,8 @@ class TritonSigma(torch.autograd.Function):
         n, r, nb, rp, gp, block, rows, first_knot, step, use_tanh, use_spline = ctx.meta
         programs = triton.cdiv(rows, block)
         gz = torch.empty_like(zc)
-        gh_part = zc.new_zeros(programs, n, r, r) if use_tanh else zc.new_zeros(1)
-        gw_part = zc.new_zeros(programs, n, r, nb) if use_spline else zc.new_zeros(1)
+        gh_part = zc.new_empty(programs, n, r, r) if use_tanh else gz  # every program writes its part
+        gw_part = zc.new_empty(programs, n, r, nb) if use_spline else gz
         _sigma_bwd[(programs,)](zc, h, w, gout.contiguous(), gz, gh_part, gw_part, rows, first_knot,
                                 1.0 / step, N=n, R=r, RP=rp, NB=nb, GP=gp, USE_TANH=use_tanh, USE_SPLINE=use_spline,
                                 BLOCK=block)
