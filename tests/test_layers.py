@@ -192,3 +192,23 @@ def test_eval_fold_only_where_it_saves_traffic():
     with torch.no_grad():
         layer(torch.randn(3, 24))
     assert called == []
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+@pytest.mark.parametrize("cls", [LoraLinear, AuroraLinear])
+def test_training_under_autocast_matches_fp32(cls, device):
+    """Under bf16 autocast the layer casts its fp32 input once for both GEMMs; output and every gradient stay
+    those of the fp32 layer within bf16 error, and the input's gradient comes back in fp32."""
+    torch.manual_seed(0)
+    layer = randomize(cls(nn.Linear(32, 48), r=2, alpha=4, slices=[(0, 16), (32, 48)])).to(device)
+    x = torch.randn(4, 7, 32, device=device, requires_grad=True)
+    gout = torch.randn(4, 7, 48, device=device)
+    params = [x, layer.A, layer.B]
+    ref = torch.autograd.grad(layer(x), params, gout)
+    with torch.autocast(device, dtype=torch.bfloat16):
+        out = layer(x)
+    assert out.dtype == torch.bfloat16
+    got = torch.autograd.grad(out, params, gout.bfloat16())
+    assert got[0].dtype == torch.float32
+    for g, r in zip(got, ref):
+        torch.testing.assert_close(g.float(), r, atol=0.03 * r.abs().max().item(), rtol=0)

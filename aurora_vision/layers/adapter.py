@@ -99,6 +99,11 @@ class AdapterLinear(nn.Module):
         # fvcore traces with jit: it counts the method's own MACs, not this arrangement of them
         if not torch.is_grad_enabled() and self.in_features <= self.out_features and not torch.jit.is_tracing():
             return self._folded_forward(x)
+        on = x.device.type
+        if x.dtype == torch.float32 and torch.is_autocast_enabled(on):
+            # one cast for both GEMMs: autocast would cast x for each, and autograd would add their input
+            # gradients in fp32 and cast each back (three full-width passes more than the base layer makes)
+            x = x.to(torch.get_autocast_dtype(on))
         out = self.base_layer(x)
         z = self.branch_input(x)
         # out + s * z U^T in one GEMM whose epilogue adds into out: no separate full-width add
