@@ -1,7 +1,10 @@
 """Where a training step's (or with --eval, a no-grad forward's) time goes: torch.profiler over a few steps
 of one method, top ops by GPU time.
 
-    python -m benchmarks.profile_step --method aurora --targets qv --r 2 --batch 256 [--eval]
+    python -m benchmarks.profile_step --method aurora --targets qv --r 2 --batch 256 [--eval] [--compile]
+
+With --compile the model is torch.compile'd first and the graph breaks dynamo met are printed (a break
+splits the compiled graph, and inductor cannot fuse across it).
 """
 import argparse
 
@@ -12,7 +15,7 @@ from torch.profiler import ProfilerActivity, profile
 
 import aurora_vision as av
 
-from .build import param_groups
+from .build import compiled, param_groups
 
 
 def main(argv=None):
@@ -25,17 +28,19 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--rows", type=int, default=25)
     p.add_argument("--eval", action="store_true", help="profile the no-grad forward (eval) instead")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (as train.compile does)")
     args = p.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg = {"r": args.r, "targets": args.targets} if args.method in ("lora", "aurora") else {}
     model = av.apply(timm.create_model(args.model, num_classes=100), args.method, cfg).to(device)
     opt = torch.optim.AdamW(param_groups(model, 1e-4, 1e-4, 1e-4))
+    net = compiled(model) if args.compile else model
     x = torch.randn(args.batch, 3, 224, 224, device=device)
     y = torch.randint(0, 100, (args.batch,), device=device)
 
     def train_step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = F.cross_entropy(model(x).float(), y)
+            loss = F.cross_entropy(net(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -43,13 +48,17 @@ def main(argv=None):
     @torch.no_grad()
     def eval_step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            model(x)
+            net(x)
 
     step = eval_step if args.eval else train_step
     model.train(not args.eval)
 
     for _ in range(5):
         step()
+    if args.compile:
+        from torch._dynamo.utils import counters
+        print(f"graph breaks: {sum(counters['graph_break'].values())} {dict(counters['graph_break'])}; "
+              f"unique graphs: {counters['stats']['unique_graphs']}")
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
         for _ in range(args.steps):
@@ -57,7 +66,8 @@ def main(argv=None):
         if device.type == "cuda":
             torch.cuda.synchronize()
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    print(f"{args.method} r={args.r} {args.targets} batch {args.batch}, {args.steps} {'eval' if args.eval else 'train'} steps")
+    print(f"{args.method} r={args.r} {args.targets} batch {args.batch}, {args.steps} {'eval' if args.eval else 'train'} "
+          f"steps{', compiled' if args.compile else ''}")
     print(prof.key_averages().table(sort_by=key, row_limit=args.rows, max_name_column_width=60))
 
 
