@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 import aurora_vision as av
+from aurora_vision.layers.adapter import FOLD_ON_CUDA
 from aurora_vision.layers.nonlinearity import SIGMA_ON_CUDA
 
 from .build import compiled, param_groups
@@ -125,6 +126,7 @@ def base_eval(model_name, batch, device, steps, repeats, warmup, graphs=False) -
 
 def markdown(res: dict) -> str:
     lines = [f"Device: {res['device']}; model {res['model']}; AuroRA sigma: {res.get('aurora_sigma', 'compile')}; "
+             f"eval fold: {res.get('eval_fold', 'torch')}; "
              f"CUDA graphs: {res.get('cuda_graphs', False)}; compile: {res.get('compile', False)}; bf16 autocast; "
              f"medians of {res['repeats']} x {res['steps']} steps after {res['warmup']} warm-up steps.", "",
              "| batch | method | train step (ms) | train img/s | peak mem (GiB) | eval img/s | eval vs base |",
@@ -179,7 +181,7 @@ def main(argv=None):
     macs = count_macs(timm.create_model(args.model, num_classes=100), 224)["gmacs"]
     res = {"device": device_name(device), "model": args.model, "steps": args.steps, "repeats": args.repeats,
            "warmup": args.warmup, "compile": args.compile, "cuda_graphs": args.graphs, "aurora_sigma": SIGMA_ON_CUDA,
-           "gmacs_per_image": macs,
+           "eval_fold": FOLD_ON_CUDA, "gmacs_per_image": macs,
            "versions": versions(), "git": git_commit(), "batches": {}}
     for b in args.batch:
         r = {m: bench_method(args.model, *METHODS[m], b, device, args.steps, args.repeats, args.warmup, args.compile,
