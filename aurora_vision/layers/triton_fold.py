@@ -15,9 +15,13 @@ import torch
 import triton
 import triton.language as tl
 
+# rows of x per program of fold_input: each program reads whole rows (the down-projection sums over them),
+# so smaller blocks are what spreads a batch-64 ViT-B layer (12,608 rows) over the H200's 132 SMs
+BLOCK_M = 32
+
 
 @triton.jit
-def _fold_input(x_ptr, a_ptr, xg_ptr, z_ptr, M, D, stride_x, K, W: tl.constexpr, WP: tl.constexpr,
+def _fold_input(x_ptr, a_ptr, xg_ptr, z_ptr, M, D: tl.constexpr, stride_x, K, W: tl.constexpr, WP: tl.constexpr,
                 PAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr):
     rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)  # 64-bit: rows * K can pass 2^31
     rmask = rows < M
@@ -41,24 +45,26 @@ def _fold_input(x_ptr, a_ptr, xg_ptr, z_ptr, M, D, stride_x, K, W: tl.constexpr,
 
 
 @triton.jit
-def _fold_weight(w0_ptr, b_ptr, starts_ptr, w_ptr, O, D, K, S, scale, R: tl.constexpr, W: tl.constexpr,
-                 CP: tl.constexpr, BLOCK_O: tl.constexpr, BLOCK_D: tl.constexpr):
+def _fold_weight(w0_ptr, b_ptr, starts_ptr, w_ptr, O, D: tl.constexpr, K, S, scale, R: tl.constexpr,
+                 W: tl.constexpr, CP: tl.constexpr, BLOCK_O: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Program (i, j) writes rows block i of W0's column block j, and the last j the branch columns."""
     rows = tl.program_id(0).to(tl.int64) * BLOCK_O + tl.arange(0, BLOCK_O)
     rmask = rows < O
-    for d0 in range(0, D, BLOCK_D):
+    d0 = tl.program_id(1) * BLOCK_D
+    if d0 < D:
         cols = d0 + tl.arange(0, BLOCK_D)
         m = rmask[:, None] & (cols[None, :] < D)
         w0 = tl.load(w0_ptr + rows[:, None] * D + cols[None, :], mask=m, other=0.0)
         tl.store(w_ptr + rows[:, None] * K + cols[None, :], w0.to(w_ptr.dtype.element_ty), mask=m)
-    # column D + c holds B[a][row - start_a, j] for c = a R + j where the row lies in adapter a's slice
-    c = tl.arange(0, CP)
-    a, j = c // R, c % R
-    start = tl.load(starts_ptr + a, mask=c < W, other=0)
-    offset = rows[:, None] - start[None, :]
-    inside = rmask[:, None] & (c[None, :] < W) & (offset >= 0) & (offset < S)
-    b = tl.load(b_ptr + (a[None, :] * S + offset) * R + j[None, :], mask=inside, other=0.0)
-    tl.store(w_ptr + rows[:, None] * K + D + c[None, :], (scale * b).to(w_ptr.dtype.element_ty),
-             mask=rmask[:, None] & (D + c[None, :] < K))
+    else:  # column D + c holds B[a][row - start_a, j] for c = a R + j where the row lies in adapter a's slice
+        c = tl.arange(0, CP)
+        a, j = c // R, c % R
+        start = tl.load(starts_ptr + a, mask=c < W, other=0)
+        offset = rows[:, None] - start[None, :]
+        inside = rmask[:, None] & (c[None, :] < W) & (offset >= 0) & (offset < S)
+        b = tl.load(b_ptr + (a[None, :] * S + offset) * R + j[None, :], mask=inside, other=0.0)
+        tl.store(w_ptr + rows[:, None] * K + D + c[None, :], (scale * b).to(w_ptr.dtype.element_ty),
+                 mask=rmask[:, None] & (D + c[None, :] < K))
 
 
 def fold_input(x: torch.Tensor, A: torch.Tensor, k: int, dtype: torch.dtype):
@@ -71,10 +77,9 @@ def fold_input(x: torch.Tensor, A: torch.Tensor, k: int, dtype: torch.dtype):
     m = x2.shape[0]
     xg = torch.empty(m, k, device=x.device, dtype=dtype)
     z = torch.empty(m, w, device=x.device, dtype=torch.float32)
-    block_m = 64
-    _fold_input[(triton.cdiv(m, block_m),)](
+    _fold_input[(triton.cdiv(m, BLOCK_M),)](
         x2, A.contiguous(), xg, z, m, d, x2.stride(0), k, W=w, WP=max(16, triton.next_power_of_2(w)),
-        PAD=8, BLOCK_M=block_m, BLOCK_D=128)
+        PAD=8, BLOCK_M=BLOCK_M, BLOCK_D=128)
     return xg.view(*x.shape[:-1], k), z.view(*x.shape[:-1], w)
 
 
@@ -85,8 +90,8 @@ def fold_weight(w0: torch.Tensor, B: torch.Tensor, starts: torch.Tensor, scale: 
     o, d = w0.shape
     n, s, r = B.shape
     w = torch.empty(o, k, device=w0.device, dtype=dtype)
-    block_o = 64
-    _fold_weight[(triton.cdiv(o, block_o),)](
+    block_o, block_d = 32, 128
+    _fold_weight[(triton.cdiv(o, block_o), triton.cdiv(d, block_d) + 1)](
         w0.contiguous(), B.contiguous(), starts, w, o, d, k, s, scale, R=r, W=n * r,
-        CP=triton.next_power_of_2(k - d), BLOCK_O=block_o, BLOCK_D=128)
+        CP=triton.next_power_of_2(k - d), BLOCK_O=block_o, BLOCK_D=block_d)
     return w
