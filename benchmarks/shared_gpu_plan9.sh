@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Issue 4, after plan 8 (fold_input at 32 rows per program was slower than at 64: eval 0.954x base at batch 64,
-# 0.947x at 256): fold_input back at 64 rows and with a bf16 dot, and its launches measured side by side. One
-# call on an nvidia-h200 carrying .device/whl and .device/commit:   bash benchmarks/shared_gpu_plan9.sh
+# Issue 4, the eval fold's kernels: GPU tests of the fold, its kernels timed against the base layer's casts
+# (benchmarks/fold_kernels.py), eval speed. Ran at 8e631da (fold_input at 32 rows per program: slower than 64,
+# eval 0.954x base at batch 64, 0.947x at 256) and at f8358cf (64 rows, bf16 dot). One call on an nvidia-h200
+# carrying .device/whl and .device/commit:   bash benchmarks/shared_gpu_plan9.sh
 set -uo pipefail
 python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 AURORA_VISION_GIT_COMMIT=$(cat .device/commit)
