@@ -18,8 +18,8 @@ import triton
 import triton.language as tl
 
 # fold_input's launch: rows of x per program (each reads whole rows: the down-projection sums over them) and
-# warps. benchmarks/fold_kernels.py measured 64 rows against 16 and 32 on the H200 (32: 30.5 vs 28.7 us at
-# batch 64, 112 vs 80 us at 256)
+# warps. Of 32/64/128 rows x 4/8 warps, 64 x 4 was the fastest at batch 256 on the H200 (70.6 us) and within
+# 0.3 us of the fastest at 64 (benchmarks/results/speed/fold_kernels_f8358cf.md)
 BLOCK_M, NUM_WARPS = 64, 4
 # Triton's CPU interpreter (the tests) computes half-precision dots wrong; there the dot runs in tf32 on the
 # same half-precision values, which tf32 holds exactly, so the product is the same
