@@ -193,7 +193,8 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
         "peak_memory_mb": peak, "peak_memory_kind": "cuda max allocated" if device.type == "cuda" else "process max RSS",
         "precision": "bf16 autocast" if bf16 else "fp32", "device": device_name(device), "world_size": world,
         "aurora_sigma": SIGMA_ON_CUDA if device.type == "cuda" else "eager",  # how AuroRA's nonlinearity ran
-        "eval_fold": FOLD_ON_CUDA if device.type == "cuda" else "torch",  # how adapted layers ran without autograd
+        # how adapted layers ran without autograd: the Triton fold serves half-precision GEMMs only
+        "eval_fold": FOLD_ON_CUDA if device.type == "cuda" and bf16 else "torch",
         "cuda_graphs": graphs,
         # runs sharing this device at once (parallel sweep workers): throughput and times are per shared device
         "device_shared_by": int(os.environ.get("AURORA_VISION_DEVICE_SHARED_BY", "1")),
