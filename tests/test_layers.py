@@ -212,31 +212,3 @@ def test_training_under_autocast_matches_fp32(cls, device):
     assert got[0].dtype == torch.float32
     for g, r in zip(got, ref):
         torch.testing.assert_close(g.float(), r, atol=0.03 * r.abs().max().item(), rtol=0)
-
-
-def test_triton_fold_only_where_it_applies(monkeypatch):
-    """CUDA, a half-precision GEMM, no dropout to draw; AURORA_VISION_FOLD names the choice."""
-    pytest.importorskip("triton")
-    from types import SimpleNamespace
-
-    from aurora_vision.layers import adapter, triton_fold
-    layer = LoraLinear(nn.Linear(8, 12), r=2, dropout=0.1).eval()
-    on_cuda, on_cpu = SimpleNamespace(is_cuda=True), SimpleNamespace(is_cuda=False)
-    try:
-        adapter._triton_fold.cache_clear()
-        assert layer._fold_kernels(on_cuda, torch.bfloat16) is triton_fold
-        assert layer._fold_kernels(on_cuda, torch.float32) is None
-        assert layer._fold_kernels(on_cpu, torch.bfloat16) is None
-        assert layer.train()._fold_kernels(on_cuda, torch.bfloat16) is None  # the torch form draws the dropout
-        layer.eval()
-        for name, expect in (("torch", None), ("fast", ValueError)):
-            with monkeypatch.context() as m:
-                m.setattr(adapter, "FOLD_ON_CUDA", name)
-                adapter._triton_fold.cache_clear()
-                if expect is ValueError:
-                    with pytest.raises(ValueError, match="AURORA_VISION_FOLD='fast'; choose one of triton, torch"):
-                        layer._fold_kernels(on_cuda, torch.bfloat16)
-                else:
-                    assert layer._fold_kernels(on_cuda, torch.bfloat16) is None
-    finally:
-        adapter._triton_fold.cache_clear()

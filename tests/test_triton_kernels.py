@@ -4,8 +4,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
-from aurora_vision.layers import nonlinearity
+from aurora_vision import kernels
+from aurora_vision.layers import LoraLinear, nonlinearity
 
 
 def run_under_interpreter(script: str) -> str:
@@ -28,8 +31,28 @@ def test_triton_eval_fold_equals_torch_fold_under_the_interpreter():
 
 def test_cuda_implementation_is_chosen_by_name(monkeypatch):
     for name, expect in (("compile", "fused_sigma_cubic"), ("eager", "sigma_cubic"), ("triton", "triton_sigma_cubic")):
-        monkeypatch.setattr(nonlinearity, "SIGMA_ON_CUDA", name)
+        monkeypatch.setattr(kernels, "SIGMA_ON_CUDA", name)
         assert nonlinearity.cuda_sigma_cubic().__name__ == expect
-    monkeypatch.setattr(nonlinearity, "SIGMA_ON_CUDA", "fast")
+    monkeypatch.setattr(kernels, "SIGMA_ON_CUDA", "fast")
     with pytest.raises(ValueError, match="AURORA_VISION_SIGMA='fast'; choose one of triton, compile, eager"):
         nonlinearity.cuda_sigma_cubic()
+
+
+def test_triton_fold_only_where_it_applies(monkeypatch):
+    """CUDA, a half-precision GEMM, no dropout to draw; AURORA_VISION_FOLD names the choice."""
+    pytest.importorskip("triton")
+    from types import SimpleNamespace
+
+    from aurora_vision.kernels import triton_fold
+    layer = LoraLinear(nn.Linear(8, 12), r=2, dropout=0.1).eval()
+    on_cuda, on_cpu = SimpleNamespace(is_cuda=True), SimpleNamespace(is_cuda=False)
+    assert layer._fold_kernels(on_cuda, torch.bfloat16) is triton_fold
+    assert layer._fold_kernels(on_cuda, torch.float32) is None
+    assert layer._fold_kernels(on_cpu, torch.bfloat16) is None
+    assert layer.train()._fold_kernels(on_cuda, torch.bfloat16) is None  # the torch form draws the dropout
+    layer.eval()
+    monkeypatch.setattr(kernels, "FOLD_ON_CUDA", "torch")
+    assert layer._fold_kernels(on_cuda, torch.bfloat16) is None
+    monkeypatch.setattr(kernels, "FOLD_ON_CUDA", "fast")
+    with pytest.raises(ValueError, match="AURORA_VISION_FOLD='fast'; choose one of triton, torch"):
+        layer._fold_kernels(on_cuda, torch.bfloat16)

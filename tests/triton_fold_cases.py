@@ -7,7 +7,8 @@ bf16 steps of the output's scale."""
 import torch
 from torch import nn
 
-from aurora_vision.layers import AuroraLinear, LoraLinear, triton_fold
+from aurora_vision.kernels import triton_fold
+from aurora_vision.layers import AuroraLinear, LoraLinear
 
 CASES = [  # class, in, out, r, slices, bias, dropout
     (AuroraLinear, 40, 72, 2, [(0, 24), (48, 72)], True, 0.0),   # q and v of a fused qkv

@@ -4,7 +4,7 @@ imported, hence a fresh process). On a GPU: test_cuda.py calls `check("cuda", ..
 import torch
 
 from aurora_vision.layers.nonlinearity import sigma_cubic
-from aurora_vision.layers.triton_sigma import triton_sigma_cubic
+from aurora_vision.kernels.triton_sigma import triton_sigma_cubic
 
 CASES = [  # n adapters, rank r, grid G, use_tanh, use_spline
     (2, 2, 5, True, True),     # the paper's setting, q and v stacked

@@ -1,31 +1,11 @@
 """The shared shape of a low-rank adapter branch around a frozen nn.Linear: h = W0 x + s B g(A x)."""
-import functools
-import os
 from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-# How the eval fold builds its GEMM operands on CUDA in bf16/fp16: 'triton' (triton_fold.py, one pass each;
-# the default) or 'torch' (a dozen small ops per layer). Elsewhere, and in fp32, it is always 'torch'.
-FOLD_IMPLS = ("triton", "torch")
-FOLD_ON_CUDA = os.environ.get("AURORA_VISION_FOLD", "triton")
-
-
-@functools.cache
-def _triton_fold():
-    if FOLD_ON_CUDA not in FOLD_IMPLS:
-        raise ValueError(f"AURORA_VISION_FOLD={FOLD_ON_CUDA!r}; choose one of {', '.join(FOLD_IMPLS)}")
-    if FOLD_ON_CUDA == "torch":
-        return None
-    try:
-        from . import triton_fold  # imports triton only when asked for
-    except ImportError as e:
-        raise ImportError(f"AURORA_VISION_FOLD=triton needs the triton package ({e}); pip install triton, "
-                          "or set AURORA_VISION_FOLD=torch") from e
-    return triton_fold
+from .. import kernels
 
 
 class AdapterLinear(nn.Module):
@@ -36,8 +16,14 @@ class AdapterLinear(nn.Module):
     matmul down and one up: the up-projection is the block-diagonal of the B's scattered to the
     slice rows, so un-adapted rows (k) get exactly zero.
 
-    Subclasses define `mid` (what happens between A and B) and `reset_parameters`.
+    Subclasses define `mid` (what happens between A and B), `reset_parameters` and `delta_weight`, and
+    declare what the runner and the FLOP counter need to know about them:
+    `exact_merge`: whether `merge()` reproduces the outputs (False: it needs `approximate=True`, and the
+    runner also evaluates that approximate form); `flop_modules`: submodules whose elementwise ops count
+    as arithmetic (fvcore drops elementwise ops).
     """
+    exact_merge: bool = True
+    flop_modules: tuple = ()
 
     def __init__(
         self,
@@ -149,7 +135,8 @@ class AdapterLinear(nn.Module):
             return None
         if self.training and not isinstance(self.dropout, nn.Identity):
             return None
-        return _triton_fold()
+        kernels.check("AURORA_VISION_FOLD", kernels.FOLD_ON_CUDA)
+        return None if kernels.FOLD_ON_CUDA == "torch" else kernels.triton_kernels("triton_fold", "AURORA_VISION_FOLD")
 
     @property
     def in_features(self) -> int:

@@ -16,6 +16,8 @@ class AuroraLinear(AdapterLinear):
     Args:
         grid_size, spline_order, grid_range, use_tanh, use_spline: see `AdaptiveNonlinearity`.
     """
+    exact_merge = False
+    flop_modules = ("sigma",)
 
     def __init__(self, base_layer: nn.Linear, r: int = 2, alpha: float = 4, dropout: float = 0.0, slices=None,
                  grid_size: int = 5, spline_order: int = 3, grid_range=(-1.0, 1.0),

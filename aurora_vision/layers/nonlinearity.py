@@ -1,22 +1,12 @@
 """AuroRA's Adaptive Nonlinear Layer: sigma(z) = tanh(H tanh(z)) + W_s . sum_i bases(z_i)."""
 import functools
 import math
-import os
 
 import torch
 from torch import nn
 
+from .. import kernels
 from .spline import BSplineBasis, cubic_bspline_bases_uniform
-
-# On CUDA the r-wide nonlinearity is a few dozen tiny elementwise kernels per layer in eager mode, so its
-# cost is launch overhead. AURORA_VISION_SIGMA picks how it runs there: 'triton' (two hand-written kernels,
-# triton_sigma.py; the default: on the H200 the fastest step and no compile wait), 'compile' (torch.compile
-# fuses the formula; ~50 s of compiling per process, again for every new rank) or 'eager'.
-# AURORA_VISION_FUSE=0 is the older spelling of 'eager'. benchmarks/RESULTS.md has the measurements.
-SIGMA_IMPLS = ("triton", "compile", "eager")
-SIGMA_ON_CUDA = os.environ.get("AURORA_VISION_SIGMA",
-                               "eager" if os.environ.get("AURORA_VISION_FUSE") == "0" else "triton")
-
 
 def sigma_cubic(z, H, spline_weight, first_knot: float, step: float):
     """sigma(z) for cubic splines on a uniform grid, as one pure function that torch.compile can fuse.
@@ -51,25 +41,18 @@ def fused_sigma_cubic(*args):
 
 
 def cuda_sigma_cubic():
-    """The implementation AURORA_VISION_SIGMA names, for CUDA tensors (resolved once per name: this runs in
-    every adapted layer's forward)."""
-    return _sigma_named(SIGMA_ON_CUDA)
+    """The implementation AURORA_VISION_SIGMA names, for CUDA tensors: on CUDA the r-wide nonlinearity is a
+    few dozen tiny elementwise kernels per layer in eager mode, so its cost is launch overhead (resolved
+    once per name: this runs in every adapted layer's forward)."""
+    return _sigma_named(kernels.SIGMA_ON_CUDA)
 
 
 @functools.cache
 def _sigma_named(name: str):
-    if name == "compile":
-        return fused_sigma_cubic
+    kernels.check("AURORA_VISION_SIGMA", name)
     if name == "triton":
-        try:
-            from .triton_sigma import triton_sigma_cubic  # imports triton only when asked for
-        except ImportError as e:
-            raise ImportError(f"AURORA_VISION_SIGMA=triton needs the triton package ({e}); pip install triton, "
-                              "or choose compile or eager") from e
-        return triton_sigma_cubic
-    if name == "eager":
-        return sigma_cubic
-    raise ValueError(f"AURORA_VISION_SIGMA={name!r}; choose one of {', '.join(SIGMA_IMPLS)}")
+        return kernels.triton_kernels("triton_sigma", "AURORA_VISION_SIGMA").triton_sigma_cubic
+    return fused_sigma_cubic if name == "compile" else sigma_cubic
 
 
 class AdaptiveNonlinearity(nn.Module):

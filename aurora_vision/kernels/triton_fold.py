@@ -17,10 +17,8 @@ import torch
 import triton
 import triton.language as tl
 
-# fold_input's launch: rows of x per program (each reads whole rows: the down-projection sums over them) and
-# warps. Of 32/64/128 rows x 4/8 warps, 64 x 4 was the fastest at batch 256 on the H200 (70.6 us) and within
-# 0.3 us of the fastest at 64 (benchmarks/results/speed/fold_kernels_f8358cf.md)
-BLOCK_M, NUM_WARPS = 64, 4
+# fold_input's default launch: rows of x per program (each reads whole rows: the down-projection sums over
+# them) and warps; the fastest of 32/64/128 rows x 4/8 warps in benchmarks/perf/fold_kernels.py
 # Triton's CPU interpreter (the tests) computes half-precision dots wrong; there the dot runs in tf32 on the
 # same half-precision values, which tf32 holds exactly, so the product is the same
 HALF_DOT = os.environ.get("TRITON_INTERPRET") != "1"
@@ -75,9 +73,11 @@ def _fold_weight(w0_ptr, b_ptr, starts_ptr, w_ptr, O, D: tl.constexpr, K, S, sca
                  mask=rmask[:, None] & (D + c[None, :] < K))
 
 
-def fold_input(x: torch.Tensor, A: torch.Tensor, k: int, dtype: torch.dtype):
+def fold_input(x: torch.Tensor, A: torch.Tensor, k: int, dtype: torch.dtype, block_m: int = 64,
+               num_warps: int = 4, half_dot: bool = HALF_DOT):
     """x (..., d), A (w, d) -> xg (..., k) in `dtype` with x in its first d columns and zeros after d + w,
-    and z = x A^T (..., w) in fp32. Columns d..d+w of xg are left for the caller."""
+    and z = x A^T (..., w) in fp32. Columns d..d+w of xg are left for the caller. `block_m` rows of x per
+    program, `num_warps` each; `half_dot`: the dot in the GEMM's dtype (else tf32 on the same values)."""
     d, w = x.shape[-1], A.shape[0]
     x2 = x.reshape(-1, d)
     if x2.stride(-1) != 1:
@@ -85,9 +85,9 @@ def fold_input(x: torch.Tensor, A: torch.Tensor, k: int, dtype: torch.dtype):
     m = x2.shape[0]
     xg = torch.empty(m, k, device=x.device, dtype=dtype)
     z = torch.empty(m, w, device=x.device, dtype=torch.float32)
-    _fold_input[(triton.cdiv(m, BLOCK_M),)](
+    _fold_input[(triton.cdiv(m, block_m),)](
         x2, A.contiguous(), xg, z, m, d, x2.stride(0), k, W=w, WP=max(16, triton.next_power_of_2(w)),
-        PAD=8, BLOCK_M=BLOCK_M, BLOCK_D=128, HALF_DOT=HALF_DOT, num_warps=NUM_WARPS)
+        PAD=8, BLOCK_M=block_m, BLOCK_D=128, HALF_DOT=half_dot, num_warps=num_warps)
     return xg.view(*x.shape[:-1], k), z.view(*x.shape[:-1], w)
 
 

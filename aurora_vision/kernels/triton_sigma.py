@@ -1,9 +1,8 @@
 """AuroRA's nonlinearity (cubic splines on a uniform grid) as two hand-written Triton kernels.
 
 Why not torch.compile, which fuses the same formula: in a fresh process its first AuroRA forward and
-backward compile for ~50 s on an H200 host (measured: benchmarks/RESULTS.md, "Sweeps on several GPUs"),
-a third of a 100-epoch VTAB-1k run, paid again by every sweep worker. These kernels JIT in seconds, and
-on the H200 the AuroRA step with them is faster than with the compiled formula (RESULTS.md, issue 4).
+backward compile for tens of seconds, paid again by every sweep worker; these kernels JIT in seconds and
+the step with them is at least as fast (benchmarks/RESULTS.md).
 
 Rows are the (token, adapter) pairs of z (..., n, r); each program takes a block of rows, loads each row's
 adapter parameters (H: (n, r, r), W: (n, r, G+3)) and evaluates, per row,
