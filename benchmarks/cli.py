@@ -4,11 +4,11 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from . import distributed
 from .config import load_config, resolve_run
-from .parallel import devices_for, run_parallel
+from .executors.processes import devices_for, run_parallel
+from .run import ddp, run_and_record
 from .report import write_report
-from .sweep import run_and_record, sweep
+from .sweep import sweep
 
 
 def _common(p):
@@ -33,14 +33,14 @@ def _executors(p):
 def _executor(args):
     if args.slurm:
         import yaml
-        from .slurm_executor import run_slurm
+        from .executors.slurm_jobs import run_slurm
         bad = [o for o in args.slurm_opts if "=" not in o]
         if bad:
             raise SystemExit(f"--slurm-opts {bad}: each must look like key=value, e.g. timeout_min=240")
         opts = {k: yaml.safe_load(v) for k, _, v in (o.partition("=") for o in args.slurm_opts)}
         return partial(run_slurm, partition=args.slurm, options=opts, quiet=args.quiet)
     if args.ray:
-        from .ray_executor import run_ray
+        from .executors.ray_tasks import run_ray
         return partial(run_ray, address=None if args.ray == "local" else args.ray, quiet=args.quiet)
     if args.gpus or args.workers:
         return partial(run_parallel, devices=devices_for(args.gpus, args.workers), quiet=args.quiet)
@@ -91,10 +91,10 @@ def main(argv=None) -> int:
         cfg = load_config(args.config, args.set)
         if args.command == "run":
             result = run_and_record(resolve_run(cfg, args.task, args.method, args.seed), cfg["output"], args.quiet)
-            if distributed.is_main():
+            if ddp.is_main():
                 print(f"{result['status']}: " + (f"accuracy {result['accuracy']:.2f}%" if result["status"] == "ok"
                                                   else result["error"]))
-            distributed.finish()
+            ddp.finish()
             return 0 if result["status"] == "ok" else 1
         counts = sweep(cfg, quiet=args.quiet, retry_failed=args.retry_failed, executor=_executor(args),
                        replace_changed=args.replace_changed)

@@ -91,7 +91,3 @@ def resolve_run(cfg: dict, task: str, variant: str, seed: int) -> dict:
     data["split_train"] = data["tuning_train_split"] if run["tuning"] else data["train_split"]
     data["split_eval"] = data["tuning_eval_split"] if run["tuning"] else data["eval_split"]
     return run
-
-
-def run_id(task: str, variant: str, seed: int) -> str:
-    return f"{task}__{variant}__seed{seed}"

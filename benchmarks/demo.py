@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 from aurora_vision.targets import classifier_names
 
 from .config import deep_merge, load_config, resolve_run
-from .train import train_run
+from .run import train_run
 
 DEMO_CONFIG = resources.files("benchmarks") / "demo.yaml"
 

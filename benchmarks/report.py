@@ -144,7 +144,7 @@ def write_report(results_dir, lora: str = "lora", full: str = "full") -> Path:
     shared = max(i["device_shared_by"] for i in s["info"].values())
     if shared > 1:
         lines += ["", f"Train img/s: up to {shared} runs shared one GPU at a time (parallel sweep workers), so "
-                  "these are rates on a shared device, not a method's speed; benchmarks/speed.py measures that."]
+                  "these are rates on a shared device, not a method's speed; benchmarks/perf/speed.py measures that."]
     uncounted = sorted({op for i in s["info"].values() for op in i["uncounted_ops"]})
     lines += ["", f"Ops fvcore left uncounted (elementwise outside AuroRA's nonlinearity): {', '.join(uncounted) or 'none'}."]
     if s["failed"]:

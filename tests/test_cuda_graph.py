@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 from aurora_vision.layers.nonlinearity import fused_sigma_cubic, sigma_cubic
 from benchmarks.config import resolve_run
-from benchmarks.cuda_graph import GraphedTrainStep, restore, snapshot
-from benchmarks.train import train_run
+from benchmarks.run.cuda_graph import GraphedTrainStep, restore, snapshot
+from benchmarks.run import train_run
 
 from conftest import tiny_input, tiny_model
 from test_runner import tiny_cfg

@@ -5,7 +5,7 @@ from torch import nn
 
 import aurora_vision as av
 from aurora_vision.layers import AdaptiveNonlinearity
-from benchmarks.flops import count_macs
+from benchmarks.run.flops import count_macs
 
 from conftest import TINY
 
@@ -47,6 +47,8 @@ def test_tanh_path_counted_exactly():
     T, n, r = 50, 2, 3
 
     class Square(nn.Module):
+        flop_modules = ("sigma",)  # as AuroraLinear declares it
+
         def __init__(self):
             super().__init__()
             self.sigma = AdaptiveNonlinearity(r, n, use_spline=False)

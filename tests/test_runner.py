@@ -6,8 +6,9 @@ import pytest
 from benchmarks.cli import main
 from benchmarks.config import load_config, resolve_run
 from benchmarks.report import pareto, write_report
-from benchmarks.sweep import ConfigChanged, result_path, sweep
-from benchmarks.train import train_run
+from benchmarks.store import result_path
+from benchmarks.sweep import ConfigChanged, sweep
+from benchmarks.run import train_run
 
 from fixtures import vtab_task
 

@@ -5,44 +5,28 @@ are the same per-run JSON files a serial sweep writes (each run is a pure functi
 parallel sweep resumes like a serial one. A worker that dies mid-run (OOM kill, segfault) is replaced;
 its run is retried once, and recorded as failed if it dies again.
 """
-import importlib
-import json
 import multiprocessing as mp
 import multiprocessing.connection
 import os
 
 from tqdm.auto import tqdm
 
-from .config import run_id
+from .. import store
 
 
-def _worker(device: str | None, conn, output: str, runner: str, sharing: int) -> None:
+def _worker(device: str | None, conn, output: str, runner, sharing: int) -> None:
     if device is not None:  # before torch initialises CUDA in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = device
     os.environ["AURORA_VISION_DEVICE_SHARED_BY"] = str(sharing)  # recorded with each result
-    from .sweep import run_and_record  # imports torch, after the device is pinned
+    from ..run import run_and_record  # imports torch, after the device is pinned
 
-    run_fn = import_runner(runner)
     while True:
         item = conn.recv()
         if item is None:
             return
         key, run = item
-        result = run_and_record(run, output, quiet=True, runner=run_fn)  # records failures itself
+        result = run_and_record(run, output, quiet=True, runner=runner)  # records failures itself
         conn.send((key, result["status"], result.get("error")))
-
-
-def import_runner(path: str):
-    """'module:function' -> the function (workers import the runner afresh)."""
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def run_by_name(run: dict, runner: str, output: str) -> dict:
-    """One run's result on a remote worker (a Ray task, a Slurm job); the driver records it."""
-    from .sweep import run_safely
-
-    return run_safely(run, output, quiet=True, runner=import_runner(runner))
 
 
 def devices_for(gpus: str | None, workers: int | None) -> list:
@@ -73,16 +57,15 @@ class _Slot:
         self.held = None
 
 
-def run_parallel(runs: list, output, runner: str = "benchmarks.train:train_run", devices=(None,),
-                 quiet: bool = False) -> dict:
+def run_parallel(runs: list, output, runner, devices=(None,), quiet: bool = False) -> dict:
     """Run `runs` on one worker per entry of `devices`; returns counts {'ok', 'failed'}.
 
     The parent hands each worker one run at a time, so it always knows which run a dead worker held.
-    `runner` ('module:function', imported in each worker) turns a run config into a result."""
-    from .sweep import record_failure, result_path
+    `runner` (a module-level function, which spawn sends by name) turns a run config into a result."""
+    from ..run.record import failure
 
     ctx = mp.get_context("spawn")  # fresh interpreters: no CUDA state inherited from the parent
-    todo = [(run_id(r["task"], r["method"]["variant"], r["seed"]), r) for r in runs]
+    todo = [(store.key_of(r), r) for r in runs]
     runs_by_key = dict(todo)
     attempts = {k: 0 for k in runs_by_key}
     sharing = {d: list(devices).count(d) for d in devices if d is not None}
@@ -125,14 +108,14 @@ def run_parallel(runs: list, output, runner: str = "benchmarks.train:train_run",
                     raise RuntimeError(f"sweep workers keep dying before taking a run (last exit code "
                                        f"{slot.process.exitcode}); run one run serially to see the error")
             else:  # the worker died inside this run
-                path = result_path(output, runs_by_key[held])
-                if path.is_file() and json.loads(path.read_text())["status"] == "ok":
+                path = store.result_path(output, runs_by_key[held])
+                if path.is_file() and store.read_result(path)["status"] == "ok":
                     finish(held, "ok")  # it had finished; only its message was lost
                 elif attempts[held] < 2:
                     todo.insert(0, (held, runs_by_key[held]))
                 else:
-                    record_failure(runs_by_key[held], output, f"worker process died (exit code "
-                                   f"{slot.process.exitcode}) in this run, twice")
+                    store.write_result(output, runs_by_key[held], failure(
+                        runs_by_key[held], f"worker process died (exit code {slot.process.exitcode}) in this run, twice"))
                     finish(held, "failed", "worker died twice")
             if len(finished) < len(runs_by_key):
                 slots[i] = _Slot(ctx, devices[i], output, runner, sharing.get(devices[i], 1))

@@ -5,18 +5,18 @@ the same relative path). Ray retries a run whose worker died once; after that th
 from tqdm.auto import tqdm
 
 
-def run_ray(runs: list, output, runner: str = "benchmarks.train:train_run", address=None, quiet: bool = False,
+def run_ray(runs: list, output, runner, address=None, quiet: bool = False,
             gpus_per_run=None, cpus_per_run: float = 1) -> dict:
     import ray
 
-    from .parallel import run_by_name
-    from .sweep import failure, record_remote
+    from ..run.record import failure
+    from . import record_remote, remote_run
 
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=not quiet)
     if gpus_per_run is None:
         gpus_per_run = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    task = ray.remote(num_gpus=gpus_per_run, num_cpus=cpus_per_run, max_retries=1)(run_by_name)
+    task = ray.remote(num_gpus=gpus_per_run, num_cpus=cpus_per_run, max_retries=1)(remote_run)
     refs = {task.remote(run, runner, str(output)): run for run in runs}
     counts = {"ok": 0, "failed": 0}
     bar = tqdm(total=len(refs), desc="sweep on ray", disable=quiet)

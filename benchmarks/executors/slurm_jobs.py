@@ -12,14 +12,14 @@ from tqdm.auto import tqdm
 DEFAULTS = {"timeout_min": 180, "gpus_per_node": 1, "tasks_per_node": 1, "cpus_per_task": 8}
 
 
-def run_slurm(runs: list, output, runner: str = "benchmarks.train:train_run", partition: str | None = None,
+def run_slurm(runs: list, output, runner, partition: str | None = None,
               options: dict | None = None, quiet: bool = False, poll_s: float = 5.0) -> dict:
     if not runs:
         return {"ok": 0, "failed": 0}
     import submitit
 
-    from .parallel import run_by_name
-    from .sweep import failure, record_remote
+    from ..run.record import failure
+    from . import record_remote, remote_run
 
     folder = Path(output) / "slurm" / "%j"  # submitit's logs and pickles, per job
     executor = submitit.AutoExecutor(folder=folder, cluster="local" if partition == "local" else None)
@@ -33,7 +33,7 @@ def run_slurm(runs: list, output, runner: str = "benchmarks.train:train_run", pa
                disable=quiet)
 
     def submit(batch):
-        jobs = executor.map_array(run_by_name, batch, [runner] * len(batch), [str(output)] * len(batch))
+        jobs = executor.map_array(remote_run, batch, [runner] * len(batch), [str(output)] * len(batch))
         return list(zip(jobs, batch))
 
     pending, attempts = submit(runs), {id(r): 1 for r in runs}

@@ -1,6 +1,6 @@
 """One VTAB-1k-sized task end to end, our runner against the conventional pipeline, in one process.
 
-    python -m benchmarks.e2e_task --out results/e2e            # ViT-B/16, 1,000 x 100 epochs, 10,000 test
+    python -m benchmarks.perf.e2e_task --out results/e2e            # ViT-B/16, 1,000 x 100 epochs, 10,000 test
 
 Ours: `train_run` with AuroRA (r=2, q/v), images decoded once into the cache beforehand (not timed, as
 "data already cached"), the whole split on the GPU. Conventional: timm + peft LoRA (r=8 on qkv) +
@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .config import load_config, resolve_run
-from .data import list_split, load_split
-from .record import device_name, git_commit, versions, write_json
-from .train import train_run
+from ..config import load_config, resolve_run
+from ..data import list_split, load_split
+from ..run import train_run
+from ..run.record import device_name, git_commit, versions
+from ..store import write_json
 
 
 def make_task(root: Path, n_train: int, n_test: int, num_classes: int = 10, size: int = 224) -> None:

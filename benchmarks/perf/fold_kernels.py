@@ -1,8 +1,8 @@
-"""The eval fold's operand kernels (aurora_vision/layers/triton_fold.py) against what the base layer pays for
+"""The eval fold's operand kernels (aurora_vision/kernels/triton_fold.py) against what the base layer pays for
 the same operands under autocast (the casts of x and W0 to bf16), at the shapes of ViT-B/16's qkv with AuroRA
 r=2 on q and v, for several launches of fold_input. CUDA only.
 
-    python -m benchmarks.fold_kernels --out results/speed/fold_kernels.md
+    python -m benchmarks.perf.fold_kernels --out results/speed/fold_kernels.md
 """
 import argparse
 from pathlib import Path
@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from triton.testing import do_bench_cudagraph
 
-from aurora_vision.layers import triton_fold
+from aurora_vision.kernels import triton_fold
 
 
 def main(argv=None):
@@ -32,14 +32,12 @@ def main(argv=None):
     rows = {"x to bf16 (the base layer's cast)": lambda x: x.to(bf16),
             "W0 to bf16 (the base layer's cast)": lambda x: w0.to(bf16),
             "fold_weight": lambda x: triton_fold.fold_weight(w0, B, starts, 2.0, k, bf16)}
-    default = triton_fold.BLOCK_M, triton_fold.NUM_WARPS, triton_fold.HALF_DOT
+    default = 64, 4, triton_fold.HALF_DOT  # fold_input's defaults
     times = {name: [us(lambda: fn(x)) for x in xs.values()] for name, fn in rows.items()}
     for config in configs:
-        triton_fold.BLOCK_M, triton_fold.NUM_WARPS, triton_fold.HALF_DOT = config
         name = f"fold_input, {config[0]} rows, {config[1]} warps, {'bf16' if config[2] else 'tf32'} dot"
         times[name + (" (default)" if config == default else "")] = [
-            us(lambda: triton_fold.fold_input(x, A, k, bf16)) for x in xs.values()]
-    triton_fold.BLOCK_M, triton_fold.NUM_WARPS, triton_fold.HALF_DOT = default
+            us(lambda: triton_fold.fold_input(x, A, k, bf16, *config)) for x in xs.values()]
     lines = [f"Device: {torch.cuda.get_device_name()}; x (tokens, {d}) fp32, W0 ({o}, {d}) fp32, K = {k}; "
              "triton.testing.do_bench_cudagraph medians in us (no L2 flush between repetitions).", "",
              "| kernel | " + " | ".join(f"batch {b} ({b * 197} tokens)" for b in xs) + " |",

@@ -1,6 +1,6 @@
 """Training and inference speed of each method in one process on one device.
 
-    python -m benchmarks.speed --model vit_base_patch16_224 --batch 64 256 --out results/speed
+    python -m benchmarks.perf.speed --model vit_base_patch16_224 --batch 64 256 --out results/speed
 
 For each method: train step time (fwd + loss + bwd + AdamW step, bf16 autocast on GPU) and img/s,
 peak memory, and eval throughput; for AuroRA also eval after the opt-in static merge. Random weights
@@ -17,13 +17,13 @@ import torch
 import torch.nn.functional as F
 
 import aurora_vision as av
-from aurora_vision.layers.adapter import FOLD_ON_CUDA
-from aurora_vision.layers.nonlinearity import SIGMA_ON_CUDA
+from aurora_vision import kernels
 
-from .build import compiled, param_groups
-from .cuda_graph import GraphedTrainStep, adamw, graphed_forward, train_step
-from .flops import count_macs
-from .record import device_name, git_commit, versions, write_json
+from ..run.model import compiled, param_groups
+from ..run.cuda_graph import GraphedTrainStep, adamw, graphed_forward, train_step
+from ..run.flops import count_macs
+from ..run.record import device_name, git_commit, versions
+from ..store import write_json
 
 METHODS = {
     "full": ("full", {}),
@@ -109,7 +109,7 @@ def bench_method(model_name, method, config, batch, device, steps, repeats, warm
            "train_img_per_s": batch / statistics.median(step_times), "peak_train_mem_gib": peak,
            "eval_img_per_s": eval_img_per_s(net, x, device, steps, repeats, warmup, graphs),
            "params": av.count_parameters(model)}
-    if method == "aurora":  # the deployable form: merged, wrappers removed
+    if not all(layer.exact_merge for _, layer in av.adapter_layers(model)):  # its deployable form: merged
         av.merge_and_unload(model, approximate=True)
         out["eval_img_per_s_static_merge"] = eval_img_per_s(net, x, device, steps, repeats, warmup, graphs)
     del model, net, opt
@@ -180,8 +180,8 @@ def main(argv=None):
         raise SystemExit("--graphs needs a CUDA device")
     macs = count_macs(timm.create_model(args.model, num_classes=100), 224)["gmacs"]
     res = {"device": device_name(device), "model": args.model, "steps": args.steps, "repeats": args.repeats,
-           "warmup": args.warmup, "compile": args.compile, "cuda_graphs": args.graphs, "aurora_sigma": SIGMA_ON_CUDA,
-           "eval_fold": FOLD_ON_CUDA, "gmacs_per_image": macs,
+           "warmup": args.warmup, "compile": args.compile, "cuda_graphs": args.graphs, "aurora_sigma": kernels.SIGMA_ON_CUDA,
+           "eval_fold": kernels.FOLD_ON_CUDA, "gmacs_per_image": macs,
            "versions": versions(), "git": git_commit(), "batches": {}}
     for b in args.batch:
         r = {m: bench_method(args.model, *METHODS[m], b, device, args.steps, args.repeats, args.warmup, args.compile,

@@ -50,10 +50,6 @@ def all_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def world_size() -> int:
-    return dist.get_world_size() if dist.is_initialized() else 1
-
-
 def finish() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -2,8 +2,9 @@
 
 fvcore counts one multiply-add as one "flop", so its totals are MACs: we report them as GMACs. Stock
 fvcore silently drops `aten::scaled_dot_product_attention` (ViT-B/16: 16.87 G instead of 17.58 G) and
-elementwise ops such as tanh. We add a handle for SDPA, and count AuroRA's nonlinearity in full: its
-einsums as MACs and its elementwise ops (tanh, the spline polynomial) at one per output element.
+elementwise ops such as tanh. We add a handle for SDPA, and count the submodules a module (an adapter layer)
+names in its `flop_modules` (AuroRA's nonlinearity) in full: their einsums as MACs and their elementwise ops (tanh,
+the spline polynomial) at one per output element.
 Elementwise ops elsewhere (GELU, softmax, residual adds) keep fvcore's convention of not being counted,
 so base models read as the field reports them; whatever went uncounted is listed with the result.
 """
@@ -19,9 +20,8 @@ with warnings.catch_warnings():  # fvcore's import runs torch.jit.script, which 
     from fvcore.nn import FlopCountAnalysis
     from fvcore.nn.jit_handles import elementwise_flop_counter, get_shape
 
-from aurora_vision.layers import AdaptiveNonlinearity
 
-# Elementwise ops that appear inside AdaptiveNonlinearity; each costs one op per output element.
+# Elementwise ops counted inside an adapter's flop_modules; each costs one op per output element.
 NONLINEARITY_ELEMENTWISE = ["tanh", "add", "sub", "rsub", "mul", "div", "abs", "pow", "clamp", "clamp_min",
                             "where", "lt", "neg"]
 # Ops that are data movement or constant construction, not arithmetic on the input.
@@ -43,12 +43,13 @@ def _analysis(module: nn.Module, inputs, extra_handles: dict) -> FlopCountAnalys
 
 
 def count_macs(model: nn.Module, image_size: int, in_chans: int = 3) -> dict:
-    """{'gmacs': per image, 'uncounted_ops': {op: occurrences}}, with AuroRA's nonlinearity counted."""
+    """{'gmacs': per image, 'uncounted_ops': {op: occurrences}}, with the adapters' flop_modules counted."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     x = torch.zeros(1, in_chans, image_size, image_size, device=device)
-    nonlin = {n: m for n, m in model.named_modules() if isinstance(m, AdaptiveNonlinearity)}
+    nonlin = {f"{name}.{sub}".lstrip("."): module.get_submodule(sub)
+              for name, module in model.named_modules() for sub in getattr(module, "flop_modules", ())}
     captured = {}
     hooks = [m.register_forward_hook(lambda mod, args, out, n=n: captured.__setitem__(n, args[0].detach()))
              for n, m in nonlin.items()]
@@ -69,7 +70,7 @@ def _count(model, x, nonlin, captured, was_training) -> dict:
     uncounted = Counter(main.unsupported_ops())
     elementwise = {f"aten::{op}": elementwise_flop_counter(0, 1) for op in NONLINEARITY_ELEMENTWISE}
     elementwise["aten::sum"] = elementwise_flop_counter(1, 0)
-    for name, module in nonlin.items():  # replace fvcore's partial count of each nonlinearity by a full one
+    for name, module in nonlin.items():  # replace fvcore's partial count of each module by a full one
         total -= main.total(name)
         uncounted -= Counter(main.unsupported_ops(name))
         sub = _analysis(module, (captured[name],), elementwise)

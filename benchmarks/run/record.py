@@ -1,12 +1,15 @@
-"""What every result records about where it ran, and atomic JSON writes."""
-import json
+"""A run's result record: what it measured, its full config, and where and with what code it ran."""
 import os
 import platform
+import resource
 import subprocess
+import time
 from importlib import metadata
 from pathlib import Path
 
 import torch
+
+from aurora_vision import kernels
 
 PACKAGES = ["torch", "torchvision", "timm", "aurora-vision", "fvcore", "numpy", "datasets", "peft"]
 
@@ -43,9 +46,33 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
-def write_json(path, obj) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)  # readers never see half a file; an interrupted run leaves no result
+def failure(run: dict, error: str, tb: str = "") -> dict:
+    return {"status": "failed", "config": run, "task": run["task"], "method": run["method"]["variant"],
+            "seed": run["seed"], "error": error, "traceback": tb, "versions": versions(), "git": git_commit()}
+
+
+def success(run: dict, fitted, inputs, cost: dict, static_merge_accuracy, device: torch.device, world: int,
+            started: float) -> dict:
+    """The record of a finished run: final-epoch accuracy on the evaluation split, cost, and provenance."""
+    tr = run["train"]
+    peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return {
+        "status": "ok", "config": run, "seed": run["seed"], "task": run["task"], "method": run["method"]["variant"],
+        "accuracy": fitted.final["accuracy"], "accuracy_static_merge": static_merge_accuracy,
+        "accuracy_of": f"{run['data']['split_eval']} split, final epoch ({tr['epochs']})",
+        "num_classes": inputs.num_classes, "num_train": len(inputs.train), "num_eval": len(inputs.eval),
+        "params": cost["params"], "gmacs_per_image": cost["gmacs"], "uncounted_ops": cost["uncounted_ops"],
+        "macs_convention": "fvcore: 1 multiply-add = 1; SDPA and the adapters' nonlinearities counted (see flops.py)",
+        "curve": fitted.curve, "train_img_per_s": len(inputs.train) * tr["epochs"] / fitted.train_seconds,
+        "eval_img_per_s": fitted.final["img_per_s"], "train_seconds": fitted.train_seconds,
+        "peak_memory_mb": peak, "peak_memory_kind": "cuda max allocated" if device.type == "cuda" else "process max RSS",
+        "precision": "bf16 autocast" if fitted.bf16 else "fp32", "device": device_name(device), "world_size": world,
+        "aurora_sigma": kernels.SIGMA_ON_CUDA if device.type == "cuda" else "eager",  # how AuroRA's nonlinearity ran
+        # how adapted layers ran without autograd: the Triton fold serves half-precision GEMMs only
+        "eval_fold": kernels.FOLD_ON_CUDA if device.type == "cuda" and fitted.bf16 else "torch",
+        "cuda_graphs": fitted.graphs,
+        # runs sharing this device at once (parallel sweep workers): throughput and times are per shared device
+        "device_shared_by": int(os.environ.get("AURORA_VISION_DEVICE_SHARED_BY", "1")),
+        "wall_seconds": time.perf_counter() - started, "versions": versions(), "git": git_commit(),
+    }

@@ -1,0 +1,41 @@
+"""Accuracy on a split held on the device, and on the approximate merge of methods without an exact one."""
+import time
+
+import torch
+
+import aurora_vision as av
+
+from . import ddp
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def evaluate(model, split, transform, batch_size: int, autocast) -> dict:
+    """{'accuracy': %, 'img_per_s'}; one host sync at the end."""
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=split.labels.device)
+    sync(split.labels.device)
+    start = time.perf_counter()
+    for x, y in split.batches(batch_size):
+        x, y = ddp.shard(x, y)
+        with autocast():
+            correct += (model(transform(x)).argmax(-1) == y).sum()
+    acc = ddp.all_sum(correct).item() / len(split)
+    elapsed = time.perf_counter() - start
+    return {"accuracy": 100.0 * acc, "img_per_s": len(split) / elapsed}
+
+
+def approximate_merge_accuracy(model, split, transform, batch_size: int, autocast):
+    """Accuracy of the model with its adapters merged approximately (AuroRA's static form), when some
+    adapter layer has no exact merge; None otherwise. The model is unmerged again afterwards."""
+    if all(layer.exact_merge for _, layer in av.adapter_layers(model)):
+        return None
+    av.merge(model, approximate=True)
+    try:
+        return evaluate(model, split, transform, batch_size, autocast)["accuracy"]
+    finally:
+        av.unmerge(model)
