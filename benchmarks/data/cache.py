@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .sources import DataError, RawSplit
+from .raw import DataError, RawSplit
 
 DEFAULT_CACHE = Path(os.environ.get("AURORA_VISION_CACHE", "~/.cache/aurora_vision")).expanduser()
 

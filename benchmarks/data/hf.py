@@ -1,0 +1,50 @@
+"""Hugging Face `datasets`: a hub id or a folder written by `save_to_disk`."""
+from pathlib import Path
+
+import numpy as np
+
+from .raw import DataError, RawSplit, check_labels, class_count
+from .registry import Option, register_source
+from .tasks import lookup
+
+# VTAB-1k split names -> Hugging Face split expressions ('+' concatenates).
+HF_VTAB_SPLITS = {"train800": "train", "val200": "validation", "train800val200": "train+validation", "test": "test"}
+
+
+@register_source(
+    "hf", path=Option(str, required=True, help="hub id ('{task}' is filled in) or a save_to_disk folder"),
+    splits=Option(dict, None, help="split name -> HF split expression ('+' concatenates); default: VTAB-1k's"),
+    image_column=Option(str, "img", help="column holding the images"),
+    label_column=Option(str, "label", help="column holding the integer labels"))
+def hf_dataset(cfg: dict, task: str, split: str) -> RawSplit:
+    """A Hugging Face `datasets` dataset: a hub id (with `{task}` filled in, e.g. 'fw407/vtab-1k_{task}') or
+    a local folder written by `save_to_disk`. Columns from data.image_column / data.label_column."""
+    import datasets
+
+    path = cfg["path"].format(task=task)
+    expr = cfg.get("splits", HF_VTAB_SPLITS).get(split, split)
+    image_col, label_col = cfg.get("image_column", "img"), cfg.get("label_column", "label")
+    parts = []
+    for name in expr.split("+"):
+        try:
+            if Path(path).expanduser().is_dir() and (Path(path).expanduser() / "dataset_dict.json").is_file():
+                parts.append(datasets.load_from_disk(str(Path(path).expanduser()))[name])
+            else:
+                parts.append(datasets.load_dataset(path, split=name))
+        except (FileNotFoundError, KeyError, ValueError, ConnectionError) as e:
+            raise DataError(f"cannot load split {name!r} of Hugging Face dataset {path!r}: {e}")
+    ds = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+    for col in (image_col, label_col):
+        if col not in ds.column_names:
+            raise DataError(f"dataset {path!r} has no column {col!r}; columns: {ds.column_names} "
+                            "(set data.image_column / data.label_column)")
+    labels = np.array(ds[label_col], dtype=np.int64)
+    feature = ds.features[label_col]
+    found = getattr(feature, "num_classes", None)
+    suite = "vtab" if lookup("vtab", task) else "hf"
+    num_classes = class_count(suite, task, cfg, found, f"{path} features")
+    labels = check_labels(labels, num_classes, lambda i: f"{path} [{expr}] row {i}")
+    fingerprint = getattr(ds, "_fingerprint", None)
+    return RawSplit({"source": "hf", "path": path, "split": expr, "fingerprint": fingerprint},
+                    list(range(len(ds))), labels, num_classes,
+                    load=lambda i: ds[i][image_col], describe=lambda i: f"{path} [{expr}] row {i}")

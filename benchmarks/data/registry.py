@@ -1,0 +1,77 @@
+"""The data sources by name, each with the options it reads from the `data:` section of a config.
+
+A source is one file in this folder: a function `(data config, task, split) -> RawSplit` registered with
+`@register_source(name, **options)`. Options every source shares (splits, cache, augmentation) are in
+COMMON; `options_of(name)` is what a config's `data:` may hold for that source."""
+from dataclasses import dataclass
+from typing import Callable
+
+from ..schema import Option
+from .raw import DataError, RawSplit
+
+
+def _crop_scale(v):
+    ok = isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v) \
+        and 0 < v[0] <= v[1] <= 1
+    return None if ok else "must be [low, high] with 0 < low <= high <= 1"
+
+
+def _positive(v):
+    return None if v > 0 else "must be > 0"
+
+
+COMMON = {
+    "source": Option(str, "vtab", help="where images come from (see `aurora-bench list`)"),
+    "train_split": Option(str, "train800val200", help="split trained on"),
+    "eval_split": Option(str, "test", help="split whose final-epoch accuracy is reported"),
+    "tuning_train_split": Option(str, "train800", help="split trained on when tuning"),
+    "tuning_eval_split": Option(str, "val200", help="validation split evaluated when tuning"),
+    "cache_dir": Option(str, None, help="decoded-image cache (default ~/.cache/aurora_vision)"),
+    "num_classes": Option(int, None, check=_positive, help="class count, for tasks no table knows"),
+    "hflip": Option(bool, False, help="random horizontal flips in training"),
+    "crop_scale": Option(list, None, check=_crop_scale, help="RandomResizedCrop-style area range in training"),
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    list_split: Callable[[dict, str, str], RawSplit]
+    options: dict
+
+
+SOURCES: dict[str, Source] = {}
+
+
+def register_source(name: str, **options: Option):
+    """Decorator: `@register_source("vtab", root=Option(str, required=True))` over the listing function."""
+    clash = set(options) & set(COMMON)
+    if clash:
+        raise ValueError(f"source {name!r} redeclares common data options {sorted(clash)}")
+
+    def wrap(fn):
+        if name in SOURCES:
+            raise KeyError(f"data source {name!r} is already registered")
+        SOURCES[name] = Source(name, fn, options)
+        return fn
+    return wrap
+
+
+def get_source(name: str) -> Source:
+    if name not in SOURCES:
+        raise DataError(f"unknown data.source {name!r}; sources: {', '.join(sorted(SOURCES))}")
+    return SOURCES[name]
+
+
+def options_of(name: str) -> dict:
+    """Every key a `data:` section may hold with this source."""
+    return {**COMMON, **get_source(name).options}
+
+
+def list_split(cfg: dict, task: str, split: str) -> RawSplit:
+    """One split of one task from the source `cfg['source']` names."""
+    source = get_source(cfg.get("source"))
+    for key, option in source.options.items():
+        if option.required and not cfg.get(key):
+            raise DataError(f"data.source {source.name!r} needs data.{key} ({option.help}; e.g. --set data.{key}=...)")
+    return source.list_split(cfg, task, split)
