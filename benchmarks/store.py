@@ -144,9 +144,13 @@ def quarantine(path, output, reason: str, claimed: bool = False) -> Optional[Pat
     never read as a result), warning with `reason`; returns where it went, or None when it could not be moved
     (a read-only folder, a writer at work). `claimed`: the caller holds the run's claim."""
     path = Path(path)
-    run_claim = None if claimed else RunClaim(output, path.stem)
-    if run_claim is not None and not run_claim.acquire():
-        log.warning(f"{reason}; left in place: another process is writing {path.name} now")
+    try:
+        run_claim = None if claimed else RunClaim(output, path.stem)
+        if run_claim is not None and not run_claim.acquire():
+            log.warning(f"{reason}; left in place: another process is writing {path.name} now")
+            return None
+    except OSError as e:  # a read-only results folder: no lock file can be made
+        log.warning(f"{reason}; could not move it aside ({e}); it is skipped")
         return None
     try:
         try:
@@ -233,14 +237,14 @@ def save(output, run: dict, result: dict, replace: bool = False) -> Saved:
         if not replace:
             raise ConfigChanged(changed_message(output, [(old, run)]))
     elif old is not None and old["status"] == "ok" and result["status"] != "ok":
-        return _elsewhere(output, key, data, f"{path} holds a finished result of the same config, kept; this "
+        return _keep_elsewhere(output, key, data, f"{path} holds a finished result of the same config, kept; this "
                                              f"run failed ({result['error']})")
     try:
         if old is not None and not same_config(old["config"], run):
             keep_copy(path, output)
         write_with_retries(path, data)
     except OSError as e:
-        return _elsewhere(output, key, data, f"could not write {path} ({e})")
+        return _keep_elsewhere(output, key, data, f"could not write {path} ({e})")
     return Saved(path, True)
 
 
@@ -255,7 +259,7 @@ def keep_copy(path: Path, output) -> Path:
     return write_atomic(_numbered(folder, path.name), data)
 
 
-def _elsewhere(output, key: str, data: bytes, why: str) -> Saved:
+def _keep_elsewhere(output, key: str, data: bytes, why: str) -> Saved:
     try:
         where = write_fallback(f"{Path(output).resolve().name}__{key}", data)
     except OSError as e:

@@ -91,7 +91,7 @@ def summary(counts: dict, output) -> str:
 
 
 def run_one(cfg: dict, task: str, variant: str, seed: int, quiet: bool = False,
-            replace_changed: bool = False) -> dict:
+            replace_changed: bool = False, runner=train_run) -> dict:
     """`aurora-bench run`: one run of a config into its output folder, under a sweep's rules. A finished record of
     the same config is returned as it is (nothing runs); a failed one is made again; one of another config
     raises ConfigChanged unless `replace_changed`. Raises RunInProgress when another live process makes it."""
@@ -109,7 +109,7 @@ def run_one(cfg: dict, task: str, variant: str, seed: int, quiet: bool = False,
             raise ConfigChanged(store.changed_message(output, [(done, run)]))
         changed = done is not None and not store.same_config(done["config"], run)
         job = store.Pending(run, seen if done is not None else store.stamp(output, run), replace=changed)
-        outcome = run_and_record(job, output, quiet)
+        outcome = run_and_record(job, output, quiet, runner)
     if outcome.status in ("elsewhere", "skipped"):
         raise RunInProgress(f"{store.key_of(run)} is being made by another live process into {output} "
                             f"(or was just made: {store.result_path(output, run)}); wait for it")
