@@ -312,3 +312,36 @@ def test_a_bad_file_in_a_folder_that_cannot_be_changed_is_skipped_with_a_warning
     assert store.load_all(tmp_path) == []
     assert "t__a__seed0.json" in caplog.text and "Read-only file system" in caplog.text
     assert (tmp_path / "runs" / "t__a__seed0.json").exists()
+
+
+LIFELINE_CHILD = """
+import importlib.util, sys, time
+spec = importlib.util.spec_from_file_location("lifeline", {path!r})
+lifeline = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(lifeline)
+lifeline._ask_kernel = lambda: None  # where there is no prctl: the watchdog alone
+lifeline.die_with_parent(int(sys.argv[1]))
+print("watching", flush=True)
+time.sleep(60)
+"""
+LIFELINE_PARENT = """
+import subprocess, sys, os, time
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1], str(os.getpid())], stdout=subprocess.PIPE, text=True)
+assert child.stdout.readline().strip() == "watching"
+print(child.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_without_the_kernel_signal_a_watchdog_ends_an_orphaned_worker():
+    child = LIFELINE_CHILD.format(path=str(HERE.parent / "benchmarks" / "executors" / "lifeline.py"))
+    parent = subprocess.Popen([sys.executable, "-c", LIFELINE_PARENT, child], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(parent.stdout.readline())
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(worker)
