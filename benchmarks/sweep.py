@@ -9,7 +9,7 @@ import yaml
 from . import store
 from .config import resolve_run
 from .errors import UserError
-from .executors import COUNTS, new_counts
+from .executors import COUNTS
 from .executors.serial import run_serial
 from .run import run_and_record, train_run
 from .store import ConfigChanged  # noqa: F401  (what a sweep of a changed config raises)
