@@ -72,12 +72,23 @@ def same_config(recorded: dict, run: dict) -> bool:
     return comparable(recorded) == comparable(run)
 
 
+def recipe(run: dict) -> dict:
+    """`comparable` without the seed: what a method computes on a task. The report averages the seeds of a
+    (task, method), so all of them in one folder must share one recipe."""
+    return {k: v for k, v in comparable(run).items() if k != "seed"}
+
+
+def pair_of(run: dict) -> str:
+    """The (task, method variant) whose seeds the report averages."""
+    return f"{run['task']}__{run['method']['variant']}"
+
+
 def fingerprint(run: dict) -> str:
-    return hashlib.sha256(json.dumps(comparable(run), sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(recipe(run), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def differences(recorded: dict, run: dict, limit: int = 3) -> str:
-    """'train.lr 0.001 -> 0.5, ...': where two configs differ in what they compute."""
+    """'train.lr 0.001 -> 0.5, ...': where two configs differ in what they compute (the seed aside)."""
     out = []
 
     def walk(a, b, prefix):
@@ -88,7 +99,7 @@ def differences(recorded: dict, run: dict, limit: int = 3) -> str:
             elif x != y:
                 out.append(f"{prefix}{k} {x!r} -> {y!r}")
 
-    walk(comparable(recorded), comparable(run), "")
+    walk(recipe(recorded), recipe(run), "")
     return ", ".join(out[:limit]) + (f" and {len(out) - limit} more" if len(out) > limit else "")
 
 
@@ -101,10 +112,32 @@ def changed_message(output, changed: list) -> str:
             "those runs again")
 
 
+def mixed_message(output, mixed: list) -> str:
+    """One line for ConfigChanged: `mixed` is [(record, run)] of records of other seeds of run's (task, method)."""
+    record, run = mixed[0]
+    return (f"{len(mixed)} result(s) in {Path(output) / RUNS_DIR} are other seeds of this config's (task, method) "
+            f"pairs, made with another config (e.g. {run_key(record['task'], record['method'], record['seed'])}.json: "
+            f"{differences(record['config'], run)}); the report would average them with this one's: use another "
+            "output folder, or add their seeds to this config and use --replace-changed")
+
+
+def other_seeds_of_another_recipe(records: list, runs: list) -> list:
+    """[(record, run)]: of `records`, those of a (task, method) that `runs` make, for a seed they do not make,
+    whose recipe differs from the run's."""
+    keys, by_pair = {key_of(r) for r in runs}, {pair_of(r): r for r in runs}
+    mixed = []
+    for rec in records:
+        run = by_pair.get(f"{rec['task']}__{rec['method']}")
+        if run is not None and run_key(rec["task"], rec["method"], rec["seed"]) not in keys and \
+                recipe(rec["config"]) != recipe(run):
+            mixed.append((rec, run))
+    return mixed
+
+
 def writer(output, name: str, runs: list) -> Writer:
     """The folder registration for writing `runs` (`with store.writer(...)`); raises FolderInUse on entering
-    when a live writer makes any of them with another config."""
-    return Writer(output, name, {key_of(r): fingerprint(r) for r in runs})
+    when a live writer makes any of their (task, method) pairs with another recipe."""
+    return Writer(output, name, {pair_of(r): fingerprint(r) for r in runs})
 
 
 def claim(output, run: dict) -> RunClaim:

@@ -1,8 +1,8 @@
 """Who may write a results folder, and who is making which run.
 
-- A writer (a sweep, `aurora-bench run`, a tune) registers the configs of the runs it will write; one whose
-  config differs from a live writer's on a run they share is refused (`FolderInUse`). Writers of disjoint runs
-  (a main sweep and a rank sweep) share a folder.
+- A writer (a sweep, `aurora-bench run`, a tune) registers a fingerprint of the config of each (task, method)
+  it will write; one whose fingerprint differs from a live writer's on a pair they share is refused
+  (`FolderInUse`). Writers of disjoint pairs (a main sweep and a rank sweep) share a folder.
 - The live process making a run holds its claim (`RunClaim`), so two sweeps of one config split the work
   instead of doing it twice.
 
@@ -79,8 +79,8 @@ class RunClaim:
 
 
 class Writer:
-    """A registered writer of `output` for `plan` ({run key: config fingerprint}) while the `with` block runs.
-    Entering raises FolderInUse when a live writer has another fingerprint for a key of `plan`."""
+    """A registered writer of `output` for `plan` ({name: config fingerprint}) while the `with` block runs.
+    Entering raises FolderInUse when a live writer has another fingerprint for a name in `plan`."""
 
     def __init__(self, output, name: str, plan: dict):
         self.output, self.name, self.plan = Path(output), name, plan
@@ -96,8 +96,8 @@ class Writer:
                     raise FolderInUse(
                         f"{self.output} is being written by another live writer ({other['name']!r}, pid "
                         f"{other['pid']} on {other['host']}, since {other['started']}) with a different config "
-                        f"for {len(clash)} of this one's runs (e.g. {clash[0]}); wait for it to end, or use "
-                        "another output folder")
+                        f"for {len(clash)} of the (task, method) pairs this one makes (e.g. {clash[0]}); wait for it "
+                        "to end, or use another output folder")
             self._lock.acquire(blocking=False)
             write_atomic(self._record, json.dumps({
                 "name": self.name, "pid": os.getpid(), "host": socket.gethostname(),

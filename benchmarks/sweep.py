@@ -29,7 +29,8 @@ def expand(cfg: dict) -> list[dict]:
 def plan(output, runs: list, retry_failed: bool = False, replace_changed: bool = False) -> tuple[list, dict]:
     """(the runs still to make as store.Pending, counts of those left as they are: 'skipped' (done: ok, or failed
     and not retried), 'failed_before' (of those, the failed)). Raises ConfigChanged, naming what differs, when
-    records on file were made with another config, unless `replace_changed`."""
+    records on file were made with another config, unless `replace_changed`, and when records of other seeds
+    of the same (task, method) were (the report would average them with these)."""
     pending, counts, changed = [], {"skipped": 0, "failed_before": 0}, []
     for run in runs:
         seen = store.stamp(output, run)  # before reading: a record made after this is seen as new
@@ -46,6 +47,9 @@ def plan(output, runs: list, retry_failed: bool = False, replace_changed: bool =
             pending.append(store.Pending(run, seen))
     if changed and not replace_changed:
         raise ConfigChanged(store.changed_message(output, changed))
+    mixed = store.other_seeds_of_another_recipe(store.load_all(output), runs)
+    if mixed:  # not replaced by this sweep, they would stay and be averaged with its seeds
+        raise ConfigChanged(store.mixed_message(output, mixed))
     return pending, counts
 
 
@@ -98,18 +102,13 @@ def run_one(cfg: dict, task: str, variant: str, seed: int, quiet: bool = False,
     run = resolve_run(cfg, task, variant, seed)
     output = Path(cfg["output"])
     with store.writer(output, f"run {store.key_of(run)}", [run]):
-        seen = store.stamp(output, run)
-        done = store.existing(output, run)
-        if done is not None and store.same_config(done["config"], run) and done["status"] == "ok":
+        pending, _ = plan(output, [run], retry_failed=True, replace_changed=replace_changed)
+        if not pending:
             if not quiet:
                 print(f"already done: {store.result_path(output, run)} (delete it, or use another output folder, "
                       "to make it again)")
-            return done
-        if done is not None and not store.same_config(done["config"], run) and not replace_changed:
-            raise ConfigChanged(store.changed_message(output, [(done, run)]))
-        changed = done is not None and not store.same_config(done["config"], run)
-        job = store.Pending(run, seen if done is not None else store.stamp(output, run), replace=changed)
-        outcome = run_and_record(job, output, quiet, runner)
+            return store.existing(output, run)
+        outcome = run_and_record(pending[0], output, quiet, runner)
     if outcome.status in ("elsewhere", "skipped"):
         raise RunInProgress(f"{store.key_of(run)} is being made by another live process into {output} "
                             f"(or was just made: {store.result_path(output, run)}); wait for it")

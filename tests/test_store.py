@@ -118,6 +118,15 @@ def test_what_does_not_change_the_numbers_is_not_drift(tmp_path, change):
         sweep(load_config(cfg, [change, "train.epochs=3"]), quiet=True, runner=failing_runner)
 
 
+def test_other_seeds_of_another_config_are_not_mixed_into_one_folder(tmp_path):
+    cfg = cfg_for(tmp_path)
+    sweep(cfg, quiet=True, runner=parallel_runners.ok_runner)  # seed 0
+    more_seeds = load_config(cfg, ["seeds=[1, 2]"])
+    with pytest.raises(ConfigChanged, match=r"2 result\(s\).*other seeds.*train\.lr 0\.001 -> 0\.5.*average"):
+        sweep(load_config(more_seeds, ["train.lr=0.5"]), quiet=True, runner=parallel_runners.ok_runner)
+    assert sweep(more_seeds, quiet=True, runner=parallel_runners.ok_runner) == counts(ok=4)  # the same config
+
+
 def test_replace_changed_keeps_every_result_until_its_successor_is_written(tmp_path):
     cfg = cfg_for(tmp_path)
     sweep(cfg, quiet=True, runner=parallel_runners.ok_runner)
