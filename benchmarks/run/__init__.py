@@ -1,8 +1,11 @@
 """One run: data -> model -> train -> evaluate -> record. `train_run` composes the steps; each lives in its
 own module. A run is a pure function of its resolved config (config.resolve_run)."""
+import os
 import random
 import time
 import traceback
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -58,16 +61,50 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
 
 def run_safely(run: dict, output, quiet: bool = False, runner=train_run) -> dict:
     """The run's result, 'ok' or 'failed' with the reason: a failing run is a result, not an exception
-    (KeyboardInterrupt still stops)."""
+    (KeyboardInterrupt still stops). A runner that returns no valid record fails the run, saying why."""
     try:
-        return runner(run, logdir=store.logdir(output, run), quiet=quiet)
+        result = runner(run, logdir=store.logdir(output, run), quiet=quiet)
     except Exception as e:  # the sweep must go on; the record says what broke
         return record.failure(run, f"{type(e).__name__}: {e}", traceback.format_exc())
+    try:
+        return store.check_record(result, f"the result {getattr(runner, '__name__', 'the runner')} returned")
+    except store.InvalidRecord as e:
+        return record.failure(run, f"InvalidRecord: {e}")
 
 
-def run_and_record(run: dict, output, quiet: bool = False, runner=train_run) -> dict:
-    """`run_safely`, then its result written to the store (an interrupted run leaves none)."""
-    result = run_safely(run, output, quiet, runner)
-    if ddp.is_main():  # under torchrun, rank 0 alone records
-        store.write_result(output, run, result)
-    return result
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a pending run: 'ok' or 'failed' (made now; `result` its record, `saved` where it went),
+    'skipped' (another process made it since the sweep planned it), 'elsewhere' (another live process is
+    making it now)."""
+    status: str
+    result: Optional[dict] = None
+    saved: Optional[store.Saved] = None
+
+    @property
+    def error(self) -> Optional[str]:
+        return (self.result or {}).get("error")
+
+    @property
+    def unsaved(self) -> bool:
+        return self.saved is not None and not self.saved.in_store
+
+
+def _records_here() -> bool:
+    # under torchrun every rank trains and rank 0 alone claims and records; read before ddp.init
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def run_and_record(job: store.Pending, output, quiet: bool = False, runner=train_run) -> Outcome:
+    """`run_safely` while this process holds the run's claim, then its result saved in the store (which keeps it
+    elsewhere, and says where, when the folder cannot take it). An interrupted run leaves no record."""
+    if not _records_here():
+        result = run_safely(job.run, output, quiet, runner)
+        return Outcome(result["status"], result)
+    with store.claim(output, job.run) as held:
+        if not held:
+            return Outcome("elsewhere")
+        if store.stamp(output, job.run) != job.seen:
+            return Outcome("skipped")
+        result = run_safely(job.run, output, quiet, runner)
+        return Outcome(result["status"], result, store.save(output, job.run, result, replace=job.replace))
