@@ -1,10 +1,15 @@
+import os
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from benchmarks.data import DataError, DeviceSplit, DeviceTransform, list_split, load_split, lookup
+from benchmarks.data import DataError, DeviceSplit, DeviceTransform, RawSplit, list_split, load_split, lookup
 from benchmarks.data import cache as cache_mod
+from benchmarks.data.keys import content_key
 
 from fixtures import fgvc_task, image_folder_task, vtab_task, write_image
 
@@ -192,3 +197,63 @@ def test_device_split_batches_cover_everything_once():
     seen = torch.cat([y for _, y in s.batches(3, generator=torch.Generator().manual_seed(0))])
     assert sorted(seen.tolist()) == list(range(10))
     assert [len(y) for _, y in s.batches(3)] == [3, 3, 3, 1]
+
+
+# --- the decode cache keys content, not names -------------------------------------------------------------
+
+def test_cache_decodes_rewritten_images_again(tmp_path):
+    d = vtab_task(tmp_path, "mytask")
+    raw = list_split(vtab(tmp_path), "mytask", "test")
+    first, _ = load_split(raw, 16, tmp_path / "cache")
+    assert first.max() > 0
+    for p in (d / "images/test").glob("*.jpg"):  # same names, new content
+        Image.new("RGB", (12, 12)).save(p)
+    again, _ = load_split(list_split(vtab(tmp_path), "mytask", "test"), 16, tmp_path / "cache")
+    assert again.shape == first.shape and again.max() == 0
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1  # the stale entry is gone
+
+
+def test_corrupt_image_fails_despite_an_old_cache_entry(tmp_path):
+    d = vtab_task(tmp_path, "mytask")
+    load_split(list_split(vtab(tmp_path), "mytask", "test"), 16, tmp_path / "cache")
+    (d / "images/test/000004.jpg").write_bytes(np.random.default_rng(0).bytes(300))
+    with pytest.raises(DataError, match=r"cannot read image .*000004.jpg"):
+        load_split(list_split(vtab(tmp_path), "mytask", "test"), 16, tmp_path / "cache")
+
+
+def test_cache_key_sees_a_same_size_rewrite_with_its_mtime_restored(tmp_path):
+    d = vtab_task(tmp_path, "mytask")
+    load_split(list_split(vtab(tmp_path), "mytask", "test"), 16, tmp_path / "cache")
+    f = d / "images/test/000004.jpg"
+    st = f.stat()
+    time.sleep(0.02)  # past the file clock's tick, so the rewrite gets a new ctime
+    f.write_bytes(bytes(st.st_size))
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # as touch -d / cp -p / rsync -a would leave it
+    with pytest.raises(DataError, match=r"cannot read image .*000004.jpg"):
+        load_split(list_split(vtab(tmp_path), "mytask", "test"), 16, tmp_path / "cache")
+
+
+def test_cache_key_of_sources_without_paths(tmp_path):
+    for c in ("AnnualCrop", "Forest"):
+        for i in range(3):
+            write_image(tmp_path / "eurosat" / "2750" / c / f"{c}_{i}.jpg", i)
+    cfg = {"source": "torchvision", "root": str(tmp_path), "split_sizes": {"eurosat": [4, 1, 1]}}
+    raw = list_split(cfg, "eurosat", "train")
+    assert len(raw.files) == 4 and all(f.endswith(".jpg") for f in raw.files)  # torchvision: its samples' files
+    before = content_key(raw)
+    write_image(Path(raw.files[0]), 99, size=(13, 12))
+    assert content_key(list_split(cfg, "eurosat", "train")) != before
+    digits = list_split({"source": "digits"}, "d", "train")
+    assert digits.files == [] and "sklearn" in digits.key  # the images ship with scikit-learn
+    with pytest.raises(TypeError, match="does not name the files"):
+        content_key(RawSplit({"source": "x"}, [0], np.zeros(1), 2, load=lambda i: i))
+
+
+def test_unreadable_cache_file_names_it(tmp_path):
+    vtab_task(tmp_path, "mytask")
+    raw = list_split(vtab(tmp_path), "mytask", "test")
+    load_split(raw, 16, tmp_path / "cache")
+    (entry,) = (tmp_path / "cache").glob("*.npz")
+    entry.write_bytes(b"truncated")
+    with pytest.raises(DataError, match=r"cache file .*\.npz is unreadable .*delete it"):
+        load_split(raw, 16, tmp_path / "cache")

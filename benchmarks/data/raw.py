@@ -2,7 +2,6 @@
 they share, with errors that name the file to fix."""
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -17,12 +16,15 @@ class DataError(UserError, ValueError):
 
 @dataclass
 class RawSplit:
-    key: dict                        # what identifies the content, for the decode cache
+    key: dict                        # what identifies the split (source, list file, ...), for the decode cache
     items: list                      # paths, or objects `load` knows how to decode
     labels: np.ndarray
     num_classes: int
     load: Callable[[Any], Any] = None  # item -> PIL image; None = items are file paths
     describe: Callable[[int], str] = field(default=lambda i: f"item {i}")
+    # Files the images are read from when items are not paths: the cache key covers their size and times,
+    # so an edited file is decoded again. [] when `key` alone identifies the content (an HF fingerprint).
+    files: list | None = None
 
 
 def check_labels(labels, num_classes: int, where: Callable[[int], str]) -> np.ndarray:
