@@ -10,8 +10,9 @@ from PIL import Image
 from benchmarks.data import DataError, DeviceSplit, DeviceTransform, RawSplit, list_split, load_split, lookup
 from benchmarks.data import cache as cache_mod
 from benchmarks.data.keys import content_key
+from benchmarks.data.pixels import to_rgb8
 
-from fixtures import fgvc_task, image_folder_task, vtab_task, write_image
+from fixtures import fgvc_task, image_folder_task, vtab_task, write_gray16, write_image
 
 
 def vtab(root):
@@ -257,3 +258,27 @@ def test_unreadable_cache_file_names_it(tmp_path):
     entry.write_bytes(b"truncated")
     with pytest.raises(DataError, match=r"cache file .*\.npz is unreadable .*delete it"):
         load_split(raw, 16, tmp_path / "cache")
+
+
+# --- 16-bit and float images -----------------------------------------------------------------------------
+
+def test_16bit_png_is_scaled_not_clipped(tmp_path):
+    ramp = np.tile(np.linspace(0, 65535, 32).astype(np.uint16), (4, 1))
+    write_gray16(tmp_path / "own/train/a/0.png", ramp)
+    write_gray16(tmp_path / "own/train/b/0.png", ramp[:, ::-1])
+    raw = list_split({"source": "folder", "root": str(tmp_path)}, "own", "train")
+    images, _ = load_split(raw, 16, None)
+    assert np.array_equal(images[0, ..., 0], (ramp >> 8).astype(np.uint8))  # top 8 bits: 65535 -> 255
+    assert (images[0] == images[0, ..., :1]).all()  # gray in all three channels
+
+
+def test_mode_i_and_f_images_scale_or_fail():
+    ramp = np.linspace(0, 65535, 16).reshape(4, 4)
+    assert np.array_equal(np.asarray(to_rgb8(Image.fromarray(ramp.astype(np.int32)), "x"))[..., 0],
+                          ramp.astype(np.uint32) >> 8)
+    with pytest.raises(DataError, match=r"img.tif: 32-bit integer image with values in \[0, 70000\]"):
+        to_rgb8(Image.fromarray(np.array([[0, 70000]], np.int32)), "img.tif")
+    unit = np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4)
+    assert np.asarray(to_rgb8(Image.fromarray(unit), "x"))[..., 0].tolist() == np.round(unit * 255).tolist()
+    with pytest.raises(DataError, match=r"float image with values in \[0, 2\]"):
+        to_rgb8(Image.fromarray(unit * 2), "x")

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from .keys import content_key, identity_key
+from .pixels import to_rgb8
 from .raw import DataError, RawSplit
 
 DEFAULT_CACHE = Path(os.environ.get("AURORA_VISION_CACHE", "~/.cache/aurora_vision")).expanduser()
@@ -20,9 +21,9 @@ def _open(raw: RawSplit, i: int) -> Image.Image:
         if isinstance(img, np.ndarray):
             img = Image.fromarray(img)
         img.load()
-        return img.convert("RGB")
     except Exception as e:  # PIL raises many types for corrupt files
         raise DataError(f"cannot read image {raw.describe(i)}: {e}") from e
+    return to_rgb8(img, raw.describe(i))
 
 
 def decode(raw: RawSplit, size: int, workers: int | None = None) -> np.ndarray:

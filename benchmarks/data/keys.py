@@ -13,7 +13,8 @@ import numpy as np
 from .raw import DataError, RawSplit
 
 # Bump when decoding changes what a file decodes to, so old cache entries are not reused.
-DECODE_VERSION = 1
+# 2: 16-bit images scaled to 8 bits (they were clipped to white).
+DECODE_VERSION = 2
 CHUNK = 2048
 
 
