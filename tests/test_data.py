@@ -1,4 +1,5 @@
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -282,3 +283,40 @@ def test_mode_i_and_f_images_scale_or_fail():
     assert np.asarray(to_rgb8(Image.fromarray(unit), "x"))[..., 0].tolist() == np.round(unit * 255).tolist()
     with pytest.raises(DataError, match=r"float image with values in \[0, 2\]"):
         to_rgb8(Image.fromarray(unit * 2), "x")
+
+
+# --- the folder source matches classes by name ------------------------------------------------------------
+
+def folder(root, **kw):
+    return {"source": "folder", "root": str(root), **kw}
+
+
+def test_folder_eval_split_maps_classes_by_name(tmp_path):
+    d = image_folder_task(tmp_path, "own", classes=("cat", "dog", "emu"))
+    shutil.rmtree(d / "test/cat")  # a test split lacking a class keeps the others' labels
+    raw = list_split(folder(tmp_path), "own", "test")
+    assert raw.num_classes == 3 and raw.labels.tolist() == [1, 1, 1, 2, 2, 2]
+    (d / "test/dog").rename(d / "test/zdog")
+    with pytest.raises(DataError, match=r"class folder\(s\) \['zdog'\] are not classes of task 'own' "
+                                        r"\(.*own/train defines 3: cat, dog, emu\)"):
+        list_split(folder(tmp_path), "own", "test")
+
+
+def test_folder_classes_txt_defines_order_and_train_split_is_configurable(tmp_path):
+    d = image_folder_task(tmp_path, "own", classes=("cat", "dog"))
+    (d / "train").rename(d / "trainval")
+    with pytest.raises(DataError, match=r"come from .*classes.txt or from the class folders of its train split "
+                                        r".*own/train; neither exists"):
+        list_split(folder(tmp_path), "own", "test")
+    assert list_split(folder(tmp_path, train_split="trainval"), "own", "test").labels.tolist() == [0] * 3 + [1] * 3
+    (d / "classes.txt").write_text("dog\ncat\n")
+    assert list_split(folder(tmp_path), "own", "test").labels.tolist() == [1] * 3 + [0] * 3
+
+
+def test_folder_skips_hidden_folders_and_rejects_empty_classes(tmp_path):
+    d = image_folder_task(tmp_path, "own", classes=("cat", "dog"))
+    (d / "test/.ipynb_checkpoints").mkdir()
+    assert list_split(folder(tmp_path), "own", "test").num_classes == 2
+    (d / "train/emu").mkdir()
+    with pytest.raises(DataError, match=r"class folder .*own/train/emu has no images"):
+        list_split(folder(tmp_path), "own", "train")
