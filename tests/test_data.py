@@ -1,6 +1,7 @@
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from benchmarks.data import DataError, DeviceSplit, DeviceTransform, RawSplit, l
 from benchmarks.data import cache as cache_mod
 from benchmarks.data.keys import content_key
 from benchmarks.data.pixels import to_rgb8
+from benchmarks.run.inputs import decoded_splits
 
 from fixtures import fgvc_task, image_folder_task, vtab_task, write_gray16, write_image
 
@@ -320,3 +322,37 @@ def test_folder_skips_hidden_folders_and_rejects_empty_classes(tmp_path):
     (d / "train/emu").mkdir()
     with pytest.raises(DataError, match=r"class folder .*own/train/emu has no images"):
         list_split(folder(tmp_path), "own", "train")
+
+
+# --- what a train split must hold ---------------------------------------------------------------------------
+
+def run_for(root, task, **data):
+    return {"task": task, "model": {"image_size": 16},
+            "data": {"source": "vtab", "root": str(root), "cache_dir": str(root / "cache"),
+                     "split_train": "train800", "split_eval": "test", **data}}
+
+
+def test_one_class_task_is_an_error(tmp_path):
+    vtab_task(tmp_path, "mono", num_classes=1)
+    with pytest.raises(DataError, match=r"task 'mono', split 'train800': 1 class\(es\) .* at least two"):
+        decoded_splits(run_for(tmp_path, "mono"))
+    d = vtab_task(tmp_path, "onelabel", num_classes=3)
+    (d / "train800.txt").write_text("".join(f"images/train800/{i:06d}.jpg 2\n" for i in range(4)))
+    with pytest.raises(DataError, match=r"task 'onelabel', split 'train800': 1 class\(es\) in the labels"):
+        decoded_splits(run_for(tmp_path, "onelabel"))
+
+
+def test_num_classes_beyond_the_train_labels(tmp_path):
+    d = vtab_task(tmp_path, "mytask", num_classes=3)
+    (d / "classes.txt").unlink()
+    with pytest.raises(DataError, match=r"'mytask': 5 classes, but the train split 'train800' has labels of only 3 "
+                                        r"\(missing: 3, 4\): set data.num_classes to 3"):
+        decoded_splits(run_for(tmp_path, "mytask", num_classes=5))
+    (d / "classes.txt").write_text("".join(f"c{i}\n" for i in range(4)))  # the data declares a 4th class
+    with pytest.warns(UserWarning, match=r"4 classes, but .* only 3 \(missing: 3\): the head has 4 outputs"):
+        assert decoded_splits(run_for(tmp_path, "mytask"))[1] == 4
+    vtab_task(tmp_path, "svhn", num_classes=3)  # VTAB's table says 10: authoritative, a subset may lack some
+    (tmp_path / "svhn/classes.txt").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert decoded_splits(run_for(tmp_path, "svhn"))[1] == 10

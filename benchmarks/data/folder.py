@@ -66,6 +66,6 @@ def image_folder(cfg: dict, task: str, split: str) -> RawSplit:
         labels += [index[c]] * len(files)
     if not items:
         raise DataError(f"{split_dir} has no class folders; expected <root>/<task>/<split>/<class>/<image>")
-    num_classes = class_count("folder", task, cfg, len(classes), defined_by)
+    num_classes, origin = class_count("folder", task, cfg, len(classes), defined_by)
     return RawSplit({"source": "folder", "dir": str(split_dir.resolve()), "classes": classes}, items,
-                    np.array(labels, dtype=np.int64), num_classes, describe=lambda i: items[i])
+                    np.array(labels, dtype=np.int64), num_classes, describe=lambda i: items[i], classes_from=origin)

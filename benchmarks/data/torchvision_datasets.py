@@ -65,7 +65,7 @@ def torchvision_split(cfg: dict, task: str, split: str) -> RawSplit:
                      "split": split, "sizes": [n_train, n_val, n_test], "seed": cfg.get("split_seed", 0)},
                     [int(i) for i in index], labels, info.num_classes,
                     load=lambda i: dataset[i][0], describe=lambda i: f"{task} {split} item {index[i]}",
-                    files=_files_of(dataset, index))
+                    files=_files_of(dataset, index), classes_from="table")
 
 
 def _files_of(dataset, index) -> list[str]:

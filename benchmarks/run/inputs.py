@@ -3,8 +3,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data import DeviceSplit, DeviceTransform, list_split, load_split
+from ..data import DataError, DeviceSplit, DeviceTransform, list_split, load_split
 from ..data.cache import DEFAULT_CACHE
+from ..data.raw import check_train_labels
 
 
 @dataclass
@@ -16,14 +17,15 @@ class Inputs:
 
 def decoded_splits(run: dict):
     """((train images, labels), (eval images, labels)), num_classes: host arrays, decoded once per content."""
-    data = run["data"]
-    raws = [list_split(data, run["task"], data[k]) for k in ("split_train", "split_eval")]
-    if raws[0].num_classes != raws[1].num_classes:
-        raise ValueError(f"task {run['task']}: splits disagree on the class count ({raws[0].num_classes} vs "
-                         f"{raws[1].num_classes})")
+    data, task = run["data"], run["task"]
+    train, evaluated = [list_split(data, task, data[k]) for k in ("split_train", "split_eval")]
+    if train.num_classes != evaluated.num_classes:
+        raise DataError(f"task {task!r}: splits {data['split_train']!r} and {data['split_eval']!r} disagree on "
+                        f"the class count ({train.num_classes} vs {evaluated.num_classes})")
+    check_train_labels(train, task, data["split_train"])
     cache = data.get("cache_dir") or DEFAULT_CACHE
     size = run["model"]["image_size"]
-    return [load_split(raw, size, cache) for raw in raws], raws[0].num_classes
+    return [load_split(raw, size, cache) for raw in (train, evaluated)], train.num_classes
 
 
 def to_device(splits, num_classes: int, device: torch.device) -> Inputs:
