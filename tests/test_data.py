@@ -13,7 +13,7 @@ from benchmarks.data import DataError, DeviceSplit, DeviceTransform, RawSplit, l
 from benchmarks.data import cache as cache_mod
 from benchmarks.data.keys import content_key
 from benchmarks.data.pixels import to_rgb8
-from benchmarks.run.inputs import decoded_splits
+from benchmarks.run.inputs import decoded_splits, transform_for
 
 from fixtures import fgvc_task, image_folder_task, vtab_task, write_gray16, write_image
 
@@ -356,3 +356,51 @@ def test_num_classes_beyond_the_train_labels(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert decoded_splits(run_for(tmp_path, "svhn"))[1] == 10
+
+
+# --- timm's data config -----------------------------------------------------------------------------------
+
+def gradient(h, w):
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.stack([xx * 12, yy * 18, (xx + yy) * 7], -1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("crop_mode", ["center", "squash"])
+@pytest.mark.parametrize("hw", [(14, 20), (20, 14)])
+def test_device_eval_matches_timm_eval_transform(interpolation, crop_mode, hw):
+    from timm.data import create_transform
+    img = gradient(*hw)
+    kw = dict(interpolation=interpolation, crop_pct=0.875, crop_mode=crop_mode, mean=(0.4, 0.5, 0.6),
+              std=(0.2, 0.25, 0.3))
+    ref = create_transform(input_size=(3, 8, 8), is_training=False, **kw)(Image.fromarray(img))
+    x = torch.from_numpy(img).permute(2, 0, 1)[None]
+    ours = DeviceTransform(8, **kw)(x)[0]
+    std255 = torch.tensor(kw["std"]).view(3, 1, 1) * 255
+    assert ((ours - ref).abs() * std255).max() < 1.5  # grey levels: PIL and torch resampling round differently
+    uncropped = DeviceTransform(8, **{**kw, "crop_pct": None})(x)[0]
+    assert ((uncropped - ref).abs() * std255).max() > 10  # the crop is what makes them agree
+    assert torch.equal(DeviceTransform(8, **kw)(x, train=True)[0], uncropped)  # training never center-crops
+
+
+def test_transform_follows_timm_data_config_and_the_run_records_it(tmp_path):
+    import timm
+    from benchmarks.config import load_config, resolve_run
+    from benchmarks.run import train_run
+    model_cfg = {"name": "vit_tiny_patch16_224", "pretrained": False, "image_size": 16,
+                 "kwargs": {"patch_size": 8, "depth": 1, "embed_dim": 16, "num_heads": 2}}
+    model = timm.create_model(model_cfg["name"], img_size=16, **model_cfg["kwargs"])
+    model.pretrained_cfg = {**model.pretrained_cfg, "mean": (0.1, 0.2, 0.3), "interpolation": "bilinear"}
+    data = {"hflip": False, "crop_scale": None}
+    t = transform_for(model, {"model": model_cfg, "data": {**data, "eval_crop": "timm"}})
+    assert t.data_config == {"input_size": [3, 16, 16], "interpolation": "bilinear", "mean": [0.1, 0.2, 0.3],
+                             "std": [0.5, 0.5, 0.5], "crop_pct": 0.9, "crop_mode": "center"}
+    assert transform_for(model, {"model": model_cfg, "data": data}).data_config["crop_pct"] is None  # default
+
+    vtab_task(tmp_path / "data", "mytask", num_classes=3)
+    cfg = load_config({"name": "t", "output": str(tmp_path / "out"), "model": model_cfg,
+                       "data": {"root": str(tmp_path / "data"), "cache_dir": str(tmp_path / "cache"),
+                                "eval_crop": "timm"},
+                       "train": {"epochs": 1, "batch_size": 6, "warmup_epochs": 0, "eval_every": 1, "device": "cpu"}})
+    result = train_run(resolve_run(cfg, "mytask", "linear", 0), quiet=True)
+    assert result["data_config"]["crop_pct"] == 0.9 and result["data_config"]["input_size"] == [3, 16, 16]

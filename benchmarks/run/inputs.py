@@ -2,8 +2,9 @@
 from dataclasses import dataclass
 
 import torch
+from timm.data import resolve_model_data_config
 
-from ..data import DataError, DeviceSplit, DeviceTransform, list_split, load_split
+from ..data import COMMON, DataError, DeviceSplit, DeviceTransform, list_split, load_split
 from ..data.cache import DEFAULT_CACHE
 from ..data.raw import check_train_labels
 
@@ -34,7 +35,17 @@ def to_device(splits, num_classes: int, device: torch.device) -> Inputs:
 
 
 def transform_for(model, run: dict) -> DeviceTransform:
-    """Resize, augmentation and normalisation on the device, with the model's own mean and std."""
-    cfg = model.pretrained_cfg
-    return DeviceTransform(run["model"]["image_size"], cfg.get("mean", (0.5,) * 3), cfg.get("std", (0.5,) * 3),
-                           hflip=run["data"]["hflip"], crop_scale=run["data"]["crop_scale"])
+    """Resize, augmentation and normalisation on the device, from timm's data config for the model
+    (mean, std, interpolation; crop_pct and crop_mode when data.eval_crop is 'timm') at the run's
+    image size. Its `data_config` is what the run records."""
+    size = run["model"].get("image_size")
+    cfg = resolve_model_data_config(model, args={"img_size": size} if size else None)
+    _, h, w = cfg["input_size"]
+    if h != w:
+        raise ValueError(f"model {run['model']['name']!r} takes {h}x{w} inputs; the device transform makes "
+                         "square ones: set model.image_size")
+    data = run["data"]
+    timm_crop = data.get("eval_crop", COMMON["eval_crop"].default) == "timm"
+    return DeviceTransform(h, cfg["mean"], cfg["std"], interpolation=cfg["interpolation"],
+                           crop_pct=cfg["crop_pct"] if timm_crop else None, crop_mode=cfg["crop_mode"],
+                           hflip=data["hflip"], crop_scale=data["crop_scale"])
