@@ -30,8 +30,8 @@ def _stat_chunk(paths: list) -> list:
 
 
 def file_stats(paths: list, workers: int | None = None) -> list:
-    """(size, mtime_ns, ctime_ns) per path, in order. Chunks run in threads: os.stat releases the GIL,
-    which pays off when inodes are not cached (network or cold disks)."""
+    """(size, mtime_ns, ctime_ns) per path, in order. Chunks run in threads: os.stat releases the GIL, so
+    stats that wait on a disk or a network file system overlap."""
     workers = workers or min(8, os.cpu_count() or 1)
     chunks = [paths[i:i + CHUNK] for i in range(0, len(paths), CHUNK)]
     if workers == 1 or len(chunks) == 1:
