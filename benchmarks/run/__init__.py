@@ -55,7 +55,7 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
                                           "trainable_params": cost["params"]["trainable"], "gmacs": cost["gmacs"]})
     finally:
         logger.close()
-    result = record.success(run, fitted, inputs, cost, static, device, world, started)
+    result = record.success(run, fitted, inputs, cost, static, device, world, started, transform.data_config)
     return (result, model) if return_model else result
 
 

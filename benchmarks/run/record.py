@@ -52,7 +52,7 @@ def failure(run: dict, error: str, tb: str = "") -> dict:
 
 
 def success(run: dict, fitted, inputs, cost: dict, static_merge_accuracy, device: torch.device, world: int,
-            started: float) -> dict:
+            started: float, data_config: dict) -> dict:
     """The record of a finished run: final-epoch accuracy on the evaluation split, cost, and provenance."""
     tr = run["train"]
     peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
@@ -62,6 +62,7 @@ def success(run: dict, fitted, inputs, cost: dict, static_merge_accuracy, device
         "accuracy": fitted.final["accuracy"], "accuracy_static_merge": static_merge_accuracy,
         "accuracy_of": f"{run['data']['split_eval']} split, final epoch ({tr['epochs']})",
         "num_classes": inputs.num_classes, "num_train": len(inputs.train), "num_eval": len(inputs.eval),
+        "data_config": data_config,  # resize, crop and normalisation as the device transform ran them
         "params": cost["params"], "gmacs_per_image": cost["gmacs"], "uncounted_ops": cost["uncounted_ops"],
         "macs_convention": "fvcore: 1 multiply-add = 1; SDPA and the adapters' nonlinearities counted (see flops.py)",
         "curve": fitted.curve, "train_img_per_s": len(inputs.train) * tr["epochs"] / fitted.train_seconds,
