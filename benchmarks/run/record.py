@@ -52,8 +52,9 @@ def failure(run: dict, error: str, tb: str = "") -> dict:
 
 
 def success(run: dict, fitted, inputs, cost: dict, static_merge_accuracy, device: torch.device, world: int,
-            started: float) -> dict:
-    """The record of a finished run: final-epoch accuracy on the evaluation split, cost, and provenance."""
+            started: float, determinism: dict) -> dict:
+    """The record of a finished run: final-epoch accuracy on the evaluation split, cost, and provenance;
+    `determinism` is what run/determinism.configure set."""
     tr = run["train"]
     peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -72,6 +73,7 @@ def success(run: dict, fitted, inputs, cost: dict, static_merge_accuracy, device
         # how adapted layers ran without autograd: the Triton fold serves half-precision GEMMs only
         "eval_fold": kernels.FOLD_ON_CUDA if device.type == "cuda" and fitted.bf16 else "torch",
         "cuda_graphs": fitted.graphs,
+        "deterministic": tr["deterministic"], "determinism": determinism,
         # runs sharing this device at once (parallel sweep workers): throughput and times are per shared device
         "device_shared_by": int(os.environ.get("AURORA_VISION_DEVICE_SHARED_BY", "1")),
         "wall_seconds": time.perf_counter() - started, "versions": versions(), "git": git_commit(),
