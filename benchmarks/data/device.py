@@ -108,7 +108,7 @@ class DeviceTransform:
         b = x.shape[0]
         lo, hi = self.crop_scale
         scale = (lo + (hi - lo) * torch.rand(b, generator=generator)).sqrt()
-        shift = (1 - scale) * (2 * torch.rand(b, 2, generator=generator) - 1)
+        shift = (1 - scale)[:, None] * (2 * torch.rand(b, 2, generator=generator) - 1)  # (b, 2): x and y
         theta = torch.zeros(b, 2, 3)
         theta[:, 0, 0], theta[:, 1, 1] = scale, scale
         theta[:, :, 2] = shift
