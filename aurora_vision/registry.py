@@ -15,18 +15,17 @@ class Method:
     name: str
     config_cls: type
     apply: Callable[[nn.Module, object], list]  # (model, config) -> names of the trainable parameters
-    description: str
 
 
 _METHODS: dict[str, Method] = {}
 
 
-def register_method(name: str, config_cls: type = NoConfig, description: str = ""):
+def register_method(name: str, config_cls: type = NoConfig):
     """Decorator: `@register_method("lora", LoraConfig)` over `def apply(model, config) -> trainable names`."""
     def wrap(fn):
         if name in _METHODS:
             raise KeyError(f"method {name!r} is already registered")
-        _METHODS[name] = Method(name, config_cls, fn, description or (fn.__doc__ or "").strip().split("\n")[0])
+        _METHODS[name] = Method(name, config_cls, fn)
         return fn
     return wrap
 
