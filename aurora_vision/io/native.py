@@ -18,6 +18,7 @@ SCHEMA = {"method": str, "config": dict, "base_model": str, "num_classes": (int,
 
 def write(model: nn.Module, state: dict, path: Path) -> None:
     tensors = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+    path.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path / WEIGHTS_NAME))
     config = {
         "method": state["method"], "config": state["config"], "base_model": base_model_name(model),

@@ -6,10 +6,10 @@ from torch import nn
 
 from ..inject import adapter_layers
 from ..registry import applied_method, unwrap
-from . import native
+from . import native, peft_format
 from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint, read_json
 
-FORMATS = {"aurora_vision": native}
+FORMATS = {"aurora_vision": native, "peft": peft_format}
 
 
 def save_adapter(model: nn.Module, path, format: str = "aurora_vision") -> Path:
@@ -30,8 +30,7 @@ def save_adapter(model: nn.Module, path, format: str = "aurora_vision") -> Path:
     if any(layer.merged for _, layer in adapter_layers(model)):
         raise RuntimeError("save_adapter needs unmerged adapters; call aurora_vision.unmerge(model) first")
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    FORMATS[format].write(model, state, path)
+    FORMATS[format].write(model, state, path)  # creates the folder once the model is known to fit the format
     return path
 
 
@@ -49,6 +48,9 @@ def load_adapter(model: nn.Module, path, check_base_model: bool = True) -> nn.Mo
     if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
         raise FileNotFoundError(f"{path} is not an adapter folder: expected {CONFIG_NAME} and {WEIGHTS_NAME} in it")
     saved = read_json(path / CONFIG_NAME)
-    ckpt = native.read(path, saved)
+    if "peft_type" in saved:
+        ckpt = peft_format.read(path, saved, inner)
+    else:
+        ckpt = native.read(path, saved)
     load_checkpoint(inner, ckpt, check_base_model)
     return model
