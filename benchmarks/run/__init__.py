@@ -13,7 +13,7 @@ import torch
 import aurora_vision as av
 
 from .. import store
-from . import ddp, record
+from . import ddp, determinism, record
 from .evaluate import approximate_merge_accuracy
 from .flops import count_macs
 from .inputs import decoded_splits, to_device, transform_for
@@ -32,12 +32,14 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)  # what dropout and drop-path draw from on the GPU (lazy: no CUDA init)
 
 
 def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = False):
     """Train and evaluate one resolved run config; returns the result record (status 'ok'), and the
     trained model too with return_model=True."""
     started = time.perf_counter()
+    forced = determinism.configure(run["train"]["deterministic"], run["train"]["compile"])  # before any CUDA work
     seed_everything(run["seed"])
     rank, world = ddp.init()
     device = ddp.local_device(resolve_device(run["train"]["device"]))
@@ -55,7 +57,8 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
                                           "trainable_params": cost["params"]["trainable"], "gmacs": cost["gmacs"]})
     finally:
         logger.close()
-    result = record.success(run, fitted, inputs, cost, static, device, world, started)
+    result = record.success(run, fitted, inputs, cost, static, device, world, started, transform.data_config,
+                            forced)
     return (result, model) if return_model else result
 
 
