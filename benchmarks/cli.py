@@ -115,7 +115,7 @@ def _tune(args) -> int:
     cfg = load_config(args.config, args.set)
     tuned = tuning_config(cfg)
     counts = sweep(tuned, quiet=args.quiet, executor=_executor(args))
-    print(f"tuning runs: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} already done")
+    print("tuning " + summary(counts, tuned["output"]))
     write_report(tuned["output"])
     chosen = choose(tuned, tuned["output"])
     record = Path(tuned["output"]) / f"lrs-{cfg['name']}.yaml"  # one per config: tunes can share a folder

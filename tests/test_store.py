@@ -203,6 +203,7 @@ def wait_for(condition, what: str, proc=None, timeout: float = 120):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="RLIMIT_FSIZE is POSIX")
+@pytest.mark.slow
 def test_a_file_size_limit_loses_no_record_and_leaves_no_temporary_file(tmp_path):
     cfg = cfg_for(tmp_path)
     proc = start_sweep(cfg, "big_record_runner", fsize=8192)  # a record is some 20 kB
@@ -243,6 +244,7 @@ def test_corrupt_and_foreign_files_are_quarantined_and_named_never_crash(tmp_pat
 
 # ------------------------------------------------------------------------------------------ concurrency
 
+@pytest.mark.slow
 def test_a_second_sweep_shares_the_runs_of_its_config_and_another_config_is_refused(tmp_path):
     cfg = cfg_for(tmp_path, methods=["a", "b", "c"])
     out = Path(cfg["output"])
@@ -279,6 +281,7 @@ def alive(pid: int) -> bool:
         return True
 
 
+@pytest.mark.slow
 def test_killing_a_parallel_sweep_ends_its_workers_and_frees_its_runs(tmp_path):
     cfg = cfg_for(tmp_path, methods=["a", "b", "c"])
     pids = Path(cfg["output"]) / "pids"
