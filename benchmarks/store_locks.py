@@ -99,9 +99,13 @@ class Writer:
                         f"for {len(clash)} of the (task, method) pairs this one makes (e.g. {clash[0]}); wait for it "
                         "to end, or use another output folder")
             self._lock.acquire(blocking=False)
-            write_atomic(self._record, json.dumps({
-                "name": self.name, "pid": os.getpid(), "host": socket.gethostname(),
-                "started": time.strftime("%Y-%m-%d %H:%M:%S"), "plan": self.plan}).encode())
+            try:
+                write_atomic(self._record, json.dumps({
+                    "name": self.name, "pid": os.getpid(), "host": socket.gethostname(),
+                    "started": time.strftime("%Y-%m-%d %H:%M:%S"), "plan": self.plan}).encode())
+            except BaseException:
+                self._lock.release()
+                raise
         return self
 
     def __exit__(self, *exc) -> None:
