@@ -172,3 +172,25 @@ def test_never_the_default_and_clear_errors():
     av.merge(model, calibration=lambda: iter(calibration_batches()))  # a callable: a fresh iterable per pass
     with pytest.raises(RuntimeError, match="already merged"):
         av.merge(model, calibration=calibration_batches())
+
+
+def test_runner_records_the_calibrated_merge_fitted_on_training_images(tmp_path, monkeypatch):
+    from benchmarks.config import resolve_run
+    from benchmarks.run import train_run
+    from test_runner import tiny_cfg
+
+    fitted_on, merge = [], av.merge
+
+    def spy(model, *args, **kwargs):
+        if kwargs.get("calibration") is not None:
+            fitted_on.append(torch.cat(list(kwargs["calibration"]())))
+        return merge(model, *args, **kwargs)
+
+    monkeypatch.setattr(av, "merge", spy)
+    cfg = tiny_cfg(tmp_path, methods=["aurora"])
+    assert train_run(resolve_run(cfg, "mytask", "aurora", 0), quiet=True)["accuracy_calibrated_merge"] is None
+    cfg["train"]["calibrated_merge"] = True
+    result = train_run(resolve_run(cfg, "mytask", "aurora", 0), quiet=True)
+    assert 0 <= result["accuracy_calibrated_merge"] <= 100
+    # every training image (fewer than CALIBRATION_IMAGES), none of the 9 evaluation ones
+    assert len(fitted_on) == 1 and fitted_on[0].shape[0] == result["num_train"] == 18

@@ -52,7 +52,7 @@ def failure(run: dict, error: str, tb: str = "") -> dict:
 
 
 def success(run: dict, fitted, inputs, cost: dict, static_merge_accuracy, device: torch.device, world: int,
-            started: float) -> dict:
+            started: float, calibrated_merge_accuracy=None) -> dict:
     """The record of a finished run: final-epoch accuracy on the evaluation split, cost, and provenance."""
     tr = run["train"]
     peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
@@ -60,6 +60,7 @@ def success(run: dict, fitted, inputs, cost: dict, static_merge_accuracy, device
     return {
         "status": "ok", "config": run, "seed": run["seed"], "task": run["task"], "method": run["method"]["variant"],
         "accuracy": fitted.final["accuracy"], "accuracy_static_merge": static_merge_accuracy,
+        "accuracy_calibrated_merge": calibrated_merge_accuracy,  # None unless train.calibrated_merge
         "accuracy_of": f"{run['data']['split_eval']} split, final epoch ({tr['epochs']})",
         "num_classes": inputs.num_classes, "num_train": len(inputs.train), "num_eval": len(inputs.eval),
         "params": cost["params"], "gmacs_per_image": cost["gmacs"], "uncounted_ops": cost["uncounted_ops"],
