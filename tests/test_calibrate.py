@@ -194,3 +194,24 @@ def test_runner_records_the_calibrated_merge_fitted_on_training_images(tmp_path,
     assert 0 <= result["accuracy_calibrated_merge"] <= 100
     # every training image (fewer than CALIBRATION_IMAGES), none of the 9 evaluation ones
     assert len(fitted_on) == 1 and fitted_on[0].shape[0] == result["num_train"] == 18
+
+
+def test_merge_forms_script_on_a_tiny_config(tmp_path):
+    import json
+
+    import yaml
+
+    from benchmarks.perf import merge_forms
+    from test_runner import tiny_cfg
+
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny_cfg(tmp_path)))
+    merge_forms.main([str(tmp_path / "tiny.yaml"), "--tasks", "mytask", "--ridges", "1e-3", "1e-1",
+                      "--out", str(tmp_path / "forms")])
+    row, = json.loads((tmp_path / "forms" / "merge_forms.json").read_text())["rows"]
+    aurora, lora = row["aurora"], row["lora"]
+    assert aurora["params"] == lora["params"] + 2 * 20  # r=2 on q and v: sigma's 20 weights per adapter
+    assert lora["merged"] == lora["exact"]  # LoRA's merge is exact
+    for value in [aurora["exact"], aurora["static"]] + [c["accuracy"] for c in aurora["calibrated"].values()]:
+        assert 0 <= value <= 100
+    assert set(aurora["calibrated"]) == {"0.001", "0.1"}
+    assert "| mytask | 0 | 168 |" in (tmp_path / "forms" / "merge_forms.md").read_text()
