@@ -1,8 +1,9 @@
 """Model surgery: put adapter layers around target Linears, freeze the rest, merge and unmerge."""
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 from torch import nn
 
+from .calibrate import DEFAULT_RIDGE, calibrated_merge
 from .layers import AdapterLinear
 from .targets import classifier_names, resolve_targets
 
@@ -55,8 +56,17 @@ def set_trainable(model: nn.Module, names) -> None:
         p.requires_grad_(n in names)
 
 
-def merge(model: nn.Module, approximate: bool = False) -> None:
-    """Fold every adapter into its base weight. AuroRA needs `approximate=True` (the static merge)."""
+def merge(model: nn.Module, approximate: bool = False, calibration=None, ridge: Optional[float] = None):
+    """Fold every adapter into its base weight. AuroRA needs `approximate=True` (the static merge) or
+    `calibration` (input batches: the calibrated merge, `calibrate.calibrated_merge`, whose per-layer fit
+    report this returns; `ridge` is its regularisation, default `calibrate.DEFAULT_RIDGE`)."""
+    if calibration is None:
+        if ridge is not None:
+            raise ValueError("ridge applies to the calibrated merge only: pass calibration too")
+    elif approximate:
+        raise ValueError("pass approximate=True (the static merge) or calibration (the calibrated one), not both")
+    else:
+        return calibrated_merge(model, calibration, DEFAULT_RIDGE if ridge is None else ridge)
     for _, layer in adapter_layers(model):
         layer.merge(approximate=approximate)
 
@@ -66,10 +76,13 @@ def unmerge(model: nn.Module) -> None:
         layer.unmerge()
 
 
-def merge_and_unload(model: nn.Module, approximate: bool = False) -> nn.Module:
+def merge_and_unload(model: nn.Module, approximate: bool = False, calibration=None,
+                     ridge: Optional[float] = None) -> nn.Module:
     """Merge every adapter and put the plain base Linear back in its place: the base model's structure
     and speed for deployment. No way back (use merge/unmerge to keep the adapters). AuroRA needs
-    `approximate=True` (the static merge)."""
+    `approximate=True` (the static merge) or `calibration` (the calibrated merge, as in `merge`)."""
+    if calibration is not None or ridge is not None:
+        merge(model, approximate, calibration, ridge)
     for name, layer in list(adapter_layers(model)):
         if not layer.merged:
             layer.merge(approximate=approximate)

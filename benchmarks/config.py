@@ -21,7 +21,8 @@ DEFAULTS = {
     "train": {"epochs": 100, "batch_size": 64, "lr": 1e-3, "head_lr": None, "weight_decay": 1e-4,
               "warmup_epochs": 10, "schedule": "cosine", "label_smoothing": 0.0, "precision": "auto",
               "eval_every": 10, "eval_batch_size": 256, "device": "auto", "compile": False,
-              "deterministic": False},  # True: bit-identical reruns on the same GPU (run/determinism.py)
+              "deterministic": False,  # True: bit-identical reruns on the same GPU (run/determinism.py)
+              "calibrated_merge": False},  # also evaluate AuroRA's calibrated merge (run/evaluate.py)
     # variant or registered method -> learning rate (as `aurora-bench tune` writes them); a variant without an
     # entry takes its method's; below task and variant overrides
     "lrs": {},

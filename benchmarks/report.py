@@ -10,14 +10,15 @@ from .data.tasks import VTAB_GROUPS, lookup
 
 
 def load_results(results_dir) -> list[dict]:
-    """Result records; an AuroRA run's static-merge accuracy becomes a row '<method> (static merge)'."""
+    """Result records; an AuroRA run's static-merge (and calibrated-merge) accuracy becomes a row
+    '<method> (static merge)' ('<method> (calibrated merge)')."""
     paths = sorted(Path(results_dir).glob("runs/*.json"))
     if not paths:
         raise FileNotFoundError(f"no result files under {Path(results_dir) / 'runs'}; run a sweep first")
     results = store.load_all(results_dir)  # valid records; a bad file is quarantined with a warning
-    static = [{**r, "method": f"{r['method']} (static merge)", "accuracy": r["accuracy_static_merge"]}
-              for r in results if r.get("accuracy_static_merge") is not None]
-    return results + static
+    merged = [{**r, "method": f"{r['method']} ({form} merge)", "accuracy": r[f"accuracy_{form}_merge"]}
+              for form in ("static", "calibrated") for r in results if r.get(f"accuracy_{form}_merge") is not None]
+    return results + merged
 
 
 def _mean_std(values):

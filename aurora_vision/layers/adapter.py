@@ -54,7 +54,7 @@ class AdapterLinear(nn.Module):
         self.register_buffer("out_rows", rows, persistent=False)
         self.register_buffer("slice_starts", torch.tensor([s for s, _ in slices], dtype=torch.int32),
                              persistent=False)
-        self.merged = False
+        self.merged, self.merged_delta = False, None
 
     @property
     def scaling(self) -> float:
@@ -151,13 +151,18 @@ class AdapterLinear(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def merge(self, approximate: bool = False) -> None:
-        """Add `delta_weight()` to the base weight. `approximate` is the caller's consent to a merge
-        that changes outputs; exact methods (LoRA) ignore it."""
+    def merge(self, approximate: bool = False, delta: Optional[torch.Tensor] = None) -> None:
+        """Add `delta_weight()`, or the caller's `delta` (out, in), to the base weight. `approximate` is the
+        caller's consent to a merge that changes outputs; exact methods (LoRA) ignore it. A given `delta`
+        (e.g. calibrate.py's fitted one) is kept, as added, for `unmerge`: it cannot be recomputed."""
         if self.merged:
             raise RuntimeError(f"{type(self).__name__} is already merged")
         w = self.base_layer.weight
-        w.add_(self.delta_weight().to(w.dtype))
+        added = (self.delta_weight() if delta is None else delta).to(w.device, w.dtype)
+        if added.shape != w.shape:
+            raise ValueError(f"delta of shape {tuple(added.shape)} does not match the weight's {tuple(w.shape)}")
+        w.add_(added)
+        self.merged_delta = None if delta is None else added
         self.merged = True
 
     @torch.no_grad()
@@ -165,7 +170,9 @@ class AdapterLinear(nn.Module):
         if not self.merged:
             raise RuntimeError(f"{type(self).__name__} is not merged")
         w = self.base_layer.weight
-        w.sub_(self.delta_weight().to(w.dtype))
+        given = self.merged_delta
+        w.sub_((self.delta_weight() if given is None else given).to(w.device, w.dtype))
+        self.merged_delta = None
         self.merged = False
 
     def extra_repr(self) -> str:

@@ -40,10 +40,11 @@ class AuroraLinear(AdapterLinear):
         columns = self.A.permute(2, 0, 1)  # (d_in, n, r): each column of each A
         return self.scaling * self.up_weight() @ self.sigma(columns).flatten(1).T
 
-    def merge(self, approximate: bool = False) -> None:
+    def merge(self, approximate: bool = False, delta=None) -> None:
         if not approximate:
             raise ValueError(
                 "AuroRA cannot be merged exactly: its update depends nonlinearly on A x. "
                 "merge(approximate=True) applies the paper's static approximation W0 + s B sigma(A), "
-                "which changes the outputs; unmerge() restores the exact weights.")
-        super().merge(approximate=True)
+                "which changes the outputs; aurora_vision.merge(model, calibration=batches) fits one to "
+                "activations instead (calibrate.py); unmerge() restores the exact weights.")
+        super().merge(approximate=True, delta=delta)

@@ -14,7 +14,7 @@ import aurora_vision as av
 
 from .. import store
 from . import ddp, determinism, record
-from .evaluate import approximate_merge_accuracy
+from .evaluate import approximate_merge_accuracy, calibrated_merge_accuracy
 from .flops import count_macs
 from .inputs import decoded_splits, to_device, transform_for
 from .model import build_model
@@ -52,13 +52,17 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
         fitted = fit(run, model, inputs, transform, device, rank, world, logger, quiet)
         static = approximate_merge_accuracy(model, inputs.eval, transform, run["train"]["eval_batch_size"],
                                             fitted.autocast)
+        calibrated = (calibrated_merge_accuracy(model, inputs.eval, transform, run["train"]["eval_batch_size"],
+                                                fitted.autocast, inputs.train, run["seed"])
+                      if run["train"]["calibrated_merge"] else None)
         logger.scalars(run["train"]["epochs"], eval__img_per_s=fitted.final["img_per_s"])
         logger.hparams(run_hparams(run), {"accuracy": fitted.final["accuracy"],
                                           "trainable_params": cost["params"]["trainable"], "gmacs": cost["gmacs"]})
     finally:
         logger.close()
-    result = record.success(run, fitted, inputs, cost, static, device, world, started, transform.data_config,
-                            forced)
+    result = record.success(run, fitted, inputs, cost, device, world, started, static_merge_accuracy=static,
+                            calibrated_merge_accuracy=calibrated, data_config=transform.data_config,
+                            determinism=forced)
     return (result, model) if return_model else result
 
 

@@ -1,4 +1,5 @@
-"""Accuracy on a split held on the device, and on the approximate merge of methods without an exact one."""
+"""Accuracy on a split held on the device, and on the approximate merges (static, calibrated) of methods
+without an exact one."""
 import time
 
 import torch
@@ -35,6 +36,32 @@ def approximate_merge_accuracy(model, split, transform, batch_size: int, autocas
     if all(layer.exact_merge for _, layer in av.adapter_layers(model)):
         return None
     av.merge(model, approximate=True)
+    try:
+        return evaluate(model, split, transform, batch_size, autocast)["accuracy"]
+    finally:
+        av.unmerge(model)
+
+
+# a few hundred training images: on ViT-B/16, 256 x 197 tokens per layer against 768 input features
+CALIBRATION_IMAGES = 256
+
+
+def calibration_batches(train_split, transform, batch_size: int, seed: int):
+    """A callable giving CALIBRATION_IMAGES images of `train_split` (a seeded random subset; all of them when
+    fewer) in their evaluation transform, as batches: the calibrated merge reads them once per layer."""
+    pick = torch.randperm(len(train_split), generator=torch.Generator().manual_seed(seed))[:CALIBRATION_IMAGES]
+    images = train_split.images[pick.to(train_split.images.device)]
+    return lambda: (transform(images[i:i + batch_size]) for i in range(0, len(images), batch_size))
+
+
+def calibrated_merge_accuracy(model, split, transform, batch_size: int, autocast, train_split, seed: int):
+    """Accuracy of the model with its adapters merged by the calibrated merge (aurora_vision.calibrate),
+    fitted on `calibration_batches` of the training split, when some adapter layer has no exact merge;
+    None otherwise. The model is unmerged again afterwards."""
+    if all(layer.exact_merge for _, layer in av.adapter_layers(model)):
+        return None
+    with autocast():  # the activations the evaluation below will see
+        av.merge(model, calibration=calibration_batches(train_split, transform, batch_size, seed))
     try:
         return evaluate(model, split, transform, batch_size, autocast)["accuracy"]
     finally:

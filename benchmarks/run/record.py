@@ -51,8 +51,9 @@ def failure(run: dict, error: str, tb: str = "") -> dict:
             "seed": run["seed"], "error": error, "traceback": tb, "versions": versions(), "git": git_commit()}
 
 
-def success(run: dict, fitted, inputs, cost: dict, static_merge_accuracy, device: torch.device, world: int,
-            started: float, data_config: dict, determinism: dict) -> dict:
+def success(run: dict, fitted, inputs, cost: dict, device: torch.device, world: int,
+            started: float, static_merge_accuracy=None, calibrated_merge_accuracy=None, data_config=None,
+            determinism=None) -> dict:
     """The record of a finished run: final-epoch accuracy on the evaluation split, cost, and provenance;
     `data_config` is the timm data config the transform followed, `determinism` what
     run/determinism.configure set."""
@@ -62,6 +63,7 @@ def success(run: dict, fitted, inputs, cost: dict, static_merge_accuracy, device
     return {
         "status": "ok", "config": run, "seed": run["seed"], "task": run["task"], "method": run["method"]["variant"],
         "accuracy": fitted.final["accuracy"], "accuracy_static_merge": static_merge_accuracy,
+        "accuracy_calibrated_merge": calibrated_merge_accuracy,  # None unless train.calibrated_merge
         "accuracy_of": f"{run['data']['split_eval']} split, final epoch ({tr['epochs']})",
         "num_classes": inputs.num_classes, "num_train": len(inputs.train), "num_eval": len(inputs.eval),
         "data_config": data_config,  # resize, crop and normalisation as the device transform ran them
