@@ -126,3 +126,13 @@ def test_demo_end_to_end_shortened(tmp_path, capsys):
     assert "| aurora |" in text and "| linear |" in text
     assert (out / "pretrained" / "backbone.safetensors").is_file() and (out / "pareto.png").is_file()
     assert list((out / "tb" / "digits_5_9" / "aurora" / "seed0").glob("events.*"))
+
+
+def test_status_lines_on_stderr_until_training_starts(config, capsys):
+    assert main(["run", config, "--task", "mytask", "--method", "linear"]) == 0
+    err = capsys.readouterr().err
+    for line in ("loading mytask: vtab splits train800val200 and test",
+                 "building model vit_tiny_patch16_224 with linear (linear)", "training on cpu"):
+        assert line in err
+    assert main(["run", config, "--task", "mytask", "--method", "linear", "--quiet"]) == 0
+    assert "building model" not in capsys.readouterr().err
