@@ -45,6 +45,7 @@ def describe(cfg: dict) -> str:
         "train: " + ", ".join(f"{k} {v}" for k, v in train.items()),
     ]
     if cfg["task_overrides"]:
-        lines.append("task overrides: " + ", ".join(f"{t} ({', '.join(e or {})})" for t, e in cfg["task_overrides"].items()))
+        overrides = (f"{task} ({', '.join(entry or {})})" for task, entry in cfg["task_overrides"].items())
+        lines.append("task overrides: " + ", ".join(overrides))
     lines += [f"data: source {cfg['data']['source']}", *_data_lines(cfg["data"])]
     return "\n".join(lines)

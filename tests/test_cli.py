@@ -69,7 +69,8 @@ def test_a_config_mistake_is_one_line_and_verbose_shows_the_traceback(config, ca
     for argv in (["-v", "sweep", config], ["sweep", config, "--verbose"]):
         assert main(argv + ["--set", "train.lr=-1"]) == 2
         err = capsys.readouterr().err
-        assert "Traceback" in err and err.strip().splitlines()[-1] == "aurora-bench: error: train.lr must be > 0, got -1"
+        assert "Traceback" in err
+        assert err.strip().splitlines()[-1] == "aurora-bench: error: train.lr must be > 0, got -1"
 
 
 def test_a_sweep_without_its_data_root_stops_before_the_first_run(tmp_path, monkeypatch, capsys):

@@ -67,7 +67,8 @@ def test_include_set_and_overrides(tmp_path):
     ("method_overrides.lora.config.rank=4", "method_overrides.lora.config does not fit method 'lora': "
                                             "LoraConfig has no field(s) ['rank']"),
     ("method_overrides.lora.config.r=0", "method_overrides.lora.config does not fit method 'lora': r must be"),
-    ("method_overrides.lora.method=lorra", "method 'lorra' (of variant 'lora') is not a registered method; did you mean 'lora'"),
+    ("method_overrides.lora.method=lorra", "method 'lorra' (of variant 'lora') is not a registered method; "
+                                           "did you mean 'lora'"),
     ("method_overrides.lora.trian={}", "unknown key method_overrides.lora.trian; did you mean 'train'"),
     ("method_overrides.lora.train.lr=-1", "method_overrides.lora.train.lr must be > 0"),
     ("task_overrides.b.train.lr=-1", "task_overrides.b.train.lr must be > 0"),
@@ -165,7 +166,8 @@ def test_required_data_options_are_checked_before_a_sweep_starts():
 def test_shipped_configs_load_through_the_schema(path):
     text = yaml.safe_load(path.read_text())
     if set(text) == {"lrs"}:  # a fragment `aurora-bench tune` wrote: loads inside the configs that include it
-        includers = [p for p in path.parent.glob("*.yaml") if path.name in (yaml.safe_load(p.read_text()).get("include") or [])]
+        includers = [p for p in path.parent.glob("*.yaml")
+                     if path.name in (yaml.safe_load(p.read_text()).get("include") or [])]
         assert includers
         for p in includers:
             cfg = load_config(p)
