@@ -15,7 +15,8 @@ TWO_WORKERS = partial(run_parallel, devices=[None, None], quiet=True)
 
 
 def cfg_for(tmp_path, methods):
-    return load_config({"tasks": ["t"], "methods": methods, "seeds": [0, 1], "output": str(tmp_path / "out")})
+    return load_config({"tasks": ["t"], "methods": methods, "seeds": [0, 1], "output": str(tmp_path / "out"),
+                        "method_overrides": {m: {"method": "full"} for m in methods}})  # names for the fake runners
 
 
 def results(cfg):
@@ -85,7 +86,8 @@ def test_slurm_through_submitit_local_executor_retries_then_records(tmp_path, mo
 
     here = Path(__file__).parent  # the jobs import the test runners by name
     monkeypatch.setenv("PYTHONPATH", f"{here}:{here.parent}")
-    cfg = load_config({"tasks": ["t"], "methods": ["b", "always"], "seeds": [0], "output": str(tmp_path / "out")})
+    cfg = load_config({"tasks": ["t"], "methods": ["b", "always"], "seeds": [0], "output": str(tmp_path / "out"),
+                       "method_overrides": {"b": {"method": "full"}, "always": {"method": "full"}}})
     executor = partial(run_slurm, partition="local", options={"gpus_per_node": 0, "cpus_per_task": 1},
                        quiet=True, poll_s=0.2)
     made = sweep(cfg, quiet=True, runner=parallel_runners.crash_once_runner, executor=executor)

@@ -3,7 +3,6 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.cli import main
 from benchmarks.config import load_config, resolve_run
 from benchmarks.report import pareto, write_report
 from benchmarks.store import result_path
@@ -26,23 +25,6 @@ def tiny_cfg(tmp_path, **over):
     for k, v in over.items():
         cfg[k] = v
     return cfg
-
-
-def test_config_include_set_and_overrides(tmp_path):
-    (tmp_path / "base.yaml").write_text("train: {epochs: 7, lr: 0.5}\nmethods: [lora]\n")
-    (tmp_path / "suite.yaml").write_text(
-        "include: [base.yaml]\ntasks: [a, b]\nmethod_overrides: {lora_r2: {method: lora, config: {r: 2}, "
-        "train: {lr: 0.1}}}\ntask_overrides: {b: {train: {epochs: 3}}}\n")
-    cfg = load_config(tmp_path / "suite.yaml", ["seeds=[0,1]", "train.weight_decay=0.2", "tuning=true"])
-    assert cfg["train"]["epochs"] == 7 and cfg["seeds"] == [0, 1] and cfg["train"]["weight_decay"] == 0.2
-    run = resolve_run(cfg, "b", "lora_r2", 1)
-    assert run["method"] == {"variant": "lora_r2", "name": "lora", "config": {"r": 2}}
-    assert run["train"]["lr"] == 0.1 and run["train"]["epochs"] == 3
-    assert run["data"]["split_train"] == "train800" and run["data"]["split_eval"] == "val200"  # tuning mode
-    with pytest.raises(ValueError, match="unknown config key"):
-        load_config(None, ["method=lora"])
-    with pytest.raises(FileNotFoundError):
-        load_config(tmp_path / "nope.yaml")
 
 
 def test_train_run_records_everything(tmp_path):
@@ -70,7 +52,7 @@ def test_same_seed_same_result(tmp_path):
 
 def test_nan_loss_stops_run_and_is_recorded(tmp_path):
     cfg = tiny_cfg(tmp_path, methods=["linear"])
-    cfg["train"]["lr"] = float("nan")
+    cfg["train"]["lr"] = 1e30  # diverges to a NaN loss in the first epoch
     assert sweep(cfg, quiet=True) == counts(failed=1)
     rec = json.loads(result_path(cfg["output"], resolve_run(cfg, "mytask", "linear", 0)).read_text())
     assert rec["status"] == "failed" and "NonFiniteLoss: training loss became nan" in rec["error"]
@@ -177,40 +159,6 @@ def test_pareto_points_leave_out_a_rank_sweep_on_fewer_tasks():
 def test_pareto_front():
     pts = {"full": (100, 80), "lora": (10, 78), "aurora": (3, 79), "linear": (1, 60), "bad": (50, 70)}
     assert pareto(pts) == {"full", "aurora", "linear"}
-
-
-def test_cli_run_and_unknown_method(tmp_path, capsys):
-    cfg = tiny_cfg(tmp_path)
-    (tmp_path / "c.yaml").write_text(json.dumps(cfg))
-    assert main(["run", str(tmp_path / "c.yaml"), "--task", "mytask", "--method", "linear", "--quiet"]) == 0
-    assert main(["run", str(tmp_path / "c.yaml"), "--task", "mytask", "--method", "lorax", "--quiet"]) == 1
-    assert "unknown method 'lorax'; known methods: aurora, bitfit" in capsys.readouterr().out
-
-
-def test_demo_end_to_end_shortened(tmp_path, capsys):
-    out = tmp_path / "demo"
-    code = main(["demo", "--quiet", "--set", f"output={out}", "seeds=[0]", "train.epochs=2", "methods=[linear,aurora]",
-                 "pretrain.epochs=2", f"data.cache_dir={tmp_path / 'cache'}"])
-    assert code == 0
-    text = capsys.readouterr().out
-    assert "| aurora |" in text and "| linear |" in text
-    assert (out / "pretrained" / "backbone.safetensors").is_file() and (out / "pareto.png").is_file()
-    assert list((out / "tb" / "digits_5_9" / "aurora" / "seed0").glob("events.*"))
-
-
-@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("configs/*.yaml")), ids=lambda p: p.name)
-def test_shipped_configs_resolve(path):
-    import yaml
-    from benchmarks.sweep import expand
-    from aurora_vision import get_method
-    cfg = load_config(path)
-    if not cfg["tasks"]:  # a fragment (e.g. tuned rates): some config includes it
-        assert any(path.name in (yaml.safe_load(p.read_text()).get("include") or []) for p in path.parent.glob("*.yaml"))
-        return
-    runs = expand(cfg)
-    assert runs
-    for run in runs:
-        get_method(run["method"]["name"])
 
 
 def test_torchrun_ddp_matches_single_process(tmp_path):

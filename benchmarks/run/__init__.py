@@ -6,6 +6,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from typing import Optional
+from functools import partial
 
 import numpy as np
 import torch
@@ -18,8 +19,9 @@ from .evaluate import approximate_merge_accuracy, calibrated_merge_accuracy
 from .flops import count_macs
 from .inputs import decoded_splits, to_device, transform_for
 from .model import build_model
+from .status import status
 from .tensorboard import RunLogger, run_hparams
-from .train import NonFiniteLoss, fit  # noqa: F401  (NonFiniteLoss: what a diverging run raises)
+from .train import NonFiniteLoss, fit, use_cuda_graphs  # noqa: F401  (NonFiniteLoss: what a diverging run raises)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -43,10 +45,17 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
     seed_everything(run["seed"])
     rank, world = ddp.init()
     device = ddp.local_device(resolve_device(run["train"]["device"]))
+    say = partial(status, quiet=quiet or not ddp.is_main())
+    data = run["data"]
+    say(f"loading {run['task']}: {data['source']} splits {data['split_train']} and {data['split_eval']} "
+        "(decoded into the cache the first time)")
     splits, num_classes = decoded_splits(run)
+    say(f"building model {run['model']['name']} with {run['method']['variant']} ({run['method']['name']})")
     model = build_model(run["model"], run["method"], num_classes).to(device)
     cost = {"params": av.count_parameters(model), **count_macs(model, run["model"]["image_size"])}
     inputs, transform = to_device(splits, num_classes, device), transform_for(model, run)
+    say(f"training on {device}" + (" (capturing the step as a CUDA graph first)" if use_cuda_graphs(device, world)
+                                   else ""))
     logger = RunLogger(logdir if ddp.is_main() else None)
     try:
         fitted = fit(run, model, inputs, transform, device, rank, world, logger, quiet)
