@@ -9,7 +9,7 @@ import yaml
 
 from .config_check import check_config, check_run, known_variants, require_data
 from .config_schema import SECTIONS, TOP
-from .data import COMMON, options_of
+from .data import COMMON, SOURCES, options_of
 from .schema import ConfigError, closest
 
 
@@ -155,6 +155,20 @@ def resolve_run(cfg: dict, task: str, variant: str, seed: int) -> dict:
     data["split_train"] = data["tuning_train_split"] if run["tuning"] else data["train_split"]
     data["split_eval"] = data["tuning_eval_split"] if run["tuning"] else data["eval_split"]
     return run
+
+
+def without_defaults(run: dict) -> dict:
+    """`run` less the model, train and data keys that hold their declared default: a key declared after a
+    result was recorded (with a default that keeps the old behaviour) then leaves that result comparable."""
+    out = dict(run)
+    data = run.get("data") or {}
+    declared = {"model": SECTIONS["model"], "train": SECTIONS["train"],
+                "data": options_of(data["source"]) if data.get("source") in SOURCES else COMMON}
+    for section, options in declared.items():
+        if isinstance(run.get(section), dict):
+            out[section] = {k: v for k, v in run[section].items()
+                            if not (k in options and v == options[k].default)}
+    return out
 
 
 def select_run(cfg: dict, task: str, variant: str, seed: int) -> dict:

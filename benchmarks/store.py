@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from .config import without_defaults
 from .errors import UserError
 from .store_files import ensure_dir, fallback_dir, write_atomic, write_fallback, write_with_retries
 from .store_locks import FolderInUse, RunClaim, Writer, folder_lock  # noqa: F401  (the store's API)
@@ -59,8 +60,10 @@ def comparable(run: dict) -> dict:
     - `train.eval_every`: how often accuracy is measured on the way. `train.fit` evaluates the final epoch
       whatever it is, that accuracy is the result, and evaluating draws no random numbers;
     - `train.device`: which device runs it (each record keeps the `device` and `precision` it ran with);
-    the output folder and `--quiet` are not part of a run config at all."""
-    plain = json.loads(json.dumps(run, default=str))  # as it reads back from a record
+    the output folder and `--quiet` are not part of a run config at all.
+    Keys at their declared default are left out too (config.without_defaults), so that a key declared after
+    a result was recorded does not make it drift."""
+    plain = json.loads(json.dumps(without_defaults(run), default=str))  # as it reads back from a record
     plain.pop("name", None)
     plain.get("data", {}).pop("cache_dir", None)
     for key in ("eval_every", "device"):
