@@ -91,18 +91,28 @@ def fingerprint(run: dict) -> str:
 
 
 def differences(recorded: dict, run: dict, limit: int = 3) -> str:
-    """'train.lr 0.001 -> 0.5, ...': where two configs differ in what they compute (the seed aside)."""
+    """'train.lr 0.001 -> 0.5, ...': where two configs differ in what they compute (the seed aside); values as
+    the configs hold them, defaults included."""
     out = []
+    as_held = lambda cfg: json.loads(json.dumps(cfg, default=str))
 
-    def walk(a, b, prefix):
+    def value(cfg, path):
+        for k in path:
+            if not isinstance(cfg, dict) or k not in cfg:
+                return "<absent>"
+            cfg = cfg[k]
+        return cfg
+
+    def walk(a, b, path):
         for k in sorted(set(a) | set(b), key=str):
-            x, y = a.get(k, "<absent>"), b.get(k, "<absent>")
+            x, y = a.get(k), b.get(k)
             if isinstance(x, dict) and isinstance(y, dict):
-                walk(x, y, f"{prefix}{k}.")
+                walk(x, y, path + (k,))
             elif x != y:
-                out.append(f"{prefix}{k} {x!r} -> {y!r}")
+                out.append(f"{'.'.join(map(str, path + (k,)))} {value(as_held(recorded), path + (k,))!r} -> "
+                           f"{value(as_held(run), path + (k,))!r}")
 
-    walk(recipe(recorded), recipe(run), "")
+    walk(recipe(recorded), recipe(run), ())
     return ", ".join(out[:limit]) + (f" and {len(out) - limit} more" if len(out) > limit else "")
 
 

@@ -28,6 +28,8 @@ HERE = Path(__file__).parent
 
 
 def cfg_for(tmp_path, methods=("a", "b"), **over):
+    over.setdefault("method_overrides", {m: {"method": "full"} for m in methods})  # names for the fake runners
+    over.setdefault("data", {"root": str(tmp_path / "no-data")})  # fake runners read none
     return load_config({"name": "s", "tasks": ["t"], "methods": list(methods), "seeds": [0],
                         "output": str(tmp_path / "out"), **over})
 
@@ -115,7 +117,7 @@ def test_what_does_not_change_the_numbers_is_not_drift(tmp_path, change):
     changed = load_config(cfg, [change])
     assert sweep(changed, quiet=True, runner=failing_runner) == counts(skipped=2)
     with pytest.raises(ConfigChanged):  # while what does is
-        sweep(load_config(cfg, [change, "train.epochs=3"]), quiet=True, runner=failing_runner)
+        sweep(load_config(cfg, [change, "train.epochs=30"]), quiet=True, runner=failing_runner)
 
 
 def test_other_seeds_of_another_config_are_not_mixed_into_one_folder(tmp_path):
