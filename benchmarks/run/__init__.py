@@ -15,7 +15,7 @@ from .evaluate import approximate_merge_accuracy
 from .flops import count_macs
 from .inputs import decoded_splits, to_device, transform_for
 from .model import build_model
-from .tensorboard import RunLogger, run_hparams
+from .tensorboard import RunLogger, run_hparams, trial_id
 from .train import NonFiniteLoss, fit  # noqa: F401  (NonFiniteLoss: what a diverging run raises)
 
 
@@ -47,9 +47,8 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
         fitted = fit(run, model, inputs, transform, device, rank, world, logger, quiet)
         static = approximate_merge_accuracy(model, inputs.eval, transform, run["train"]["eval_batch_size"],
                                             fitted.autocast)
-        logger.scalars(run["train"]["epochs"], eval__img_per_s=fitted.final["img_per_s"])
-        logger.hparams(run_hparams(run), {"accuracy": fitted.final["accuracy"],
-                                          "trainable_params": cost["params"]["trainable"], "gmacs": cost["gmacs"]})
+        logger.hparams(run_hparams(run, cost["params"]["trainable"], cost["gmacs"]), trial_id(run),
+                       run["train"]["epochs"], static_merge_accuracy=static)
     finally:
         logger.close()
     result = record.success(run, fitted, inputs, cost, static, device, world, started)
