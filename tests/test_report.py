@@ -94,7 +94,7 @@ def test_baseline_reference_and_missing_references(tmp_path):
     text = write_report(tmp_path, baselines=["dora"]).read_text()
     assert "Reference `lora`: not in these results." in text and "Reference `full`: not in these results." in text
     row = report_rows(text, "### vs `dora`")["aurora"]
-    assert row[:5] == ["9", "3", "+5.00", "[+5.00, +5.00]", "0.25"] and row[5] == "better"
+    assert row[:5] == ["9", "3", "+5.00", "[+5.00, +5.00]", "0.25"] and row[5] == "better (few pairs)"
     with pytest.raises(UserError, match="--baseline vera: not in .*methods there: dora, aurora"):
         write_report(tmp_path, baselines=["vera"])
 
@@ -125,7 +125,7 @@ def test_a_method_five_points_better_on_every_pair_is_outside_noise():
 
 
 def test_identical_methods_are_within_noise():
-    same = paired_comparison(accs_of({(t, s): (70.0, 70.0) for t in "abc" for s in range(3)}), "m", "ref")
+    same = paired_comparison(accs_of({(t, s): (70.0, 70.0) for t in "abcd" for s in range(3)}), "m", "ref")
     assert (same["ci_low"], same["ci_high"], same["wilcoxon_p"], same["verdict"]) == (0, 0, 1.0, "within noise")
     # seed noise that cancels: differences -1.5..+1.5, each task's mean alternating in sign
     diffs = [1.5, -1.0, 0.5, -1.5, 1.0, -0.5, 1.0, 0.5, -1.0, -1.0, -0.5, 1.0]

@@ -1,7 +1,7 @@
 """The sections of report.md, each a list of lines."""
 from ..data.tasks import VTAB_GROUPS
 from .families import family_label
-from .stats import LEVEL, RESAMPLES
+from .stats import FEW_PAIRS, LEVEL, RESAMPLES
 
 AVG_COLS = ["natural", "specialized", "structured", "mean_of_groups", "task_mean"]
 
@@ -52,7 +52,8 @@ def cost_section(s: dict, refs: dict) -> list:
     text = ("Trainable parameters include the head (mean over tasks); `w/o head` is what the method adds or "
             "unfreezes. GMACs per image at inference (fvcore, 1 multiply-add = 1, SDPA and the AuroRA nonlinearity "
             "counted); a static-merge row is the base model with merged weights, so its GMACs are the linear probe's "
-            "(or full fine-tuning's) on the same tasks and its speed was not measured (–). Ratios are of trainable "
+            "(or full fine-tuning's) on the same tasks (– without such a run) and its speed was not measured (–). "
+            "Ratios are of trainable "
             "parameters and of GMACs.")
     header = ["method", "trainable", "w/o head", "GMACs", "train img/s"]
     for label, (ref, _) in refs.items():
@@ -79,6 +80,8 @@ def comparisons_section(s: dict, paired: dict, missing: list) -> list:
              "tasks on the per-task mean differences. `within noise`: the interval covers zero. The interval "
              "treats the pairs as exchangeable, so it speaks for these tasks; the Wilcoxon test asks whether the "
              "sign holds across tasks, and with n tasks its p cannot go below 2/2^n (0.5 at 2 tasks, 0.0625 at 5). "
+             f"`few pairs`: under {FEW_PAIRS} pairs the interval is little wider than the differences themselves "
+             "and understates the uncertainty. "
              "Static-merge rows are left out (see the accuracy table)."]
     for ref in missing:
         lines += ["", f"Reference `{ref}`: not in these results."]

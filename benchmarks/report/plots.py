@@ -116,8 +116,9 @@ def pareto_figure(s: dict, key: str, points: dict, chance: float | None, title: 
         axes[1].set_ylabel("static merge\naccuracy (%)")
         if chance is not None:
             extra.append(axes[1].axhline(chance, color="0.5", lw=0.9, ls=":", label=f"chance ({chance:.1f}%)"))
-        lo = min(min(a - e for _, a, e in static.values()), chance if chance is not None else 100)
-        hi = max(a + e for _, a, e in static.values())
+        ends = [a - e for _, a, e in static.values()] + [a + e for _, a, e in static.values()]
+        ends += [chance] if chance is not None else []
+        lo, hi = min(ends), max(ends)
         axes[1].set_ylim(max(0, lo - 0.15 * (hi - lo) - 1), hi + 0.25 * (hi - lo) + 1)
     axes[-1].set_xlabel("trainable parameters (incl. head, log scale)")
     fig.subplots_adjust(left=0.1, right=0.74, top=0.94, bottom=0.09, hspace=0.08)

@@ -7,6 +7,8 @@ from scipy.stats import wilcoxon
 
 RESAMPLES = 10_000
 LEVEL = 0.95
+# Below this many pairs a bootstrap interval is about the range of the differences themselves: too narrow.
+FEW_PAIRS = 10
 
 
 def binomial_se(accuracy: float, n: int) -> float:
@@ -62,13 +64,12 @@ def paired_comparison(accs: dict, method: str, ref: str) -> dict | None:
     interval = bootstrap_interval(list(diffs.values()))
     return {"pairs": len(diffs), "tasks": len(tasks), "mean_diff": float(np.mean(list(diffs.values()))),
             "ci_low": interval[0] if interval else None, "ci_high": interval[1] if interval else None,
-            "wilcoxon_p": wilcoxon_p(per_task), "verdict": verdict(interval)}
+            "wilcoxon_p": wilcoxon_p(per_task), "verdict": verdict(interval, len(diffs))}
 
 
-def verdict(interval) -> str:
+def verdict(interval, pairs: int) -> str:
     if interval is None:
         return "one pair: no interval"
     lo, hi = interval
-    if lo <= 0 <= hi:
-        return "within noise"
-    return "better" if lo > 0 else "worse"
+    word = "within noise" if lo <= 0 <= hi else "better" if lo > 0 else "worse"
+    return word if pairs >= FEW_PAIRS else f"{word} (few pairs)"

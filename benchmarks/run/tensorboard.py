@@ -92,7 +92,7 @@ def experiment_summary(records: list[dict]):
     """The HParams experiment of a results folder: every column declared, with the values its runs took,
     so the tab shows them all by default."""
     rows = [run_hparams(r["config"], r["params"]["trainable"], r["gmacs_per_image"])
-            for r in records if r["status"] == "ok"]
+            for r in records if r["status"] == "ok" and not r.get("static_merge_of")]  # runs, not report rows
     hparams = []
     for name, (description, real) in HPARAMS.items():
         values = sorted({row[name] for row in rows}, key=lambda v: (isinstance(v, str), v))
