@@ -285,8 +285,10 @@ def test_a_run_logs_curves_and_one_hparams_session(tmp_path):
 def test_report_declares_the_hparams_columns(tmp_path):
     from tensorboard.plugins.hparams import metadata
     from benchmarks.run.tensorboard import HPARAMS
-    write_results(tmp_path, [fake_result("a", m, s, 50.0, p) for m, p in (("lora", 100), ("full", 1000))
-                             for s in (0, 1)])
+    records = [fake_result("a", m, s, 50.0, p) for m, p in (("lora", 100), ("full", 1000)) for s in (0, 1)]
+    for r in records[2:]:
+        r["config"]["train"]["lr"] = 1e-5  # full's rate
+    write_results(tmp_path, records)
     write_report(tmp_path)
     content = events(tmp_path / "tb" / "report").PluginTagToContent(metadata.PLUGIN_NAME)[metadata.EXPERIMENT_TAG]
     experiment = metadata.parse_experiment_plugin_data(content)
@@ -294,5 +296,8 @@ def test_report_declares_the_hparams_columns(tmp_path):
     assert list(infos) == list(HPARAMS)
     assert [v.string_value for v in infos["method"].domain_discrete.values] == ["full", "lora"]
     assert [v.number_value for v in infos["seed"].domain_discrete.values] == [0, 1]
+    # TensorBoard shows 5 columns by default, `differs` first: the varying ones of method, rank, targets,
+    # task, seed, lr, model (method, seed and lr here), then the others in that order
+    assert sorted(h.name for h in experiment.hparam_infos if h.differs) == ["lr", "method", "rank", "seed", "targets"]
     assert [(m.name.group, m.name.tag) for m in experiment.metric_infos] == [
         ("", "eval/accuracy"), ("static_merge", "eval/accuracy"), ("", "train/loss")]

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 # summary_v2, not hparams.api: the api module imports TensorFlow
+from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.plugins.hparams import summary_v2 as hp
 from torch.utils.tensorboard import SummaryWriter
 
@@ -88,9 +89,16 @@ def method_config(method: dict) -> dict:
     return asdict(make_config(av.get_method(method["name"]).config_cls, method["config"]))
 
 
+# TensorBoard's HParams table shows 5 hparam columns by default (a frontend constant), those marked `differs`
+# first: these, in this order, the ones that vary across runs before the ones that do not. The rest are a
+# checkbox away.
+DEFAULT_COLUMNS = ("method", "rank", "targets", "task", "seed", "lr", "model")
+SHOWN = 5
+
+
 def experiment_summary(records: list[dict]):
-    """The HParams experiment of a results folder: every column declared, with the values its runs took,
-    so the tab shows them all by default."""
+    """The HParams experiment of a results folder: every hparam declared with the values its runs took (the
+    filters list them all) and the columns shown by default chosen by DEFAULT_COLUMNS."""
     rows = [run_hparams(r["config"], r["params"]["trainable"], r["gmacs_per_image"])
             for r in records if r["status"] == "ok" and not r.get("static_merge_of")]  # runs, not report rows
     hparams = []
@@ -103,7 +111,15 @@ def experiment_summary(records: list[dict]):
         else:
             domain = hp.Discrete([float(v) for v in values])
         hparams.append(hp.HParam(name, domain, description=description))
-    return hp.hparams_config_pb(hparams, METRICS)
+    varies = {name for name in HPARAMS if len({row[name] for row in rows}) > 1}
+    shown = ([c for c in DEFAULT_COLUMNS if c in varies] + [c for c in DEFAULT_COLUMNS if c not in varies])[:SHOWN]
+    summary = hp.hparams_config_pb(hparams, METRICS)
+    value = summary.value[0]  # HParam has no `differs` argument: set it in the written experiment
+    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in shown
+    value.metadata.plugin_data.content = data.SerializeToString()
+    return summary
 
 
 def write_report_events(tb_dir, figures: dict, records: list[dict]) -> Path:
