@@ -81,6 +81,11 @@ def test_report_header_names_vtab_groups_only_when_the_suite_has_them(tmp_path):
     assert "Reference" not in text  # both references present
 
 
+def test_tasks_in_the_suites_order():
+    rs = [fake_result(t, "lora", 0, 50.0, 10) for t in ("kitti", "mine", "eurosat", "cifar100", "dtd")]
+    assert summarize(rs)["tasks"] == ["cifar100", "dtd", "eurosat", "kitti", "mine"]  # natural, specialized, ...
+
+
 def test_report_rows_by_family_then_parameters():
     rs = [fake_result("a", m, 0, 50.0, p) for m, p in
           (("aurora", 300), ("lora", 1000), ("dora", 1100), ("linear", 10), ("lora_r2", 400), ("full", 10**6))]

@@ -37,13 +37,14 @@ def accuracy_section(s: dict, avgs: dict) -> list:
     return [text, ""] + _table(["method"] + s["tasks"] + cols, rows)
 
 
-def tasks_section(s: dict, tinfo: dict, groups: dict) -> list:
+def tasks_section(tinfo: dict) -> list:
     text = ("Test-set noise. `test images` is each task's evaluation size (`num_eval` in the records); `binomial "
             "SE` is the standard error of one accuracy measured on that many images, sqrt(p(1-p)/n), at p = the "
             "task's mean accuracy over methods (static-merge rows left out). Two single runs that differ by less "
             "than about 2√2 SE (≈ 2.8 SE) differ within test-set noise alone, before seed noise.")
+    groups = any(i["group"] for i in tinfo.values())
     header = ["task"] + (["group"] if groups else []) + ["test images", "mean accuracy", "binomial SE (pt)"]
-    rows = [[t] + ([groups.get(t, "–")] if groups else []) +
+    rows = [[t] + ([i["group"] or "–"] if groups else []) +
             [fmt(i["num_eval"], ","), fmt(i["mean_accuracy"]), fmt(i["binomial_se"], ".2f")] for t, i in tinfo.items()]
     return ["## Tasks", "", text, ""] + _table(header, rows)
 

@@ -153,7 +153,7 @@ def per_task_figure(s: dict, task_info: dict, title: str, columns: int = 5):
         for y in _family_breaks(s, methods, ys):
             ax.axhline(y, color="0.8", lw=0.6, zorder=1)
         ti = task_info[task]
-        ax.set_title(f"{task}\n{ti['test_label']}", fontsize=8)
+        ax.set_title(f"{task}{' (' + ti['group'] + ')' if ti['group'] else ''}\n{ti['test_label']}", fontsize=8)
         ax.grid(True, axis="x", alpha=0.3)
         ax.tick_params(labelsize=7)
         ax.margins(x=0.1)

@@ -2,7 +2,7 @@
 and each task's test size with the binomial noise of one accuracy."""
 import statistics
 
-from ..data.tasks import VTAB_GROUPS, lookup
+from ..data.tasks import SUITES, VTAB_GROUPS, lookup
 from .families import family_of, family_rank
 from .stats import binomial_se
 
@@ -12,7 +12,8 @@ def summarize(results: list[dict]) -> dict:
     {(task, method): {mean, std, n}}, 'accs': {(task, method): {seed: accuracy}}, 'info': {method: cost and
     family}, 'failed', 'accuracy_of', 'suite'}."""
     ok = [r for r in results if r["status"] == "ok"]
-    tasks = list(dict.fromkeys(r["task"] for r in ok))
+    suite = ok[0]["config"]["suite"] if ok else None
+    tasks = order_tasks(list(dict.fromkeys(r["task"] for r in ok)), suite)
     accs = {}
     for r in ok:
         by_seed = accs.setdefault((r["task"], r["method"]), {})
@@ -24,7 +25,14 @@ def summarize(results: list[dict]) -> dict:
     cells = {(t, m): _mean_std(list(accs[(t, m)].values())) for t in tasks for m in methods if (t, m) in accs}
     return {"tasks": tasks, "methods": methods, "cells": cells, "accs": accs, "info": info,
             "failed": [r for r in results if r["status"] != "ok"],
-            "accuracy_of": sorted({r["accuracy_of"] for r in ok}), "suite": ok[0]["config"]["suite"] if ok else None}
+            "accuracy_of": sorted({r["accuracy_of"] for r in ok}), "suite": suite}
+
+
+def order_tasks(tasks: list, suite) -> list:
+    """The suite's own order (VTAB: natural, specialized, structured); tasks it does not know after, as given."""
+    order = list(SUITES.get(suite, {}))
+    known = {t: order.index(info.name) for t in tasks if (info := lookup(suite, t))}
+    return sorted(known, key=known.get) + [t for t in tasks if t not in known]
 
 
 def _mean_std(values: list) -> dict:
@@ -99,11 +107,12 @@ def compare(summary: dict, method: str, ref: str) -> dict | None:
 
 
 def task_info(summary: dict, results: list[dict]) -> dict:
-    """{task: {'num_eval': test images (None if unrecorded), 'mean_accuracy' over the methods (static-merge
-    rows left out), 'binomial_se' of one accuracy at that mean and size, 'test_label'}}."""
+    """{task: {'group' (VTAB; None elsewhere), 'num_eval': test images (None if unrecorded), 'mean_accuracy'
+    over the methods (static-merge rows left out), 'binomial_se' of one accuracy at that mean and size,
+    'test_label'}}."""
     out = {}
     for t in summary["tasks"]:
-        sizes = sorted({r.get("num_eval") for r in results if r["status"] == "ok" and r["task"] == t})
+        sizes = list({r.get("num_eval") for r in results if r["status"] == "ok" and r["task"] == t})
         if len(sizes) > 1:
             raise ValueError(f"{t}: results evaluated on different test sizes {sizes}; report them separately")
         n = sizes[0]
@@ -111,6 +120,7 @@ def task_info(summary: dict, results: list[dict]) -> dict:
                  if (t, m) in summary["cells"] and not summary["info"][m]["static_merge_of"]]
         p = statistics.fmean(means)
         se = binomial_se(p, n) if n else None
-        out[t] = {"num_eval": n, "mean_accuracy": p, "binomial_se": se,
+        group = info.group if summary["suite"] == "vtab" and (info := lookup("vtab", t)) else None
+        out[t] = {"group": group, "num_eval": n, "mean_accuracy": p, "binomial_se": se,
                   "test_label": f"n={n}, SE {se:.2f} pt" if n else "test size not recorded"}
     return out

@@ -3,7 +3,6 @@ folder, the figures and the HParams columns also to TensorBoard (<results>/tb/re
 import csv
 from pathlib import Path
 
-from ..data.tasks import lookup
 from ..errors import UserError
 from . import markdown as md
 from .load import load_results
@@ -25,7 +24,6 @@ def write_report(results_dir, lora: str = "lora", full: str = "full", baselines=
         raise UserError(f"--baseline {', '.join(unknown)}: not in {results_dir}; methods there: {', '.join(s['methods'])}")
     avgs = {m: averages(s, m) for m in s["methods"]}
     tinfo = task_info(s, results)
-    groups = {t: i.group for t in s["tasks"] if (i := lookup("vtab", t)) and s["suite"] == "vtab"}
     refs = {label: ref for label, ref in (("LoRA", lora), ("full", full)) if ref in s["info"]}
     refs.update({b: b for b in baselines})
     costs = {label: (ref, {m: compare(s, m, ref) for m in s["methods"]}) for label, ref in refs.items()}
@@ -36,7 +34,7 @@ def write_report(results_dir, lora: str = "lora", full: str = "full", baselines=
 
     plot = plot_points(s, avgs)
     lines = [f"# Results: {results_dir.name}", ""] + md.accuracy_section(s, avgs)
-    lines += [""] + md.tasks_section(s, tinfo, groups)
+    lines += [""] + md.tasks_section(tinfo)
     lines += [""] + md.comparisons_section(s, paired, missing)
     lines += [""] + md.cost_section(s, costs)
     shared = max(i["device_shared_by"] for i in s["info"].values())
