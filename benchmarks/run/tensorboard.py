@@ -45,6 +45,8 @@ class RunLogger:
         """The run's HParams session, named trial_id; the static-merge accuracy at the final step."""
         if not self.writer:
             return
+        # a raw Summary: torch's own add_hparams writes this way, but names the session by a hash and makes
+        # its metrics one-point scalars
         self.writer._get_file_writer().add_summary(hp.hparams_pb(hparams, trial_id=trial_id))
         if static_merge_accuracy is not None:
             with SummaryWriter(str(self.logdir / STATIC_MERGE_RUN)) as w:
