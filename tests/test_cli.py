@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.config import resolve_run
+
 from benchmarks import cli
 from benchmarks.cli import build_parser, main, parse_args
 
@@ -24,10 +26,10 @@ def runs(monkeypatch) -> list:
     """The runs `aurora-bench run` starts, recorded instead of trained."""
     started = []
 
-    def fake(run, output, quiet=False):
-        started.append(run)
+    def fake(cfg, task, variant, seed, quiet=False, replace_changed=False):
+        started.append(resolve_run(cfg, task, variant, seed))
         return {"status": "ok", "accuracy": 50.0}
-    monkeypatch.setattr(cli, "run_and_record", fake)
+    monkeypatch.setattr(cli, "run_one", fake)
     return started
 
 

@@ -51,7 +51,8 @@ def test_report_from_result_files(tmp_path):
             r["accuracy_static_merge"] = r["accuracy"] - 2
     write_results(tmp_path, records)
     (tmp_path / "runs" / "cifar__bad__seed0.json").write_text(json.dumps(
-        {"status": "failed", "task": "cifar", "method": "bad", "seed": 0, "error": "NonFiniteLoss: nan"}))
+        {"status": "failed", "config": {"suite": "vtab"}, "task": "cifar", "method": "bad", "seed": 0,
+         "error": "NonFiniteLoss: nan"}))
     text = write_report(tmp_path).read_text()
     acc = report_rows(text, "# Results: " + tmp_path.name)
     assert list(acc) == ["method", "full", "lora", "aurora", "aurora (static merge)"]  # family order, static last
