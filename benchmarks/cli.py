@@ -229,7 +229,7 @@ def _tune(args) -> int:
 
 
 def _list(args) -> int:
-    from .describe import describe
+    from .config.describe import describe
     print(describe(load_config(args.config, args.set)))
     return 0
 

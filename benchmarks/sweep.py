@@ -13,7 +13,7 @@ from .executors import COUNTS
 from .executors.serial import run_serial
 from .run import run_and_record, train_run
 from .store import ConfigChanged  # noqa: F401  (what a sweep of a changed config raises)
-from .store_files import remove_stale_tmp
+from .store.files import remove_stale_tmp
 
 
 class RunInProgress(UserError):

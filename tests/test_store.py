@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks import store, store_files
+from benchmarks import store
+from benchmarks.store import files as store_files
 from benchmarks.cli import main
 from benchmarks.config import load_config, resolve_run
 from benchmarks.report import load_results
-from benchmarks.store_locks import FolderInUse
+from benchmarks.store.locks import FolderInUse
 from benchmarks.sweep import ConfigChanged, run_one, sweep
 
 import parallel_runners
@@ -174,7 +175,7 @@ SWEEP_SCRIPT = """
 import json, resource, sys
 from functools import partial
 sys.path[:0] = [{here!r}, {root!r}]
-from benchmarks import store_files
+from benchmarks.store import files as store_files
 from benchmarks.config import load_config
 from benchmarks.executors.processes import run_parallel
 from benchmarks.sweep import sweep

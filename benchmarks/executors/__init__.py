@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 
 from .. import store
 from ..run import run_safely
-from ..store_locks import allow_open_files
+from ..store.locks import allow_open_files
 
 # ok / failed: made now; skipped: made by another process meanwhile; elsewhere: another live process is making
 # it; unsaved: made, but its record went to a fallback file (the store could not take it)

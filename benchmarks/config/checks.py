@@ -1,4 +1,4 @@
-"""A merged config checked against config_schema.py, and what one key cannot say alone: methods that exist,
+"""A merged config checked against sections.py, and what one key cannot say alone: methods that exist,
 a variant's method config, warmup below epochs, overrides that name real keys. Errors are ConfigErrors
 naming the key, the value and what would do."""
 from dataclasses import replace
@@ -6,9 +6,9 @@ from dataclasses import replace
 import aurora_vision as av
 from aurora_vision.config import make_config
 
-from .config_schema import METHOD_OVERRIDE, MODEL, TASK_OVERRIDE, TOP, TRAIN, TUNE
-from .data import COMMON, SOURCES, lookup, options_of
-from .schema import ConfigError, check_given, closest, validate
+from .sections import METHOD_OVERRIDE, MODEL, TASK_OVERRIDE, TOP, TRAIN, TUNE
+from ..data import COMMON, SOURCES, lookup, options_of
+from ..schema import ConfigError, check_given, closest, validate
 
 
 def check_config(cfg: dict) -> dict:

@@ -1,7 +1,7 @@
 """`aurora-bench list`: what a config runs, in words: tasks, methods (variant -> registered method, its
 config and learning rate), seeds, the recipe, and the data source with every option it reads."""
-from .config import resolve_run
-from .data import options_of
+from . import resolve_run
+from ..data import options_of
 
 
 def _rates(cfg: dict, variant: str) -> str:

@@ -1,8 +1,8 @@
 """Every key a sweep config may hold: its type, default, range and help. The `data:` section is declared by
-the data sources (`benchmarks.data.options_of`); config_check.py checks what one key cannot say alone
+the data sources (`benchmarks.data.options_of`); checks.py checks what one key cannot say alone
 (registered methods, warmup below epochs, a variant's method config)."""
-from .data.tasks import SUITES
-from .schema import Option, at_least, list_of, positive
+from ..data.tasks import SUITES
+from ..schema import Option, at_least, list_of, positive
 
 # The task tables (class counts, VTAB groups), and names for tasks no table knows: the demo's digits, and
 # `custom` for your own folders (class counts from the data or data.num_classes).

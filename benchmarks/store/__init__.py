@@ -2,13 +2,13 @@
 
 Every writer (sweep, run, tune, the executors) and every reader (report, tune's choice) goes through here.
 What it promises:
-- a record on file is whole, valid (store_record) and durable (store_files);
+- a record on file is whole, valid (record.py) and durable (files.py);
 - it is never replaced by a record of another config unless asked (`replace=True`, which first keeps a copy
   in `<output>/replaced/runs/`), nor a finished ('ok') record by a failure of the same config;
 - a record that cannot be written is retried, then kept outside the folder and named: never lost;
 - a file in `runs/` that is not a valid record is moved to `<output>/quarantine/` with a warning naming it:
   readers never crash on it;
-- writers with clashing configs are refused, and a run is made by one live process at a time (store_locks).
+- writers with clashing configs are refused, and a run is made by one live process at a time (locks.py).
 """
 import hashlib
 import json
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .config import without_defaults
-from .errors import UserError
-from .store_files import ensure_dir, fallback_dir, write_atomic, write_fallback, write_with_retries
-from .store_locks import FolderInUse, RunClaim, Writer, folder_lock  # noqa: F401  (the store's API)
-from .store_record import InvalidRecord, check_record  # noqa: F401
+from ..config import without_defaults
+from ..errors import UserError
+from .files import ensure_dir, fallback_dir, write_atomic, write_fallback, write_with_retries
+from .locks import FolderInUse, RunClaim, Writer, folder_lock  # noqa: F401  (the store's API)
+from .record import InvalidRecord, check_record  # noqa: F401
 
 log = logging.getLogger(__name__)
 RUNS_DIR, REPLACED_DIR, QUARANTINE_DIR = "runs", "replaced", "quarantine"

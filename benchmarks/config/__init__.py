@@ -1,5 +1,5 @@
 """Sweep configs: YAML files merged over the declared defaults (`include:` for base files), `--set
-key.path=value` overrides, all checked against the schema (config_schema.py, config_check.py); and the
+key.path=value` overrides, all checked against the schema (sections.py, checks.py); and the
 resolution of one (task, method, seed) run into a complete, self-contained, checked config."""
 import copy
 import re
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import yaml
 
-from .config_check import check_config, check_run, known_variants, require_data
-from .config_schema import SECTIONS, TOP
-from .data import COMMON, SOURCES, options_of
-from .schema import ConfigError, closest
+from .checks import check_config, check_run, known_variants, require_data
+from .sections import SECTIONS, TOP
+from ..data import COMMON, SOURCES, options_of
+from ..schema import ConfigError, closest
 
 
 def _defaults() -> dict:

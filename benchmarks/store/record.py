@@ -2,7 +2,7 @@
 fields and config; an 'ok' record what the report needs to place it (accuracy, cost); a 'failed' one its
 reason. Other fields are kept as they are. Checked on every write and every read, so a record the report
 reads cannot fail it with a KeyError."""
-from .schema import ConfigError, Option, check_value
+from ..schema import ConfigError, Option, check_value
 
 
 class InvalidRecord(ValueError):

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .errors import UserError
-from .store_files import write_atomic
+from ..errors import UserError
+from .files import write_atomic
 
 LOCKS_DIR = ".locks"
 FOLDER_LOCK_TIMEOUT_S = 120  # critical sections below last milliseconds; longer means a hung process
