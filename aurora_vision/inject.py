@@ -41,8 +41,10 @@ def _embedding(model: nn.Module) -> nn.Module:
 
 
 @torch.jit.unused
-def _require_grad(output: torch.Tensor) -> None:
-    if torch.is_grad_enabled() and not output.requires_grad and use_reentrant_ckpt():
+def _require_grad(output) -> None:
+    # a torch.fx Proxy is no Tensor: tracing runs hooks, and its requires_grad would be a traced value
+    if isinstance(output, torch.Tensor) and use_reentrant_ckpt() and torch.is_grad_enabled() \
+            and not output.requires_grad:
         output.requires_grad_(True)
 
 
