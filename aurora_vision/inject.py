@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from .layers import AdapterLinear
-from .registry import STATE_ATTR
+from .registry import STATE_ATTR, unwrap
 from .targets import classifier_names, is_feature_backbone, resolve_targets
 
 try:
@@ -128,6 +128,7 @@ def merge_and_unload(model: nn.Module, approximate: bool = False) -> nn.Module:
         setattr(model.get_submodule(parent_name), child, layer.base_layer)
     disable_input_require_grads(model)
     model.requires_grad_(True)
-    if hasattr(model, STATE_ATTR):
-        delattr(model, STATE_ATTR)
+    inner = unwrap(model)  # the method is recorded on the timm model, inside a torch.compile wrapper
+    if hasattr(inner, STATE_ATTR):
+        delattr(inner, STATE_ATTR)
     return model

@@ -4,11 +4,11 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from .config import load_config, resolve_run
+from .config import load_config
 from .executors.processes import devices_for, run_parallel
-from .run import ddp, run_and_record
+from .run import ddp
 from .report import write_report
-from .sweep import sweep
+from .sweep import run_one, summary, sweep
 
 
 def _common(p):
@@ -68,6 +68,8 @@ def main(argv=None) -> int:
     p.add_argument("--task", required=True)
     p.add_argument("--method", required=True)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--replace-changed", action="store_true", help="a result made with another config is moved to "
+                   "<output>/replaced/runs/ once this run's result is written")
     _common(p)
     p = sub.add_parser("report", help="tables and the Pareto plot from a results folder")
     p.add_argument("results_dir")
@@ -90,7 +92,7 @@ def main(argv=None) -> int:
     else:
         cfg = load_config(args.config, args.set)
         if args.command == "run":
-            result = run_and_record(resolve_run(cfg, args.task, args.method, args.seed), cfg["output"], args.quiet)
+            result = run_one(cfg, args.task, args.method, args.seed, args.quiet, args.replace_changed)
             if ddp.is_main():
                 print(f"{result['status']}: " + (f"accuracy {result['accuracy']:.2f}%" if result["status"] == "ok"
                                                   else result["error"]))
@@ -101,11 +103,11 @@ def main(argv=None) -> int:
         if args.no_report:
             print(counts)
             return 0 if not counts["failed"] else 1
-    print(f"runs: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} already done")
-    if counts["ok"] + counts["skipped"]:
+    print(summary(counts, cfg["output"]))
+    if counts["ok"] + counts["skipped"] - counts["failed_before"]:  # some finished result to report
         print(write_report(cfg["output"]).read_text())
         print(f"TensorBoard: tensorboard --logdir {cfg['output']}/tb")
-    return 0 if not counts["failed"] else 1
+    return 0 if not counts["failed"] + counts["failed_before"] else 1
 
 
 def _tune(args) -> int:

@@ -20,7 +20,8 @@ DEFAULTS = {
              "hflip": False, "crop_scale": None},
     "train": {"epochs": 100, "batch_size": 64, "lr": 1e-3, "head_lr": None, "weight_decay": 1e-4,
               "warmup_epochs": 10, "schedule": "cosine", "label_smoothing": 0.0, "precision": "auto",
-              "eval_every": 10, "eval_batch_size": 256, "device": "auto", "compile": False},
+              "eval_every": 10, "eval_batch_size": 256, "device": "auto", "compile": False,
+              "deterministic": False},  # True: bit-identical reruns on the same GPU (run/determinism.py)
     # variant or registered method -> learning rate (as `aurora-bench tune` writes them); a variant without an
     # entry takes its method's; below task and variant overrides
     "lrs": {},

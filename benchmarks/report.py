@@ -5,6 +5,7 @@ import json
 import statistics
 from pathlib import Path
 
+from . import store
 from .data.tasks import VTAB_GROUPS, lookup
 
 
@@ -13,7 +14,7 @@ def load_results(results_dir) -> list[dict]:
     paths = sorted(Path(results_dir).glob("runs/*.json"))
     if not paths:
         raise FileNotFoundError(f"no result files under {Path(results_dir) / 'runs'}; run a sweep first")
-    results = [json.loads(p.read_text()) for p in paths]
+    results = store.load_all(results_dir)  # valid records; a bad file is quarantined with a warning
     static = [{**r, "method": f"{r['method']} (static merge)", "accuracy": r["accuracy_static_merge"]}
               for r in results if r.get("accuracy_static_merge") is not None]
     return results + static

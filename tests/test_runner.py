@@ -11,6 +11,7 @@ from benchmarks.sweep import ConfigChanged, sweep
 from benchmarks.run import train_run
 
 from fixtures import vtab_task
+from parallel_runners import counts, fake_record
 
 TINY_MODEL = {"name": "vit_tiny_patch16_224", "pretrained": False, "image_size": 16,
               "kwargs": {"patch_size": 8, "depth": 1, "embed_dim": 16, "num_heads": 2}}
@@ -70,7 +71,7 @@ def test_same_seed_same_result(tmp_path):
 def test_nan_loss_stops_run_and_is_recorded(tmp_path):
     cfg = tiny_cfg(tmp_path, methods=["linear"])
     cfg["train"]["lr"] = float("nan")
-    assert sweep(cfg, quiet=True) == {"ok": 0, "failed": 1, "skipped": 0}
+    assert sweep(cfg, quiet=True) == counts(failed=1)
     rec = json.loads(result_path(cfg["output"], resolve_run(cfg, "mytask", "linear", 0)).read_text())
     assert rec["status"] == "failed" and "NonFiniteLoss: training loss became nan" in rec["error"]
 
@@ -85,7 +86,7 @@ def test_sweep_resumes_after_interrupt_and_records_failures(tmp_path):
             raise ValueError("bad input")
         if run["method"]["variant"] == interrupt["at"]:
             raise KeyboardInterrupt
-        return {"status": "ok", "config": run, "accuracy": 1.0}
+        return fake_record(run, 1.0)
 
     with pytest.raises(KeyboardInterrupt):
         sweep(cfg, quiet=True, runner=runner)
@@ -94,9 +95,9 @@ def test_sweep_resumes_after_interrupt_and_records_failures(tmp_path):
     assert not list((Path(cfg["output"]) / "runs").glob(".*tmp*"))
     calls.clear()
     interrupt["at"] = None
-    assert sweep(cfg, quiet=True, runner=runner) == {"ok": 2, "failed": 0, "skipped": 2}
+    assert sweep(cfg, quiet=True, runner=runner) == counts(ok=2, skipped=2, failed_before=1)
     assert calls == ["c", "d"]
-    assert sweep(cfg, quiet=True, runner=runner, retry_failed=True) == {"ok": 0, "failed": 1, "skipped": 3}
+    assert sweep(cfg, quiet=True, runner=runner, retry_failed=True) == counts(failed=1, skipped=3)
     cfg["train"]["lr"] = 0.5
     with pytest.raises(ConfigChanged):
         sweep(cfg, quiet=True, runner=runner)
@@ -104,11 +105,11 @@ def test_sweep_resumes_after_interrupt_and_records_failures(tmp_path):
 
 def test_replace_changed_sets_old_results_aside_and_reruns_only_those(tmp_path):
     cfg = tiny_cfg(tmp_path, methods=["a", "b"])
-    runner = lambda run, logdir=None, quiet=False: {"status": "ok", "config": run, "accuracy": run["train"]["lr"]}
+    runner = lambda run, logdir=None, quiet=False: fake_record(run, run["train"]["lr"])
     sweep(cfg, quiet=True, runner=runner)
     cfg["method_overrides"] = {"b": {"train": {"lr": 0.5}}}  # b's rate changed, a's did not
     for round_ in (1, 2):
-        assert sweep(cfg, quiet=True, runner=runner, replace_changed=True) == {"ok": 1, "failed": 0, "skipped": 1}
+        assert sweep(cfg, quiet=True, runner=runner, replace_changed=True) == counts(ok=1, skipped=1)
         cfg["method_overrides"]["b"]["train"]["lr"] = 0.25  # changed again: the second set-aside copy is kept too
     out = Path(cfg["output"])
     aside = sorted(p.name for p in (out / "replaced" / "runs").glob("*.json"))
@@ -136,7 +137,8 @@ def test_report_from_result_files(tmp_path):
             r["accuracy_static_merge"] = a - 2
         (tmp_path / "runs" / f"{t}__{m}__seed{s}.json").write_text(json.dumps(r))
     (tmp_path / "runs" / "cifar__bad__seed0.json").write_text(json.dumps(
-        {"status": "failed", "task": "cifar", "method": "bad", "seed": 0, "error": "NonFiniteLoss: nan"}))
+        {"status": "failed", "config": {"suite": "vtab"}, "task": "cifar", "method": "bad", "seed": 0,
+         "error": "NonFiniteLoss: nan"}))
     text = write_report(tmp_path).read_text()
     assert "| lora | 71.0 ± 1.4 (n=2) | 90.0 (n=1) |" in text
     # aurora vs lora: mean of (73 - 71, 91 - 90) = +1.5; params 300/1000; GMACs 1.2/1.1

@@ -8,6 +8,7 @@ from benchmarks.cli import main
 from benchmarks.config import load_config, resolve_run
 from benchmarks.tune import choose, tuning_config
 
+from parallel_runners import fake_record
 from test_runner import tiny_cfg
 
 
@@ -17,8 +18,7 @@ def fake_results(tuned, accuracy):
         path = tuned["output"] / "runs" / f"{run['task']}__{run['method']['variant']}__seed{run['seed']}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         acc = accuracy(run["method"]["variant"].rsplit("_lr", 1)[0], run["train"]["lr"], run["task"])
-        path.write_text(json.dumps({"status": "ok", "config": run, "task": run["task"], "seed": run["seed"],
-                                    "method": run["method"]["variant"], "accuracy": acc}))
+        path.write_text(json.dumps(fake_record(run, acc)))
 
 
 def test_tuning_config_grids_and_choice(tmp_path):

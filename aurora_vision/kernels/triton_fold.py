@@ -2,8 +2,8 @@
 
 The fold runs an adapted Linear without autograd as one GEMM, [x | s g(A x)] [W0 | U]^T. Built from torch
 ops, its operands cost a dozen kernels per layer: a strided cast-copy of x into the widened buffer, a
-skinny cuBLAS GEMM for x A^T (a 4-wide output, ~3x the time its read of x takes at full bandwidth on the
-H200), zero fills, block_diag/index_copy/scale/cast/copy for the widened weight. Here:
+skinny cuBLAS GEMM for x A^T (a 4-wide output, several times slower than its read of x at full
+bandwidth), zero fills, block_diag/index_copy/scale/cast/copy for the widened weight. Here:
 
 - `fold_input`: reads x once, writes its cast into xg[:, :d], zeroes the padding columns, and returns
   z = x A^T (fp32 holding bf16-rounded values, as a bf16 GEMM would give) for the caller's nonlinearity.

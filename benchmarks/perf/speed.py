@@ -143,7 +143,7 @@ def markdown(res: dict) -> str:
                 lines.append(f"| {b} | {m} (static merge) | | | | {r['eval_img_per_s_static_merge']:.0f} | "
                              f"{r['eval_img_per_s_static_merge'] / base:.3f} |")
         lines.append(f"| {b} | base model (no adapters) | | | | {base:.0f} | 1.000 |")
-    lines += ["", "Ratios against the targets of issue 4 (where both methods ran):", ""]
+    lines += ["", "Ratios against the speed targets in benchmarks/RESULTS.md (where both methods ran):", ""]
     for b, r in res["batches"].items():
         t = lambda m: r[m]["train_step_s"]
         parts = []

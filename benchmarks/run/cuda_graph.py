@@ -1,7 +1,7 @@
 """Whole training steps (forward, loss, backward, AdamW) and forward passes replayed as CUDA graphs.
 
 At the VTAB recipe's batch 64 a ViT step is bound by kernel launches in eager PyTorch: the GPU waits
-for Python to issue each of about a thousand small kernels (issue 4, benchmarks/RESULTS.md). A graph
+for Python to issue each of about a thousand small kernels (benchmarks/RESULTS.md, Speed). A graph
 replays the same kernels on the same memory with one launch, so the arithmetic is unchanged.
 
 Rules the callers follow (PyTorch's "whole-network capture"): the optimizer is `capturable` with its
