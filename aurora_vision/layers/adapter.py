@@ -94,8 +94,8 @@ class AdapterLinear(nn.Module):
     def up_weight(self) -> torch.Tensor:
         """(out_features, num_adapters * r): every B placed at its slice rows, zero elsewhere.
 
-        Built from pads and one concatenation (no block_diag / index_copy), which every exporter handles
-        (the legacy ONNX exporter has no block_diag)."""
+        Built from zeros and concatenations (no block_diag / index_copy / pad): every exporter handles them
+        (the legacy ONNX exporter has no block_diag), and FLOP counters know them as data movement."""
         n, r = self.num_adapters, self.r
         if len(self.row_pieces) == 1:
             return self.B[0]
@@ -103,8 +103,13 @@ class AdapterLinear(nn.Module):
         for index, rows in self.row_pieces:
             if index < 0:
                 pieces.append(self.B.new_zeros(rows, n * r))
-            else:
-                pieces.append(F.pad(self.B[index], [index * r, (n - 1 - index) * r]))
+                continue
+            block = self.B[index]
+            if index > 0:
+                block = torch.cat([self.B.new_zeros(rows, index * r), block], 1)
+            if index < n - 1:
+                block = torch.cat([block, self.B.new_zeros(rows, (n - 1 - index) * r)], 1)
+            pieces.append(block)
         return torch.cat(pieces, 0)
 
     def branch_input(self, x: torch.Tensor) -> torch.Tensor:
