@@ -1,11 +1,19 @@
 """Model surgery: put adapter layers around target Linears, freeze the rest, merge and unmerge."""
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Tuple
 
+import torch
 from torch import nn
 
 from .calibrate import DEFAULT_RIDGE, calibrated_merge
 from .layers import AdapterLinear
-from .targets import classifier_names, resolve_targets
+from .registry import STATE_ATTR, unwrap
+from .targets import classifier_names, is_feature_backbone, resolve_targets
+
+try:
+    from timm.layers import use_reentrant_ckpt
+except ImportError:  # timm before set_reentrant_ckpt checkpoints with torch's default, which was reentrant
+    def use_reentrant_ckpt() -> bool:
+        return True
 
 
 def inject_adapters(model: nn.Module, make_layer: Callable[..., AdapterLinear], targets) -> list[str]:
@@ -21,7 +29,47 @@ def inject_adapters(model: nn.Module, make_layer: Callable[..., AdapterLinear], 
             # Swin V2 feeds qkv.weight to F.linear directly unless its bias is applied separately.
             parent.qkv_bias_separate = True
         wrapped.append(target.name)
+    enable_input_require_grads(model)
     return wrapped
+
+
+def _embedding(model: nn.Module) -> nn.Module:
+    for name, module in model.named_modules():
+        if name == "patch_embed" or name.endswith(".patch_embed"):
+            return module
+    raise ValueError(f"{type(model).__name__} has no patch_embed module to hook; "
+                     "adapters need one to train under reentrant gradient checkpointing")
+
+
+@torch.jit.unused
+def _require_grad(output) -> None:
+    # a torch.fx Proxy is no Tensor: tracing runs hooks, and its requires_grad would be a traced value
+    if isinstance(output, torch.Tensor) and use_reentrant_ckpt() and torch.is_grad_enabled() \
+            and not output.requires_grad:
+        output.requires_grad_(True)
+
+
+def _input_requires_grad_hook(module: nn.Module, args: Tuple[torch.Tensor], output: torch.Tensor) -> None:
+    """Reentrant checkpointing (`timm.layers.set_reentrant_ckpt(True)`) gives a segment's parameters no
+    gradient when its input needs none, which a frozen patch embedding's output does not: mark it, as peft's
+    `enable_input_require_grads` does. Only under reentrant checkpointing: elsewhere the first block would
+    compute an input gradient nobody uses."""
+    if not torch.jit.is_scripting():  # TorchScript compiles hooks; training scripted models is out of scope
+        _require_grad(output)
+
+
+def enable_input_require_grads(model: nn.Module) -> None:
+    """Hook the patch embedding so that adapters train under reentrant gradient checkpointing (idempotent)."""
+    embedding = _embedding(model)
+    if _input_requires_grad_hook not in embedding._forward_hooks.values():
+        embedding.register_forward_hook(_input_requires_grad_hook)
+
+
+def disable_input_require_grads(model: nn.Module) -> None:
+    for module in model.modules():
+        for key, hook in list(module._forward_hooks.items()):
+            if hook is _input_requires_grad_hook:
+                del module._forward_hooks[key]
 
 
 def adapter_layers(model: nn.Module) -> Iterator[tuple[str, AdapterLinear]]:
@@ -46,6 +94,8 @@ def adapter_parameter_names(model: nn.Module) -> list[str]:
 
 
 def head_parameter_names(model: nn.Module) -> list[str]:
+    if is_feature_backbone(model):  # features_only: no classifier runs, so none trains
+        return []
     heads = classifier_names(model)
     return [n for n, _ in model.named_parameters() if any(n.startswith(h + ".") for h in heads)]
 
@@ -78,8 +128,9 @@ def unmerge(model: nn.Module) -> None:
 
 def merge_and_unload(model: nn.Module, approximate: bool = False, calibration=None,
                      ridge: Optional[float] = None) -> nn.Module:
-    """Merge every adapter and put the plain base Linear back in its place: the base model's structure
-    and speed for deployment. No way back (use merge/unmerge to keep the adapters). AuroRA needs
+    """Merge every adapter and put the plain base Linear back in its place: a plain timm model again (the
+    base model's structure and speed, every parameter trainable, no method recorded), e.g. to deploy or
+    to fine-tune further. No way back (use merge/unmerge to keep the adapters). AuroRA needs
     `approximate=True` (the static merge) or `calibration` (the calibrated merge, as in `merge`)."""
     if calibration is not None or ridge is not None:
         merge(model, approximate, calibration, ridge)
@@ -88,7 +139,9 @@ def merge_and_unload(model: nn.Module, approximate: bool = False, calibration=No
             layer.merge(approximate=approximate)
         parent_name, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent_name), child, layer.base_layer)
-    state = getattr(model, "aurora_vision_method", None)
-    if state is not None:
-        state["unloaded"] = True
+    disable_input_require_grads(model)
+    model.requires_grad_(True)
+    inner = unwrap(model)  # the method is recorded on the timm model, inside a torch.compile wrapper
+    if hasattr(inner, STATE_ATTR):
+        delattr(inner, STATE_ATTR)
     return model

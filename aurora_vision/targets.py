@@ -5,12 +5,17 @@ from typing import Optional, Sequence, Union
 
 from torch import nn
 
-from timm.models.swin_transformer import SwinTransformer
-from timm.models.swin_transformer_v2 import SwinTransformerV2
+from timm.models._features import FeatureDictNet, FeatureGetterNet, FeatureHookNet
+from timm.models.swin_transformer import SwinTransformer, SwinTransformerStage
+from timm.models.swin_transformer_v2 import SwinTransformerV2, SwinTransformerV2Stage
 from timm.models.vision_transformer import VisionTransformer
 
 # Families by base class, so DeiT, DINOv2 (`vit_*_dinov2`) and other VisionTransformer subclasses count.
 FAMILIES = {"vit": (VisionTransformer,), "swin": (SwinTransformer, SwinTransformerV2)}
+# `features_only=True` wraps the model: FeatureGetterNet keeps it whole (ViT); FeatureListNet (a
+# FeatureDictNet) and FeatureHookNet keep only its modules up to the last feature, so Swin is known by its stages.
+FEATURE_WRAPPERS = (FeatureDictNet, FeatureHookNet, FeatureGetterNet)
+FAMILY_PARTS = {"vit": FAMILIES["vit"], "swin": FAMILIES["swin"] + (SwinTransformerStage, SwinTransformerV2Stage)}
 
 # Slice labels of the fused attn.qkv Linear (d -> 3d: q, k, v in that order in timm).
 QKV_PARTS = {"q": 0, "k": 1, "v": 2}
@@ -33,17 +38,31 @@ class Target:
 
 
 def model_family(model: nn.Module) -> str:
+    """`vit` or `swin`, for a timm model of the family or timm's `features_only` wrapper of one."""
     for family, classes in FAMILIES.items():
         if isinstance(model, classes):
             return family
+    if isinstance(model, FEATURE_WRAPPERS):
+        for family, parts in FAMILY_PARTS.items():
+            if any(isinstance(m, parts) for m in model.modules()):
+                return family
     supported = ", ".join(f"{f} ({', '.join(c.__name__ for c in cls)})" for f, cls in FAMILIES.items())
-    raise TypeError(f"aurora_vision does not support {type(model).__name__} models; supported families: {supported}")
+    raise TypeError(f"aurora_vision does not support {type(model).__name__} models; supported families: {supported}, "
+                    "and their features_only=True backbones (FeatureListNet, FeatureGetterNet; not feature_cls='fx')")
 
 
 def classifier_names(model: nn.Module) -> tuple[str, ...]:
-    """Module names of the classifier head(s), from timm's protocol (`pretrained_cfg['classifier']`)."""
+    """Module names of the classifier head(s), from timm's protocol (`pretrained_cfg['classifier']`); inside
+    a FeatureGetterNet, those of the model it wraps (a head kept by `prune=False`, unused there)."""
+    if isinstance(model, FeatureGetterNet):
+        return tuple(f"model.{name}" for name in classifier_names(model.model))
     name = getattr(model, "pretrained_cfg", {}).get("classifier") or "head"
     return (name,) if isinstance(name, str) else tuple(name)
+
+
+def is_feature_backbone(model: nn.Module) -> bool:
+    """A timm `features_only` model: feature maps out, no classifier to train."""
+    return isinstance(model, FEATURE_WRAPPERS)
 
 
 def _parse(targets: Targets) -> dict:

@@ -73,9 +73,10 @@ def test_save_refuses_merged(tmp_path):
 
 
 def test_save_refuses_unloaded(tmp_path):
+    """merge_and_unload gives back a plain timm model: no method left to save."""
     model = av.apply(tiny_model(), "lora")
     av.merge_and_unload(model)
-    with pytest.raises(RuntimeError, match="merge_and_unload"):
+    with pytest.raises(ValueError, match="no aurora_vision method is applied"):
         av.save_adapter(model, tmp_path / "a")
 
 

@@ -212,3 +212,14 @@ def test_training_under_autocast_matches_fp32(cls, device):
     assert got[0].dtype == torch.float32
     for g, r in zip(got, ref):
         torch.testing.assert_close(g.float(), r, atol=0.03 * r.abs().max().item(), rtol=0)
+
+
+@pytest.mark.parametrize("slices", [None, [(0, 8), (16, 24)], [(16, 24), (0, 8)], [(8, 16)],
+                                    [(0, 8), (8, 16), (16, 24)]])
+def test_up_weight_places_each_B_at_its_slice_rows(slices):
+    """The up-projection is the block-diagonal of the B's (column block i = adapter i) at the slice rows."""
+    layer = randomize(LoraLinear(base_linear(), r=3, slices=slices))
+    expected = torch.zeros(24, layer.num_adapters * 3)
+    for i, (start, end) in enumerate(layer.slices):
+        expected[start:end, 3 * i:3 * (i + 1)] = layer.B[i]
+    assert torch.equal(layer.up_weight(), expected)

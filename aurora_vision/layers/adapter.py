@@ -3,9 +3,25 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+from timm.layers import register_notrace_module
 from torch import nn
 
 from .. import kernels
+from .autocast import autocast_dtype, autocast_off
+
+
+def _row_pieces(slices: list, out_features: int) -> list[tuple[int, int]]:
+    """The up-projection's rows top to bottom as (adapter index, rows): each slice's B in turn, and
+    (-1, rows) for the zero rows between and around them (never empty pieces: they upset exporters)."""
+    pieces, row = [], 0
+    for index, (start, end) in sorted(enumerate(slices), key=lambda item: item[1][0]):
+        if start > row:
+            pieces.append((-1, start - row))
+        pieces.append((index, end - start))
+        row = end
+    if row < out_features:
+        pieces.append((-1, out_features - row))
+    return pieces
 
 
 class AdapterLinear(nn.Module):
@@ -24,6 +40,10 @@ class AdapterLinear(nn.Module):
     """
     exact_merge: bool = True
     flop_modules: tuple = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        register_notrace_module(cls)  # timm's check is by exact class, so every adapter kind registers
 
     def __init__(
         self,
@@ -47,14 +67,21 @@ class AdapterLinear(nn.Module):
         self.r, self.alpha, self.slices = r, alpha, slices
         self.num_adapters, slice_size = len(slices), sizes.pop()
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.A = nn.Parameter(torch.empty(self.num_adapters, r, in_features))
-        self.B = nn.Parameter(torch.zeros(self.num_adapters, slice_size, r))
-        rows = torch.cat([torch.arange(s, e) for s, e in slices])
-        self.covers_output = rows.numel() == out_features and bool((rows == torch.arange(out_features)).all())
-        self.register_buffer("out_rows", rows, persistent=False)
-        self.register_buffer("slice_starts", torch.tensor([s for s, _ in slices], dtype=torch.int32),
-                             persistent=False)
+        factory = dict(device=base_layer.weight.device, dtype=base_layer.weight.dtype)
+        self.A = nn.Parameter(torch.empty(self.num_adapters, r, in_features, **factory))
+        self.B = nn.Parameter(torch.zeros(self.num_adapters, slice_size, r, **factory))
+        self.row_pieces = _row_pieces(slices, out_features)
+        self.register_buffer("slice_starts", self._slice_starts(base_layer.weight.device), persistent=False)
         self.merged, self.merged_delta = False, None
+
+    def _slice_starts(self, device) -> torch.Tensor:
+        # the Triton fold reads the slice offsets from the device
+        return torch.tensor([s for s, _ in self.slices], dtype=torch.int32, device=device)
+
+    def init_non_persistent_buffers(self) -> None:
+        """Recompute `slice_starts` (not saved in state dicts) where it is: timm's
+        `reinit_non_persistent_buffers` calls this after a meta-device model is materialised with `to_empty`."""
+        self.slice_starts = self._slice_starts(self.slice_starts.device)
 
     @property
     def scaling(self) -> float:
@@ -65,31 +92,57 @@ class AdapterLinear(nn.Module):
         raise NotImplementedError
 
     def up_weight(self) -> torch.Tensor:
-        """(out_features, num_adapters * r): every B placed at its slice rows, zero elsewhere."""
-        blocks = torch.block_diag(*self.B.unbind(0))
-        if self.covers_output:
-            return blocks
-        full = blocks.new_zeros(self.base_layer.out_features, blocks.shape[1])
-        return full.index_copy(0, self.out_rows, blocks)
+        """(out_features, num_adapters * r): every B placed at its slice rows, zero elsewhere.
+
+        Built from zeros and concatenations (no block_diag / index_copy / pad): every exporter handles them
+        (the legacy ONNX exporter has no block_diag), and FLOP counters know them as data movement."""
+        n, r = self.num_adapters, self.r
+        if len(self.row_pieces) == 1:
+            return self.B[0]
+        pieces = []
+        for index, rows in self.row_pieces:
+            if index < 0:
+                pieces.append(self.B.new_zeros(rows, n * r))
+                continue
+            block = self.B[index]
+            if index > 0:
+                block = torch.cat([self.B.new_zeros(rows, index * r), block], 1)
+            if index < n - 1:
+                block = torch.cat([block, self.B.new_zeros(rows, (n - 1 - index) * r)], 1)
+            pieces.append(block)
+        return torch.cat(pieces, 0)
 
     def branch_input(self, x: torch.Tensor) -> torch.Tensor:
         """g(A x), (..., num_adapters * r): what the up-projection multiplies."""
         # A in x's dtype: a no-op under autocast (which casts both); the folded eval calls this on its bf16
         # buffer with autocast off
         z = F.linear(self.dropout(x), self.A.flatten(0, 1).to(x.dtype))
-        return self.mid(z.unflatten(-1, (self.num_adapters, self.r))).flatten(-2)
+        return self.mid(z.unflatten(-1, [self.num_adapters, self.r])).flatten(-2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():
+            return self._scripted_forward(x)
+        return self._eager_forward(x)
+
+    def _scripted_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The formula itself, as TorchScript compiles it (no autocast or kernel choices there)."""
+        out = self.base_layer(x)
+        if self.merged:
+            return out
+        return out + self.scaling * F.linear(self.branch_input(x), self.up_weight().to(out.dtype))
+
+    @torch.jit.unused
+    def _eager_forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.merged:
             return self.base_layer(x)
         # fvcore traces with jit: it counts the method's own MACs, not this arrangement of them
         if not torch.is_grad_enabled() and self.in_features <= self.out_features and not torch.jit.is_tracing():
             return self._folded_forward(x)
-        on = x.device.type
-        if x.dtype == torch.float32 and torch.is_autocast_enabled(on):
+        cast_to = autocast_dtype(x.device.type)
+        if x.dtype == torch.float32 and cast_to is not None:
             # one cast for both GEMMs: autocast would cast x for each, and autograd would add their input
             # gradients in fp32 and cast each back (three full-width passes more than the base layer makes)
-            x = x.to(torch.get_autocast_dtype(on))
+            x = x.to(cast_to)
         out = self.base_layer(x)
         z = self.branch_input(x)
         # out + s * z U^T in one GEMM whose epilogue adds into out: no separate full-width add
@@ -107,12 +160,12 @@ class AdapterLinear(nn.Module):
         training keeps the two-GEMM form.
         """
         on = x.device.type
-        dtype = torch.get_autocast_dtype(on) if torch.is_autocast_enabled(on) else x.dtype
+        dtype = autocast_dtype(on) or x.dtype
         d, width = self.in_features, self.num_adapters * self.r
         k = -(-(d + width) // 8) * 8  # a multiple of 8: 16-byte rows for the bf16 GEMM
         base = self.base_layer
         bias = None if base.bias is None else base.bias.to(dtype)
-        with torch.autocast(on, enabled=False):  # everything below is already in the GEMM's dtype
+        with autocast_off(on):  # everything below is already in the GEMM's dtype
             fold = self._fold_kernels(x, dtype)
             if fold is not None:
                 xg, z = fold.fold_input(x, self.A.flatten(0, 1), k, dtype)
@@ -177,3 +230,7 @@ class AdapterLinear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"r={self.r}, alpha={self.alpha}, slices={self.slices}, merged={self.merged}"
+
+
+# torch.fx cannot trace the forward's grad-mode and autocast branches; as a leaf, FX graphs call the layer
+register_notrace_module(AdapterLinear)

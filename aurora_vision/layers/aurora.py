@@ -23,8 +23,9 @@ class AuroraLinear(AdapterLinear):
                  grid_size: int = 5, spline_order: int = 3, grid_range=(-1.0, 1.0),
                  use_tanh: bool = True, use_spline: bool = True):
         super().__init__(base_layer, r, alpha, dropout, slices)
+        w = base_layer.weight
         self.sigma = AdaptiveNonlinearity(r, self.num_adapters, grid_size, spline_order, tuple(grid_range),
-                                          use_tanh, use_spline)
+                                          use_tanh, use_spline, device=w.device, dtype=w.dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -1,32 +1,40 @@
 """AuroRA's Adaptive Nonlinear Layer: sigma(z) = tanh(H tanh(z)) + W_s . sum_i bases(z_i)."""
 import functools
 import math
+from typing import Optional
 
 import torch
 from torch import nn
 
 from .. import kernels
+from .autocast import autocast_off
 from .spline import BSplineBasis, cubic_bspline_bases_uniform
 
-def sigma_cubic(z, H, spline_weight, first_knot: float, step: float):
+
+def sigma_cubic(z: torch.Tensor, H: Optional[torch.Tensor], spline_weight: Optional[torch.Tensor],
+                first_knot: float, step: float) -> torch.Tensor:
     """sigma(z) for cubic splines on a uniform grid, as one pure function that torch.compile can fuse.
     z: (..., n, r); H: (n, r, r) or None; spline_weight: (n, r, G+3) or None."""
-    summed = None
+    summed: Optional[torch.Tensor] = None
     if spline_weight is not None:
         summed = cubic_bspline_bases_uniform(z, first_knot, step, spline_weight.shape[-1]).sum(dim=-2)
     return _combine(z, H, spline_weight, summed)
 
 
-def _combine(z, H, spline_weight, summed_bases):
+def _combine(z: torch.Tensor, H: Optional[torch.Tensor], spline_weight: Optional[torch.Tensor],
+             summed_bases: Optional[torch.Tensor]) -> torch.Tensor:
     """tanh(H tanh z) + W_s . summed_bases, per adapter. The r- and (G+k)-long contractions are written as
     broadcast products and sums, not einsum: as matmuls their backward becomes a batched GEMM reducing over
     every token into a handful of outputs, which ran at a few percent of the GPU (29 ms of a 108 ms
     ViT-B step at batch 256); as reductions they fuse and spread over the whole chip."""
-    out = 0
+    out: Optional[torch.Tensor] = None
     if H is not None:
         out = torch.tanh((torch.tanh(z).unsqueeze(-2) * H).sum(-1))  # (..., n, 1, r) * (n, s, r)
-    if spline_weight is not None:
-        out = out + (summed_bases.unsqueeze(-2) * spline_weight).sum(-1)  # (..., n, 1, g) * (n, r, g)
+    if spline_weight is not None and summed_bases is not None:
+        spline = (summed_bases.unsqueeze(-2) * spline_weight).sum(-1)  # (..., n, 1, g) * (n, r, g)
+        out = spline if out is None else out + spline
+    if out is None:
+        raise ValueError("sigma needs H or spline_weight (and its summed bases)")
     return out
 
 
@@ -80,16 +88,19 @@ class AdaptiveNonlinearity(nn.Module):
         grid_range: tuple[float, float] = (-1.0, 1.0),
         use_tanh: bool = True,
         use_spline: bool = True,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         if not (use_tanh or use_spline):
             raise ValueError("AdaptiveNonlinearity needs at least one of use_tanh / use_spline")
         self.rank, self.num_adapters = rank, num_adapters
         self.use_tanh, self.use_spline = use_tanh, use_spline
-        self.H = nn.Parameter(torch.empty(num_adapters, rank, rank)) if use_tanh else None
+        factory = dict(device=device, dtype=dtype)
+        self.H = nn.Parameter(torch.empty(num_adapters, rank, rank, **factory)) if use_tanh else None
         if use_spline:
-            self.bases = BSplineBasis(grid_size, spline_order, grid_range)
-            self.spline_weight = nn.Parameter(torch.empty(num_adapters, rank, self.bases.num_bases))
+            self.bases = BSplineBasis(grid_size, spline_order, grid_range, device=device)
+            self.spline_weight = nn.Parameter(torch.empty(num_adapters, rank, self.bases.num_bases, **factory))
         else:
             self.bases, self.spline_weight = None, None
         self.reset_parameters()
@@ -102,9 +113,19 @@ class AdaptiveNonlinearity(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         # r-wide, so fp32 costs nothing and keeps the spline bases exact under bf16 autocast
-        with torch.autocast(z.device.type, enabled=False):
+        if torch.jit.is_scripting():
+            return self._scripted_fp32(z.float()).to(z.dtype)
+        with autocast_off(z.device.type):
             return self._forward_fp32(z.float()).to(z.dtype)
 
+    def _scripted_fp32(self, z: torch.Tensor) -> torch.Tensor:
+        """The formula in plain torch ops, as TorchScript compiles it (no kernel choice there)."""
+        summed: Optional[torch.Tensor] = None
+        if self.bases is not None:
+            summed = self.bases(z).sum(dim=-2)
+        return _combine(z, self.H, self.spline_weight, summed)
+
+    @torch.jit.unused
     def _forward_fp32(self, z: torch.Tensor) -> torch.Tensor:
         if self.bases is None or self.bases.order == 3:
             first, step = self._grid()

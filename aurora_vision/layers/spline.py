@@ -3,11 +3,11 @@ import torch
 from torch import nn
 
 
-def uniform_knots(grid_size: int, order: int, grid_range: tuple[float, float]) -> torch.Tensor:
+def uniform_knots(grid_size: int, order: int, grid_range: tuple[float, float], device=None) -> torch.Tensor:
     """The G + 2k + 1 knots of a uniform grid over `grid_range`, extended by `order` steps each side."""
     lo, hi = grid_range
     step = (hi - lo) / grid_size
-    return lo + step * torch.arange(-order, grid_size + order + 1, dtype=torch.float64)
+    return lo + step * torch.arange(-order, grid_size + order + 1, dtype=torch.float64, device=device)
 
 
 def bspline_bases_reference(x: torch.Tensor, knots: torch.Tensor, order: int) -> torch.Tensor:
@@ -46,7 +46,8 @@ class BSplineBasis(nn.Module):
     Cubic splines (order 3) use the closed form; other orders the Cox-de Boor recursion.
     """
 
-    def __init__(self, grid_size: int = 5, order: int = 3, grid_range: tuple[float, float] = (-1.0, 1.0)):
+    def __init__(self, grid_size: int = 5, order: int = 3, grid_range: tuple[float, float] = (-1.0, 1.0),
+                 device=None):
         super().__init__()
         if grid_size < 1 or order < 0:
             raise ValueError(f"grid_size must be >= 1 and order >= 0, got grid_size={grid_size}, order={order}")
@@ -54,7 +55,15 @@ class BSplineBasis(nn.Module):
             raise ValueError(f"grid_range must be increasing, got {grid_range}")
         self.grid_size, self.order, self.grid_range = grid_size, order, tuple(grid_range)
         self.num_bases = grid_size + order
-        self.register_buffer("knots", uniform_knots(grid_size, order, grid_range).float(), persistent=False)
+        self.register_buffer("knots", self._knots(device), persistent=False)
+
+    def _knots(self, device) -> torch.Tensor:
+        return uniform_knots(self.grid_size, self.order, self.grid_range, device).float()
+
+    def init_non_persistent_buffers(self) -> None:
+        """Recompute `knots` (not saved in state dicts) where they are: timm's `reinit_non_persistent_buffers`
+        calls this after a meta-device model is materialised with `to_empty`."""
+        self.knots = self._knots(self.knots.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.order == 3:
