@@ -10,7 +10,7 @@ from aurora_vision.targets import classifier_names
 from .config import deep_merge, load_config, resolve_run
 from .run import train_run
 
-DEMO_CONFIG = resources.files("benchmarks") / "demo.yaml"
+DEMO_CONFIG = resources.files(__package__) / "demo.yaml"
 
 
 def load_demo_config(overrides=()) -> tuple[dict, dict]:

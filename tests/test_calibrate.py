@@ -192,8 +192,8 @@ def test_never_the_default_and_clear_errors():
 
 
 def test_runner_records_the_calibrated_merge_fitted_on_training_images(tmp_path, monkeypatch):
-    from benchmarks.config import resolve_run
-    from benchmarks.run import train_run
+    from aurora_bench.config import resolve_run
+    from aurora_bench.run import train_run
     from test_runner import tiny_cfg
 
     fitted_on, merge = [], av.merge
@@ -218,7 +218,7 @@ def test_merge_forms_script_on_a_tiny_config(tmp_path):
 
     import yaml
 
-    from benchmarks.perf import merge_forms
+    from aurora_bench.perf import merge_forms
     from test_runner import tiny_cfg
 
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny_cfg(tmp_path)))

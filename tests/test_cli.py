@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.config import resolve_run
+from aurora_bench.config import resolve_run
 
-from benchmarks import cli
-from benchmarks.cli import build_parser, main, parse_args
+from aurora_bench import cli
+from aurora_bench.cli import build_parser, main, parse_args
 
 from test_runner import tiny_cfg
 

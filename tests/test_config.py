@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.config import load_config, require_ready, resolve_run
-from benchmarks.schema import ConfigError
+from aurora_bench.config import load_config, require_ready, resolve_run
+from aurora_bench.schema import ConfigError
 
 ROOT = Path(__file__).parent.parent
 SMALL = {"name": "t", "tasks": ["a", "b"], "methods": ["lora", "aurora"],
@@ -179,7 +179,7 @@ def test_shipped_configs_load_through_the_schema(path):
 
 
 def test_the_demo_config_loads_through_the_schema():
-    from benchmarks.demo import load_demo_config
+    from aurora_bench.demo import load_demo_config
     cfg, pretrain = load_demo_config(["seeds=[0]"])
     assert cfg["data"]["source"] == "digits" and "root" not in cfg["data"] and pretrain["epochs"] > 0
     require_ready(cfg)

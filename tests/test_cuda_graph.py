@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from aurora_vision.layers.nonlinearity import fused_sigma_cubic, sigma_cubic
-from benchmarks.config import resolve_run
-from benchmarks.run.cuda_graph import GraphedTrainStep, restore, snapshot
-from benchmarks.run import train_run
+from aurora_bench.config import resolve_run
+from aurora_bench.run.cuda_graph import GraphedTrainStep, restore, snapshot
+from aurora_bench.run import train_run
 
 from conftest import tiny_input, tiny_model
 from test_runner import tiny_cfg

@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks.data import DataError, DeviceSplit, DeviceTransform, RawSplit, list_split, load_split, lookup
-from benchmarks.data import cache as cache_mod
-from benchmarks.data.keys import content_key
-from benchmarks.data.pixels import to_rgb8
-from benchmarks.run.inputs import decoded_splits, transform_for
+from aurora_bench.data import DataError, DeviceSplit, DeviceTransform, RawSplit, list_split, load_split, lookup
+from aurora_bench.data import cache as cache_mod
+from aurora_bench.data.keys import content_key
+from aurora_bench.data.pixels import to_rgb8
+from aurora_bench.run.inputs import decoded_splits, transform_for
 
 from fixtures import fgvc_task, image_folder_task, vtab_task, write_gray16, write_image
 
@@ -38,7 +38,7 @@ def test_vtab_aliases_resolve_to_noah_folders(tmp_path):
 
 
 def test_vtab_all_19_tasks_known():
-    from benchmarks.data import VTAB1K
+    from aurora_bench.data import VTAB1K
     assert len(VTAB1K) == 19
     assert sum(t.num_classes for t in VTAB1K.values()) == 100 + 102 + 47 + 102 + 37 + 10 + 397 + 2 + 10 + 45 + 5 \
         + 8 + 6 + 6 + 4 + 16 + 16 + 18 + 9
@@ -385,8 +385,8 @@ def test_device_eval_matches_timm_eval_transform(interpolation, crop_mode, hw):
 
 def test_transform_follows_timm_data_config_and_the_run_records_it(tmp_path):
     import timm
-    from benchmarks.config import load_config, resolve_run
-    from benchmarks.run import train_run
+    from aurora_bench.config import load_config, resolve_run
+    from aurora_bench.run import train_run
     model_cfg = {"name": "vit_tiny_patch16_224", "pretrained": False, "image_size": 16,
                  "kwargs": {"patch_size": 8, "depth": 1, "embed_dim": 16, "num_heads": 2}}
     model = timm.create_model(model_cfg["name"], img_size=16, **model_cfg["kwargs"])

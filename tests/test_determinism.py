@@ -6,8 +6,8 @@ import os
 import pytest
 import torch
 
-from benchmarks.config import load_config, resolve_run
-from benchmarks.run import determinism, train_run
+from aurora_bench.config import load_config, resolve_run
+from aurora_bench.run import determinism, train_run
 
 from fixtures import vtab_task
 
@@ -87,7 +87,7 @@ def test_compile_follows_the_mode_in_inductor(restore_switches):
 
 def test_augmentation_draws_only_from_its_generator():
     """Crops and flips depend on the generator they are given, not on the global RNG (any batch size)."""
-    from benchmarks.data import DeviceTransform
+    from aurora_bench.data import DeviceTransform
     tf = DeviceTransform(8, (0.5,) * 3, (0.5,) * 3, hflip=True, crop_scale=(0.3, 1.0))
     x = torch.randint(0, 255, (5, 3, 12, 12), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     draw = lambda seed: tf(x, train=True, generator=torch.Generator().manual_seed(seed))
@@ -109,7 +109,7 @@ def spread_args(tmp_path) -> list:
 
 def test_rerun_spread_table_on_cpu(tmp_path, restore_switches):
     """The GPU script on tiny settings: both modes, the table, a resumed job."""
-    from benchmarks.perf import rerun_spread
+    from aurora_bench.perf import rerun_spread
     args, out = spread_args(tmp_path) + ["--same-process"], tmp_path / "spread"
     summary = rerun_spread.main(args)
     assert [(r["mode"], len(r["accuracies"])) for r in summary["rows"]] == [("default", 2), ("deterministic", 2)]
@@ -127,7 +127,7 @@ def test_rerun_spread_table_on_cpu(tmp_path, restore_switches):
 @pytest.mark.slow  # a fresh interpreter per run: tens of seconds on a busy CPU
 def test_a_run_in_a_fresh_process_equals_one_in_this_process(tmp_path, restore_switches):
     """What rerun_spread does on the GPU by default: the run in a spawned interpreter, same curve."""
-    from benchmarks.perf import rerun_spread
+    from aurora_bench.perf import rerun_spread
     args = spread_args(tmp_path)
     _, _, _, run = rerun_spread.planned_runs(args[0], args[args.index("--set") + 1:], "mytask", "aurora", [0], 2)[1]
     assert run["train"]["deterministic"]

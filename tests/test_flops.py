@@ -5,7 +5,7 @@ from torch import nn
 
 import aurora_vision as av
 from aurora_vision.layers import AdaptiveNonlinearity
-from benchmarks.run.flops import count_macs
+from aurora_bench.run.flops import count_macs
 
 from conftest import TINY
 

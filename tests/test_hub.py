@@ -9,9 +9,9 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from benchmarks.run import hub
-from benchmarks.run.model import build_model
-from benchmarks.run.hub import WeightsUnavailable
+from aurora_bench.run import hub
+from aurora_bench.run.model import build_model
+from aurora_bench.run.hub import WeightsUnavailable
 
 MODEL = {"name": "vit_tiny_patch16_224", "pretrained": True, "file": None, "image_size": 224, "kwargs": {}}
 

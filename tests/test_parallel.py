@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.config import load_config
-from benchmarks.executors.processes import run_parallel
-from benchmarks.sweep import sweep
+from aurora_bench.config import load_config
+from aurora_bench.executors.processes import run_parallel
+from aurora_bench.sweep import sweep
 
 import parallel_runners
 from parallel_runners import counts
@@ -48,7 +48,7 @@ def test_worker_crash_is_retried_once_then_recorded(tmp_path):
 
 def test_ray_local_instance(tmp_path):
     ray = pytest.importorskip("ray")
-    from benchmarks.executors.ray_tasks import run_ray
+    from aurora_bench.executors.ray_tasks import run_ray
 
     here = Path(__file__).parent  # Ray's workers import the test runners by name
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
@@ -67,7 +67,7 @@ def test_ray_local_instance(tmp_path):
 
 
 def test_workers_per_gpu_spread_round_robin_and_are_recorded(tmp_path, monkeypatch):
-    from benchmarks.executors.processes import devices_for
+    from aurora_bench.executors.processes import devices_for
     assert devices_for("0,1", 3) == ["0", "1", "0", "1", "0", "1"]
     assert devices_for("2", None) == ["2"] and devices_for(None, 2) == [None, None]
     cfg = cfg_for(tmp_path, ["a", "b"])
@@ -79,7 +79,7 @@ def test_workers_per_gpu_spread_round_robin_and_are_recorded(tmp_path, monkeypat
 
 def test_slurm_through_submitit_local_executor_retries_then_records(tmp_path, monkeypatch):
     submitit = pytest.importorskip("submitit")
-    from benchmarks.executors.slurm_jobs import run_slurm
+    from aurora_bench.executors.slurm_jobs import run_slurm
 
     # a dead job leaves no result file; submitit waits 15-30 s for one (slow shared disks): not here
     monkeypatch.setattr(submitit.core.core.Job, "_results_timeout_s", 1)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 import aurora_vision as av
 from aurora_vision.inject import adapter_parameter_names, head_parameter_names
-from benchmarks.run.flops import count_macs
+from aurora_bench.run.flops import count_macs
 
 from conftest import tiny_input, tiny_model
 

@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import store
-from benchmarks.errors import UserError
-from benchmarks.report import averages, load_results, pareto, plot_points, summarize, write_report
-from benchmarks.report.stats import binomial_se, bootstrap_interval, paired_comparison, wilcoxon_p
+from aurora_bench import store
+from aurora_bench.errors import UserError
+from aurora_bench.report import averages, load_results, pareto, plot_points, summarize, write_report
+from aurora_bench.report.stats import binomial_se, bootstrap_interval, paired_comparison, wilcoxon_p
 
 BASE = {"lora_r2": "lora", "peft-lora": "peft-lora", "dora": "dora"}
 
@@ -219,7 +219,7 @@ def test_labels_of_crowded_points_do_not_overlap():
 
     from matplotlib.text import Text
 
-    from benchmarks.report.labels import _overlap, place_labels
+    from aurora_bench.report.labels import _overlap, place_labels
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     xy = {f"method_{i}": (1e4 * (1 + 0.05 * (i % 3)), 75 + 0.1 * i) for i in range(10)}  # a tight cluster
@@ -252,7 +252,7 @@ def events(folder):
 
 
 def test_a_rerun_starts_its_logdir_fresh(tmp_path):
-    from benchmarks.run.tensorboard import RunLogger, run_hparams, trial_id
+    from aurora_bench.run.tensorboard import RunLogger, run_hparams, trial_id
     run = fake_result("dtd", "lora", 0, 0.0, 0)["config"]
     logdir = store.logdir(tmp_path, run)
     for epochs in (18, 60):  # an attempt killed after 18 epochs, then the retry that finishes
@@ -269,8 +269,8 @@ def test_a_rerun_starts_its_logdir_fresh(tmp_path):
 
 def test_a_run_logs_curves_and_one_hparams_session(tmp_path):
     from tensorboard.plugins.hparams import metadata
-    from benchmarks.config import resolve_run
-    from benchmarks.run import train_run
+    from aurora_bench.config import resolve_run
+    from aurora_bench.run import train_run
     from test_runner import tiny_cfg
 
     run = resolve_run(tiny_cfg(tmp_path), "mytask", "aurora", 0)
@@ -290,7 +290,7 @@ def test_a_run_logs_curves_and_one_hparams_session(tmp_path):
 
 def test_report_declares_the_hparams_columns(tmp_path):
     from tensorboard.plugins.hparams import metadata
-    from benchmarks.run.tensorboard import HPARAMS
+    from aurora_bench.run.tensorboard import HPARAMS
     records = [fake_result("a", m, s, 50.0, p) for m, p in (("lora", 100), ("full", 1000)) for s in (0, 1)]
     for r in records[2:]:
         r["config"]["train"]["lr"] = 1e-5  # full's rate

@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.config import load_config, resolve_run
-from benchmarks.store import result_path
-from benchmarks.sweep import ConfigChanged, sweep
-from benchmarks.run import train_run
+from aurora_bench.config import load_config, resolve_run
+from aurora_bench.store import result_path
+from aurora_bench.sweep import ConfigChanged, sweep
+from aurora_bench.run import train_run
 
 from fixtures import vtab_task
 from parallel_runners import counts, fake_record
@@ -111,7 +111,7 @@ def test_torchrun_ddp_matches_single_process(tmp_path):
     single = train_run(resolve_run(cfg, "mytask", "aurora", 0), quiet=True)
     (tmp_path / "c.yaml").write_text(json.dumps(cfg))
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", "29517", "-m", "benchmarks.cli", "run", str(tmp_path / "c.yaml"),
+                           "--master_port", "29517", "-m", "aurora_bench.cli", "run", str(tmp_path / "c.yaml"),
                            "--task", "mytask", "--method", "aurora", "--quiet"],
                           capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent.parent)
     assert proc.returncode == 0, proc.stderr[-2000:]

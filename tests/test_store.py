@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks import store
-from benchmarks.store import files as store_files
-from benchmarks.cli import main
-from benchmarks.config import load_config, resolve_run
-from benchmarks.report import load_results
-from benchmarks.store.locks import FolderInUse
-from benchmarks.sweep import ConfigChanged, run_one, sweep
+from aurora_bench import store
+from aurora_bench.store import files as store_files
+from aurora_bench.cli import main
+from aurora_bench.config import load_config, resolve_run
+from aurora_bench.report import load_results
+from aurora_bench.store.locks import FolderInUse
+from aurora_bench.sweep import ConfigChanged, run_one, sweep
 
 import parallel_runners
 from parallel_runners import counts, fake_record
@@ -175,10 +175,10 @@ SWEEP_SCRIPT = """
 import json, resource, sys
 from functools import partial
 sys.path[:0] = [{here!r}, {root!r}]
-from benchmarks.store import files as store_files
-from benchmarks.config import load_config
-from benchmarks.executors.processes import run_parallel
-from benchmarks.sweep import sweep
+from aurora_bench.store import files as store_files
+from aurora_bench.config import load_config
+from aurora_bench.executors.processes import run_parallel
+from aurora_bench.sweep import sweep
 import parallel_runners
 cfg, runner, workers, fsize = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 store_files.RETRY_DELAYS_S = (0,)

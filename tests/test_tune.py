@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.cli import main
-from benchmarks.config import load_config, resolve_run
-from benchmarks.tune import choose, tuning_config
+from aurora_bench.cli import main
+from aurora_bench.config import load_config, resolve_run
+from aurora_bench.tune import choose, tuning_config
 
 from parallel_runners import fake_record
 from test_runner import tiny_cfg

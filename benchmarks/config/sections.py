@@ -1,5 +1,5 @@
 """Every key a sweep config may hold: its type, default, range and help. The `data:` section is declared by
-the data sources (`benchmarks.data.options_of`); checks.py checks what one key cannot say alone
+the data sources (`aurora_bench.data.options_of`); checks.py checks what one key cannot say alone
 (registered methods, warmup below epochs, a variant's method config)."""
 from ..data.tasks import SUITES
 from ..schema import Option, at_least, list_of, positive

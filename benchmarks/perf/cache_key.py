@@ -1,7 +1,7 @@
 """What the decode cache's content key costs: one stat per file of a split.
 
-    python -m benchmarks.perf.cache_key                         # 70,000 JPEGs in a temporary folder
-    python -m benchmarks.perf.cache_key --dir /tmp/keybench      # kept there and reused by the next call
+    python -m aurora_bench.perf.cache_key                         # 70,000 JPEGs in a temporary folder
+    python -m aurora_bench.perf.cache_key --dir /tmp/keybench      # kept there and reused by the next call
 
 Writes N small JPEGs once in NOAH's VTAB layout (<dir>/task/test.txt + images/test/*.jpg), lists the split
 (not part of the key), then times `content_key` over it, best of --repeat: with the thread pool the

@@ -1,6 +1,6 @@
 """One VTAB-1k-sized task end to end, our runner against the conventional pipeline, in one process.
 
-    python -m benchmarks.perf.e2e_task --out results/e2e            # ViT-B/16, 1,000 x 100 epochs, 10,000 test
+    python -m aurora_bench.perf.e2e_task --out results/e2e            # ViT-B/16, 1,000 x 100 epochs, 10,000 test
 
 Ours: `train_run` with AuroRA (r=2, q/v), images decoded once into the cache beforehand (not timed, as
 "data already cached"), the whole split on the GPU. Conventional: timm + peft LoRA (r=8 on qkv) +

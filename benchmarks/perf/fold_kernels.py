@@ -2,7 +2,7 @@
 the same operands under autocast (the casts of x and W0 to bf16), at the shapes of ViT-B/16's qkv with AuroRA
 r=2 on q and v, for several launches of fold_input. CUDA only.
 
-    python -m benchmarks.perf.fold_kernels --out results/speed/fold_kernels.md
+    python -m aurora_bench.perf.fold_kernels --out results/speed/fold_kernels.md
 """
 import argparse
 from pathlib import Path

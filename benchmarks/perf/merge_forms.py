@@ -4,9 +4,9 @@ For each (task, seed) it trains AuroRA (r=2, q/v) and LoRA (r=2, q/v) with `trai
 run's evaluation split: AuroRA exact (dynamic), its static merge (W0 + s B sigma(A)), its calibrated merge
 (aurora_vision.calibrate, fitted on training images only, per --ridges), and LoRA r=2 unmerged and merged.
 
-    python -m benchmarks.perf.merge_forms configs/vtab1k.yaml --tasks dtd eurosat --seeds 0 1 2 \\
+    python -m aurora_bench.perf.merge_forms configs/vtab1k.yaml --tasks dtd eurosat --seeds 0 1 2 \\
         --set data.root=/data/vtab-1k --out results/merge-forms
-    python -m benchmarks.perf.merge_forms demo --tasks digits_5_9 --out results/merge-forms-demo  # CPU
+    python -m aurora_bench.perf.merge_forms demo --tasks digits_5_9 --out results/merge-forms-demo  # CPU
 
 Writes merge_forms.json (one row per task and seed) and merge_forms.md to --out.
 """

@@ -1,7 +1,7 @@
 """Where a training step's (or with --eval, a no-grad forward's) time goes: torch.profiler over a few steps
 of one method, top ops by GPU time.
 
-    python -m benchmarks.perf.profile_step --method aurora --targets qv --r 2 --batch 256 [--eval] [--compile]
+    python -m aurora_bench.perf.profile_step --method aurora --targets qv --r 2 --batch 256 [--eval] [--compile]
 
 With --compile the model is torch.compile'd first and the graph breaks dynamo met are printed (a break
 splits the compiled graph, and inductor cannot fuse across it).

@@ -1,6 +1,6 @@
 """How far reruns of one (task, method, seed) spread, in the default mode and with train.deterministic.
 
-    python -m benchmarks.perf.rerun_spread configs/shared_validation.yaml --task cifar10 --method aurora \\
+    python -m aurora_bench.perf.rerun_spread configs/shared_validation.yaml --task cifar10 --method aurora \\
         --seeds 0 1 2 --set data.root=DATA model.file=WEIGHTS --out results/rerun-spread
 
 Every (seed, mode) is run `--repeats` times, each run in a fresh process: nothing a run leaves behind (CUDA

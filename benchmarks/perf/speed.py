@@ -1,6 +1,6 @@
 """Training and inference speed of each method in one process on one device.
 
-    python -m benchmarks.perf.speed --model vit_base_patch16_224 --batch 64 256 --out results/speed
+    python -m aurora_bench.perf.speed --model vit_base_patch16_224 --batch 64 256 --out results/speed
 
 For each method: train step time (fwd + loss + bwd + AdamW step, bf16 autocast on GPU) and img/s,
 peak memory, and eval throughput; for AuroRA also eval after the opt-in static merge. Random weights

@@ -1,6 +1,6 @@
 """One run on several GPUs with DDP, launched by torchrun:
 
-    torchrun --nproc_per_node 4 -m benchmarks.cli run configs/paper.yaml --task cifar100 --method full ...
+    torchrun --nproc_per_node 4 -m aurora_bench.cli run configs/paper.yaml --task cifar100 --method full ...
 
 Every rank draws the same batch order and takes its slice of each global batch, so the global batch size,
 the learning-rate schedule and (when every batch splits evenly) the gradients are those of a single-process
