@@ -27,7 +27,8 @@ from ..run.inputs import decoded_splits, to_device, transform_for
 from ..run.record import git_commit, versions
 from ..store import write_json
 
-# used when the config does not define these variant names itself (configs/vtab1k.yaml does)
+# used when the config does not define these variant names itself (configs/vtab1k.yaml does); their
+# learning rate is then the one the config gives their method
 VARIANTS = {"aurora": {"method": "aurora", "config": {"r": 2, "alpha": 4, "targets": "qv"}},
             "lora_r2": {"method": "lora", "config": {"r": 2, "alpha": 2, "targets": "qv"}}}
 
@@ -131,9 +132,12 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     cfg = load(args.config, args.set)
+    overrides = cfg["method_overrides"]
     for name in (args.aurora, args.lora):
-        if name not in cfg["method_overrides"] and name in VARIANTS:
-            cfg["method_overrides"][name] = VARIANTS[name]
+        if name not in overrides and name in VARIANTS:
+            # a variant we add trains as the config trains its method (lora_r2 takes lora's rate)
+            own = overrides.get(VARIANTS[name]["method"]) or {}
+            overrides[name] = {**VARIANTS[name], **({"train": own["train"]} if "train" in own else {})}
     rows = []
     for task in args.tasks:
         for seed in args.seeds:
