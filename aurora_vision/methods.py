@@ -3,10 +3,16 @@ from functools import partial
 
 from torch import nn
 
-from .config import AuroraConfig, LoraConfig
+from .config import AuroraConfig, LoraConfig, TargetedConfig
 from .inject import adapter_parameter_names, inject_adapters
 from .layers import AuroraLinear, LoraLinear
 from .registry import register_method
+
+
+def inject(model: nn.Module, layer_cls: type, config: TargetedConfig) -> list:
+    """Wrap the config's targets in `layer_cls`, built from the config's other fields."""
+    inject_adapters(model, partial(layer_cls, **config.layer_kwargs()), config.targets)
+    return adapter_parameter_names(model)
 
 
 @register_method("full")
@@ -24,16 +30,10 @@ def linear(model: nn.Module, config) -> list:
 @register_method("lora", LoraConfig)
 def lora(model: nn.Module, config: LoraConfig) -> list:
     """LoRA (Hu et al. 2021) on the target Linears."""
-    inject_adapters(model, partial(LoraLinear, r=config.r, alpha=config.alpha, dropout=config.dropout,
-                                   use_rslora=config.use_rslora), config.targets)
-    return adapter_parameter_names(model)
+    return inject(model, LoraLinear, config)
 
 
 @register_method("aurora", AuroraConfig)
 def aurora(model: nn.Module, config: AuroraConfig) -> list:
     """AuroRA (Dong et al. 2025): LoRA with an adaptive nonlinearity between A and B."""
-    inject_adapters(model, partial(
-        AuroraLinear, r=config.r, alpha=config.alpha, dropout=config.dropout, grid_size=config.grid_size,
-        spline_order=config.spline_order, grid_range=config.grid_range,
-        use_tanh=config.use_tanh, use_spline=config.use_spline), config.targets)
-    return adapter_parameter_names(model)
+    return inject(model, AuroraLinear, config)

@@ -5,10 +5,11 @@ shared by all three. The paper's `qv` placement (separate adapters on the q and 
 equivalent, and asking for it raises; our own `lora` / `aurora` do it. Defaults name their source.
 peft is imported only when one of these methods is applied: `pip install peft`.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
+from .config import AdapterConfig, TargetedConfig, check_dropout, check_positive, check_positive_int
 from .inject import adapter_parameter_names
 from .registry import register_method
 from .targets import PRESETS, Targets, resolve_targets
@@ -31,12 +32,9 @@ def peft_target_modules(model: nn.Module, targets: Targets) -> str:
 
 
 @dataclass
-class PeftLoraConfig:
+class PeftLoraConfig(AdapterConfig):
     """peft's LoRA (LoraConfig defaults: r=8, lora_alpha=8, dropout 0); targets default to the fused qkv."""
-    r: int = 8
-    alpha: float = 8.0
-    dropout: float = 0.0
-    targets: Targets = "qkv"
+    targets: Targets = field(default="qkv", kw_only=True)
     use_rslora: bool = False
 
 
@@ -46,23 +44,34 @@ class DoraConfig(PeftLoraConfig):
 
 
 @dataclass
-class FourierFTConfig:
+class FourierFTConfig(TargetedConfig):
     """FourierFT (Gao et al. 2024), peft's tuner. n_frequency=3000 and scaling=300 are peft's documented
     settings for ViT image classification (FourierFTConfig docstring)."""
     n_frequency: int = 3000
     scaling: float = 300.0
     random_loc_seed: int = 777
-    targets: Targets = "qkv"
+    targets: Targets = field(default="qkv", kw_only=True)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive_int("n_frequency", self.n_frequency)
+        check_positive("scaling", self.scaling)
 
 
 @dataclass
-class VeraConfig:
+class VeraConfig(TargetedConfig):
     """VeRA (Kopiczko et al. 2024), peft's tuner with its defaults: r=256, d_initial=0.1, dropout 0."""
     r: int = 256
     d_initial: float = 0.1
     dropout: float = 0.0
     projection_prng_key: int = 0
-    targets: Targets = "qkv"
+    targets: Targets = field(default="qkv", kw_only=True)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive_int("r", self.r)
+        check_positive("d_initial", self.d_initial)
+        check_dropout(self.dropout)
 
 
 def _inject(model: nn.Module, peft_config) -> list:

@@ -15,18 +15,24 @@ class Method:
     name: str
     config_cls: type
     apply: Callable[[nn.Module, object], list]  # (model, config) -> names of the trainable parameters
-    description: str
 
 
 _METHODS: dict[str, Method] = {}
 
 
-def register_method(name: str, config_cls: type = NoConfig, description: str = ""):
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a torch.compile wrapper (OptimizedModule keeps it as `_orig_mod`), else `model`:
+    methods and checkpoints work on the timm model's own names, not on `_orig_mod.`-prefixed ones."""
+    inner = getattr(model, "_orig_mod", None)
+    return inner if isinstance(inner, nn.Module) else model
+
+
+def register_method(name: str, config_cls: type = NoConfig):
     """Decorator: `@register_method("lora", LoraConfig)` over `def apply(model, config) -> trainable names`."""
     def wrap(fn):
         if name in _METHODS:
             raise KeyError(f"method {name!r} is already registered")
-        _METHODS[name] = Method(name, config_cls, fn, description or (fn.__doc__ or "").strip().split("\n")[0])
+        _METHODS[name] = Method(name, config_cls, fn)
         return fn
     return wrap
 
@@ -49,18 +55,19 @@ def apply(model: nn.Module, method: str, config=None, **overrides) -> nn.Module:
     """
     from .inject import head_parameter_names, set_trainable
 
-    if getattr(model, STATE_ATTR, None) is not None:
-        raise RuntimeError(f"model already has method {getattr(model, STATE_ATTR)['method']!r} applied")
+    inner = unwrap(model)
+    if getattr(inner, STATE_ATTR, None) is not None:
+        raise RuntimeError(f"model already has method {getattr(inner, STATE_ATTR)['method']!r} applied")
     spec = get_method(method)
     cfg = make_config(spec.config_cls, config, **overrides)
-    trainable = spec.apply(model, cfg)
-    set_trainable(model, set(trainable) | set(head_parameter_names(model)))
-    setattr(model, STATE_ATTR, {"method": method, "config": asdict(cfg)})
+    trainable = spec.apply(inner, cfg)
+    set_trainable(inner, set(trainable) | set(head_parameter_names(inner)))
+    setattr(inner, STATE_ATTR, {"method": method, "config": asdict(cfg)})
     return model
 
 
 def applied_method(model: nn.Module) -> dict:
-    state = getattr(model, STATE_ATTR, None)
+    state = getattr(unwrap(model), STATE_ATTR, None)
     if state is None:
         raise ValueError("no aurora_vision method is applied to this model; call aurora_vision.apply first")
     return state

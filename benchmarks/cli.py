@@ -1,42 +1,175 @@
-"""aurora-bench: one entry point for sweeps, single runs, reports and the embedded demo."""
+"""aurora-bench: one entry point for sweeps, single runs, learning-rate tuning, reports, the embedded demo
+and `list` (what a config runs)."""
 import argparse
 import sys
+import traceback
 from functools import partial
 from pathlib import Path
 
-from .config import load_config, resolve_run
+from .config import load_config, require_ready, select_run
+from .errors import UserError
 from .executors.processes import devices_for, run_parallel
-from .run import ddp, run_and_record
 from .report import write_report
-from .sweep import sweep
+from .run import ddp
+from .sweep import run_one, summary, sweep
+
+EXIT_STATUS = ("Exit status: 0 every run ok, 1 some run failed, 2 a mistake in the command, config, data or "
+               "results folder (printed as one line; -v shows the traceback).")
+EPILOG = "Options and the config file may come in any order. " + EXIT_STATUS
+SWEEP_SET_EXAMPLE = "data.root=/data/vtab-1k methods=[lora,aurora] seeds=[0,1,2]"
+DEMO_SET_EXAMPLE = "seeds=[0] train.epochs=10 train.warmup_epochs=1 pretrain.epochs=20 output=results/demo-short"
 
 
-def _common(p):
-    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="override config entries, e.g. data.root=/data/vtab-1k methods=[lora,aurora] seeds=[0,1,2]")
-    p.add_argument("--quiet", action="store_true", help="no progress bars (for logs)")
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be a whole number in [0, 2**32), got {text!r}")
+    return value
+
+
+def _config_arg(p):
+    # optional to argparse so that `--set a=1 CONFIG` parses (--set's values run up to the next option);
+    # `_config_from_values` finds a config that a list option took and insists on one
+    p.add_argument("config", nargs="?", metavar="CONFIG",
+                   help="sweep config (YAML), e.g. configs/vtab1k.yaml; before or after the options")
+
+
+def _verbose(p):
+    # SUPPRESS: `aurora-bench -v run ...` sets it before the command; the command's own default must not undo it
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="show the traceback of an error, not only its one-line message")
+
+
+def _common(p, example: str = SWEEP_SET_EXAMPLE):
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help=f"override config entries (values are YAML), several after one --set or one per --set, "
+                        f"e.g. {example}")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or status lines (for logs)")
+    _verbose(p)
 
 
 def _executors(p):
     p.add_argument("--gpus", help="run in parallel, one worker process per GPU: 'all' or a list like 0,1")
-    p.add_argument("--workers", type=int, help="run in parallel on N CPU worker processes; with --gpus, N workers "
-                   "per GPU (small models leave a GPU idle between kernel launches; results record the sharing)")
+    p.add_argument("--workers", type=positive_int, metavar="N",
+                   help="run in parallel on N CPU worker processes; with --gpus, N workers per GPU (small models "
+                        "leave a GPU idle between kernel launches; results record the sharing)")
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="run on a Ray cluster (ray.init(address=ADDRESS); a local instance without ADDRESS), "
                         "one GPU per run where the cluster has GPUs")
     p.add_argument("--slurm", metavar="PARTITION", help="submit runs as Slurm jobs through submitit, one GPU "
                    "each ('local': submitit's local executor, to try the path without a cluster)")
-    p.add_argument("--slurm-opts", nargs="+", default=[], metavar="KEY=VALUE",
+    p.add_argument("--slurm-opts", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="submitit parameters, e.g. timeout_min=240 slurm_account=lab mem_gb=64 gpus_per_node=1")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aurora-bench", description=__doc__, epilog=EPILOG)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show the traceback of an error, not only its one-line message")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("sweep", epilog=EPILOG, help="every (task, method, seed) of a config; resumes where it stopped")
+    _config_arg(p)
+    p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    p.add_argument("--replace-changed", action="store_true", help="results made with another config (a changed "
+                   "rate, say) are moved to <output>/replaced/runs/ and their runs made again")
+    p.add_argument("--no-report", action="store_true", help="print the run counts only, no report.md / tables")
+    _executors(p)
+    _common(p)
+    p = sub.add_parser("tune", epilog=EPILOG,
+                       help="choose each method's learning rate on the validation split (tune: in the config)")
+    _config_arg(p)
+    p.add_argument("--write", metavar="YAML", help="also write the chosen `lrs:` here (a file a config can include)")
+    _executors(p)
+    _common(p)
+    p = sub.add_parser("run", epilog=EPILOG, help="one (task, method, seed) of a config")
+    _config_arg(p)
+    p.add_argument("--task", required=True, help="a task of the config's `tasks`")
+    p.add_argument("--method", required=True,
+                   help="a variant of the config (methods, method_overrides) or a registered method")
+    p.add_argument("--seed", type=seed_int, default=0, help="the run's seed (default 0)")
+    p.add_argument("--replace-changed", action="store_true", help="a result made with another config is moved to "
+                   "<output>/replaced/runs/ once this run's result is written")
+    _common(p)
+    p = sub.add_parser("list", epilog=EPILOG, help="what a config runs: tasks, methods (variant -> method, config, "
+                       "rate), seeds, recipe, the data source and its options")
+    _config_arg(p)
+    _common(p)
+    p = sub.add_parser("report", epilog=EXIT_STATUS, help="tables and the Pareto plot from a results folder")
+    p.add_argument("results_dir", help="a sweep's output folder (holds runs/*.json)")
+    p.add_argument("--lora", default="lora", help="method variant used as the LoRA reference")
+    p.add_argument("--full", default="full", help="method variant used as the full fine-tuning reference")
+    _verbose(p)
+    demo = ("the embedded default: scikit-learn's digits, a tiny ViT pre-trained on digits 0-4, then full / linear / "
+            "lora / aurora adapting it to 5-9; on CPU, no network, no data to download")
+    p = sub.add_parser("demo", epilog=EXIT_STATUS, help=demo, description=demo + ". --set pretrain.KEY=VALUE sets "
+                       "the pretraining stage (classes, train_size, epochs, lr).")
+    _common(p, DEMO_SET_EXAMPLE)
+    for p in sub.choices.values():  # argparse shows the optional-to-it CONFIG as [CONFIG]; it is required
+        p.usage = p.format_usage().partition("usage: ")[2].replace("[CONFIG]", "CONFIG").rstrip()
+    parser.commands = sub.choices  # for errors found after parsing, with the command's own usage line
+    return parser
+
+
+def _config_from_values(parser, args) -> None:
+    """A list option (--set, --slurm-opts, --ray's optional ADDRESS) takes the words after it, the config file
+    too when it comes last: a word without '=' is no KEY=VALUE, so it is the config."""
+    if not hasattr(args, "set"):
+        return  # report: a folder, no config
+    strays = [v for v in args.set if "=" not in v]
+    args.set = [v for v in args.set if "=" in v]
+    if hasattr(args, "slurm_opts"):
+        strays += [v for v in args.slurm_opts if "=" not in v]
+        args.slurm_opts = [v for v in args.slurm_opts if "=" in v]
+    if getattr(args, "ray", None) and args.config is None and Path(args.ray).suffix in (".yaml", ".yml"):
+        strays, args.ray = strays + [args.ray], "local"
+    if not hasattr(args, "config"):
+        if strays:
+            parser.error(f"--set takes KEY=VALUE entries, got {', '.join(map(repr, strays))}")
+        return
+    if args.config is None and len(strays) == 1:
+        args.config = strays.pop()
+    if strays:
+        parser.error(f"unexpected argument(s) {', '.join(map(repr, strays))}: --set takes KEY=VALUE entries"
+                     + (f" and the config is {args.config!r}" if args.config else ""))
+    if args.config is None:
+        parser.error(f"a config file is required, e.g. aurora-bench {args.command} configs/vtab1k.yaml")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _config_from_values(parser.commands[args.command], args)
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as e:  # a mistake in the input: its message says what to fix, a traceback would bury it
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        print(f"aurora-bench: error: {e}", file=sys.stderr)
+        return 2
 
 
 def _executor(args):
     if args.slurm:
         import yaml
         from .executors.slurm_jobs import run_slurm
-        bad = [o for o in args.slurm_opts if "=" not in o]
-        if bad:
-            raise SystemExit(f"--slurm-opts {bad}: each must look like key=value, e.g. timeout_min=240")
         opts = {k: yaml.safe_load(v) for k, _, v in (o.partition("=") for o in args.slurm_opts)}
         return partial(run_slurm, partition=args.slurm, options=opts, quiet=args.quiet)
     if args.ray:
@@ -47,73 +180,43 @@ def _executor(args):
     return None
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="aurora-bench", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("sweep", help="every (task, method, seed) of a config; resumes where it stopped")
-    p.add_argument("config")
-    p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
-    p.add_argument("--replace-changed", action="store_true", help="results made with another config (a changed "
-                   "rate, say) are moved to <output>/replaced/runs/ and their runs made again")
-    p.add_argument("--no-report", action="store_true")
-    _executors(p)
-    _common(p)
-    p = sub.add_parser("tune", help="choose each method's learning rate on the validation split (tune: in the config)")
-    p.add_argument("config")
-    p.add_argument("--write", metavar="YAML", help="also write the chosen `lrs:` here (a file a config can include)")
-    _executors(p)
-    _common(p)
-    p = sub.add_parser("run", help="one (task, method, seed) of a config")
-    p.add_argument("config")
-    p.add_argument("--task", required=True)
-    p.add_argument("--method", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    _common(p)
-    p = sub.add_parser("report", help="tables and the Pareto plot from a results folder")
-    p.add_argument("results_dir")
-    p.add_argument("--lora", default="lora", help="method variant used as the LoRA reference")
-    p.add_argument("--full", default="full", help="method variant used as the full fine-tuning reference")
-    p = sub.add_parser("demo", help="the embedded default: digits, a tiny ViT, full / linear / lora / aurora, on CPU")
-    _common(p)
-    args = parser.parse_args(argv)
-
-    if args.command == "report":
-        print(write_report(args.results_dir, args.lora, args.full).read_text())
-        return 0
-    if args.command == "demo":
-        from .demo import load_demo_config, pretrain_backbone
-        cfg, pretrain = load_demo_config(args.set)
-        cfg["model"]["file"] = str(pretrain_backbone(cfg, pretrain, args.quiet))
-        counts = sweep(cfg, quiet=args.quiet)
-    elif args.command == "tune":
-        return _tune(args)
-    else:
-        cfg = load_config(args.config, args.set)
-        if args.command == "run":
-            result = run_and_record(resolve_run(cfg, args.task, args.method, args.seed), cfg["output"], args.quiet)
-            if ddp.is_main():
-                print(f"{result['status']}: " + (f"accuracy {result['accuracy']:.2f}%" if result["status"] == "ok"
-                                                  else result["error"]))
-            ddp.finish()
-            return 0 if result["status"] == "ok" else 1
-        counts = sweep(cfg, quiet=args.quiet, retry_failed=args.retry_failed, executor=_executor(args),
-                       replace_changed=args.replace_changed)
-        if args.no_report:
-            print(counts)
-            return 0 if not counts["failed"] else 1
-    print(f"runs: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} already done")
-    if counts["ok"] + counts["skipped"]:
+def _print_outcome(cfg: dict, counts: dict) -> int:
+    print(summary(counts, cfg["output"]))
+    if counts["ok"] + counts["skipped"] - counts["failed_before"]:  # some finished result to report
         print(write_report(cfg["output"]).read_text())
         print(f"TensorBoard: tensorboard --logdir {cfg['output']}/tb")
-    return 0 if not counts["failed"] else 1
+    return 0 if not counts["failed"] + counts["failed_before"] else 1
+
+
+def _sweep(args) -> int:
+    cfg = load_config(args.config, args.set)
+    require_ready(cfg)
+    counts = sweep(cfg, quiet=args.quiet, retry_failed=args.retry_failed, executor=_executor(args),
+                   replace_changed=args.replace_changed)
+    if args.no_report:
+        print(summary(counts, cfg["output"]))
+        return 0 if not counts["failed"] + counts["failed_before"] else 1
+    return _print_outcome(cfg, counts)
+
+
+def _run(args) -> int:
+    cfg = load_config(args.config, args.set)
+    select_run(cfg, args.task, args.method, args.seed)  # an unknown task or method is refused before any work
+    result = run_one(cfg, args.task, args.method, args.seed, args.quiet, args.replace_changed)
+    if ddp.is_main():
+        print(f"{result['status']}: " + (f"accuracy {result['accuracy']:.2f}%" if result["status"] == "ok"
+                                          else result["error"]))
+    ddp.finish()
+    return 0 if result["status"] == "ok" else 1
 
 
 def _tune(args) -> int:
     from .tune import choose, tuning_config, write_lrs
     cfg = load_config(args.config, args.set)
     tuned = tuning_config(cfg)
+    require_ready(tuned)
     counts = sweep(tuned, quiet=args.quiet, executor=_executor(args))
-    print(f"tuning runs: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} already done")
+    print("tuning " + summary(counts, tuned["output"]))
     write_report(tuned["output"])
     chosen = choose(tuned, tuned["output"])
     record = Path(tuned["output"]) / f"lrs-{cfg['name']}.yaml"  # one per config: tunes can share a folder
@@ -122,6 +225,26 @@ def _tune(args) -> int:
     print(record.read_text())
     return 0  # a rate whose run failed (a NaN loss at a high rate) has lost; the choice stands on the rest
 
+
+def _list(args) -> int:
+    from .describe import describe
+    print(describe(load_config(args.config, args.set)))
+    return 0
+
+
+def _report(args) -> int:
+    print(write_report(args.results_dir, args.lora, args.full).read_text())
+    return 0
+
+
+def _demo(args) -> int:
+    from .demo import load_demo_config, pretrain_backbone
+    cfg, pretrain = load_demo_config(args.set)
+    cfg["model"]["file"] = str(pretrain_backbone(cfg, pretrain, args.quiet))
+    return _print_outcome(cfg, sweep(cfg, quiet=args.quiet))
+
+
+COMMANDS = {"sweep": _sweep, "tune": _tune, "run": _run, "list": _list, "report": _report, "demo": _demo}
 
 if __name__ == "__main__":
     sys.exit(main())

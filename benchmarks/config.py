@@ -1,38 +1,47 @@
-"""Sweep configs: YAML files merged over defaults (`include:` for a base file), `--set key.path=value`
-overrides, and the resolution of one (task, method, seed) run into a complete, self-contained config."""
+"""Sweep configs: YAML files merged over the declared defaults (`include:` for base files), `--set
+key.path=value` overrides, all checked against the schema (config_schema.py, config_check.py); and the
+resolution of one (task, method, seed) run into a complete, self-contained, checked config."""
 import copy
+import re
 from pathlib import Path
 
 import yaml
 
-DEFAULTS = {
-    "name": "sweep",
-    "suite": "vtab",                  # task table used for class counts and VTAB groups
-    "tasks": [],
-    "methods": ["full", "linear", "lora", "aurora"],
-    "seeds": [0],
-    "tuning": False,                  # True: train on the tuning splits, evaluate on validation only
-    "output": "results",
-    "model": {"name": "vit_base_patch16_224.orig_in21k", "pretrained": True, "file": None, "image_size": 224,
-              "kwargs": {}},
-    "data": {"source": "vtab", "root": None, "train_split": "train800val200", "eval_split": "test",
-             "tuning_train_split": "train800", "tuning_eval_split": "val200", "cache_dir": None,
-             "hflip": False, "crop_scale": None},
-    "train": {"epochs": 100, "batch_size": 64, "lr": 1e-3, "head_lr": None, "weight_decay": 1e-4,
-              "warmup_epochs": 10, "schedule": "cosine", "label_smoothing": 0.0, "precision": "auto",
-              "eval_every": 10, "eval_batch_size": 256, "device": "auto", "compile": False,
-              "calibrated_merge": False},  # also evaluate AuroRA's calibrated merge (run/evaluate.py)
-    # variant or registered method -> learning rate (as `aurora-bench tune` writes them); a variant without an
-    # entry takes its method's; below task and variant overrides
-    "lrs": {},
-    # learning-rate grids for `aurora-bench tune`: variant (or 'default') -> [rates]; trained on the tuning splits
-    "tune": {"methods": None, "tasks": None, "seeds": [0], "lrs": {"default": [1e-3, 3e-3, 1e-2]}},
-    # variant name -> {method: registered method (default: the name), config: {...}, train: {...}}
-    "method_overrides": {},
-    # task name -> {train: {...}, data: {...}, model: {...}}
-    "task_overrides": {},
-}
-RUN_SECTIONS = ("model", "data", "train")
+from .config_check import check_config, check_run, known_variants, require_data
+from .config_schema import SECTIONS, TOP
+from .data import COMMON, SOURCES, options_of
+from .schema import ConfigError, closest
+
+
+def _defaults() -> dict:
+    out = {key: copy.deepcopy(option.default) for key, option in TOP.items()}
+    for name, options in SECTIONS.items():
+        out[name] = {key: copy.deepcopy(option.default) for key, option in options.items()}
+    out["data"] = {key: copy.deepcopy(o.default) for key, o in options_of(COMMON["source"].default).items()}
+    return out
+
+
+DEFAULTS = _defaults()
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 floats: PyYAML (YAML 1.1) reads `lr: 1e-3` as the string '1e-3'."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+"
+               r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF))$|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str, where: str):
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{where} is not valid YAML{at}: {getattr(e, 'problem', None) or e}") from e
 
 
 def deep_merge(base: dict, update: dict) -> dict:
@@ -42,53 +51,143 @@ def deep_merge(base: dict, update: dict) -> dict:
     return out
 
 
+def merge_data(base: dict, update) -> dict:
+    """A `data:` layer over another. A layer naming another source starts that source's options afresh (the
+    common keys carry over): vtab's data.root means nothing to the hf source."""
+    if not isinstance(base, dict) or not isinstance(update, dict):
+        return copy.deepcopy(update if update is not None else base)
+    if "source" in update and update["source"] != base.get("source"):
+        base = {k: v for k, v in base.items() if k in COMMON}
+    return deep_merge(base, update)
+
+
+def merge_config(base: dict, update: dict) -> dict:
+    out = deep_merge(base, {k: v for k, v in update.items() if k != "data"})
+    if "data" in update:
+        out["data"] = merge_data(base.get("data"), update["data"])
+    return out
+
+
 def load_config(source=None, overrides=()) -> dict:
-    """DEFAULTS <- included files <- the file (or a dict) <- `overrides` ('a.b=value', values parsed as YAML)."""
+    """DEFAULTS <- included files <- the file (or a dict) <- `overrides` ('a.b=value', values parsed as YAML),
+    checked: the config itself, and every run its tasks and variants resolve to."""
     cfg = copy.deepcopy(DEFAULTS)
     if isinstance(source, dict):
-        cfg = deep_merge(cfg, source)
+        if "include" in source:
+            raise ConfigError("include: works in config files only (its names are relative to the file)")
+        cfg = merge_config(cfg, source)
     elif source is not None:
-        cfg = deep_merge(cfg, _read_with_includes(Path(source)))
+        cfg = merge_config(cfg, read_config(Path(source)))
     for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"override {item!r} must look like key.path=value")
-        node = cfg
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"override {item!r}: {p!r} is not a section")
-        node[leaf] = yaml.safe_load(value)
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown config key(s) {unknown}; top-level keys: {sorted(DEFAULTS)}")
+        apply_override(cfg, item)
+    cfg = check_config(cfg)
+    tasks = dict.fromkeys([*cfg["tasks"], *(cfg["tune"]["tasks"] or []), *cfg["task_overrides"]])
+    variants = dict.fromkeys([*cfg["methods"], *(cfg["tune"]["methods"] or []), *cfg["method_overrides"]])
+    for task in tasks:
+        for variant in variants:
+            resolve_run(cfg, task, variant, cfg["seeds"][0])
     return cfg
 
 
-def _read_with_includes(path: Path) -> dict:
+def read_config(path: Path, chain: tuple = ()) -> dict:
+    """The file merged over the files its `include:` names (relative to it, in order); cycles are errors."""
     if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+        raise ConfigError(f"config file {path} does not exist" + (f" (included by {chain[-1]})" if chain else ""))
+    if any(path.resolve() == p.resolve() for p in chain):
+        raise ConfigError(f"include cycle: {' -> '.join(str(p) for p in (*chain, path))}")
+    data = parse_yaml(path.read_text(), str(path))
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys (name:, tasks:, train:, ...), "
+                          f"got a {type(data).__name__}")
+    includes = data.pop("include", None) or []
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise ConfigError(f"include in {path} must be a list of file names such as [base.yaml], got {includes!r}")
     base = {}
-    for inc in data.pop("include", []) or []:
-        base = deep_merge(base, _read_with_includes(path.parent / inc))
-    return deep_merge(base, data)
+    for name in includes:
+        base = merge_config(base, read_config(path.parent / name, (*chain, path)))
+    return merge_config(base, data)
+
+
+def apply_override(cfg: dict, item: str) -> None:
+    """`key.path=value` set in place; the value is YAML (`seeds=[0,1]`, `train.lr=3e-3`, `data.root=/x`)."""
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {item!r} must look like key.path=value, e.g. train.lr=0.01")
+    value = parse_yaml(text, f"the value of override {item!r}")
+    *parents, leaf = key.split(".")
+    node = cfg
+    for depth, name in enumerate(parents):
+        if node.get(name) is None:
+            node[name] = {}
+        if not isinstance(node[name], dict):
+            raise ConfigError(f"override {item!r}: {'.'.join(parents[:depth + 1])} is {node[name]!r}, not a section")
+        node = node[name]
+    if key == "data.source":
+        cfg["data"] = merge_data(cfg["data"], {"source": value})
+    else:
+        node[leaf] = value
 
 
 def resolve_run(cfg: dict, task: str, variant: str, seed: int) -> dict:
-    """Everything one run needs, and all that its result records: no reference back to the sweep file."""
-    mo = cfg["method_overrides"].get(variant, {}) or {}
-    to = cfg["task_overrides"].get(task, {}) or {}
+    """Everything one run needs, and all that its result records: no reference back to the sweep file.
+    Checked like the config, so that a task or variant override cannot bring in a bad value."""
+    mo = cfg["method_overrides"].get(variant) or {}
+    to = cfg["task_overrides"].get(task) or {}
     run = {"name": cfg["name"], "suite": cfg["suite"], "task": task, "seed": int(seed), "tuning": bool(cfg["tuning"])}
-    method = mo.get("method", variant)
+    method = mo.get("method") or variant
     lrs = cfg["lrs"] or {}
     lr = lrs.get(variant, lrs.get(method))  # a variant's own tuned rate, else its method's
     base = cfg if lr is None else {**cfg, "train": {**cfg["train"], "lr": lr}}
-    for section in RUN_SECTIONS:
-        run[section] = deep_merge(deep_merge(base[section], to.get(section, {})), mo.get(section, {}))
-    run["method"] = {"variant": variant, "name": method, "config": mo.get("config", {}) or {}}
+    for section in ("model", "train"):
+        run[section] = deep_merge(deep_merge(base[section], to.get(section) or {}), mo.get(section) or {})
+    run["data"] = merge_data(merge_data(base["data"], to.get("data") or {}), mo.get("data") or {})
+    run["method"] = {"variant": variant, "name": method, "config": mo.get("config") or {}}
+    try:
+        run = check_run(run)
+    except ConfigError as e:
+        layers = [f"task_overrides.{task}"] * bool(to) + [f"method_overrides.{variant}"] * bool(mo) + \
+                 [f"lrs.{variant if variant in lrs else method}"] * (lr is not None)
+        if not layers:
+            raise
+        raise ConfigError(f"{e} (this run merges {' and '.join(layers)} over the config)") from e
     data = run["data"]
     data["split_train"] = data["tuning_train_split"] if run["tuning"] else data["train_split"]
     data["split_eval"] = data["tuning_eval_split"] if run["tuning"] else data["eval_split"]
     return run
+
+
+def without_defaults(run: dict) -> dict:
+    """`run` less the model, train and data keys that hold their declared default: a key declared after a
+    result was recorded (with a default that keeps the old behaviour) then leaves that result comparable."""
+    out = dict(run)
+    data = run.get("data") or {}
+    declared = {"model": SECTIONS["model"], "train": SECTIONS["train"],
+                "data": options_of(data["source"]) if data.get("source") in SOURCES else COMMON}
+    for section, options in declared.items():
+        if isinstance(run.get(section), dict):
+            out[section] = {k: v for k, v in run[section].items()
+                            if not (k in options and v == options[k].default)}
+    return out
+
+
+def select_run(cfg: dict, task: str, variant: str, seed: int) -> dict:
+    """The run `aurora-bench run` asks for, refused before anything loads when the config does not know its
+    task (a data source may not check task names) or its method."""
+    if task not in cfg["tasks"]:
+        raise ConfigError(f"task {task!r} is not in the config's tasks{closest(task, cfg['tasks'])} "
+                          f"(tasks: {', '.join(cfg['tasks'])}); add it with --set tasks=[...]")
+    variants = sorted(set(known_variants(cfg)) | set(cfg["methods"]))
+    if variant not in variants:
+        raise ConfigError(f"unknown method {variant!r}{closest(variant, variants)}: neither a registered method "
+                          f"nor a variant in method_overrides (known: {', '.join(variants)})")
+    run = resolve_run(cfg, task, variant, seed)
+    require_data(run)
+    return run
+
+
+def require_ready(cfg: dict) -> None:
+    """Every run of the sweep has the data options its source needs: checked before the first run starts."""
+    for task in cfg["tasks"]:
+        for variant in cfg["methods"]:
+            require_data(resolve_run(cfg, task, variant, cfg["seeds"][0]))

@@ -5,6 +5,7 @@ import json
 import statistics
 from pathlib import Path
 
+from . import store
 from .data.tasks import VTAB_GROUPS, lookup
 
 
@@ -14,7 +15,7 @@ def load_results(results_dir) -> list[dict]:
     paths = sorted(Path(results_dir).glob("runs/*.json"))
     if not paths:
         raise FileNotFoundError(f"no result files under {Path(results_dir) / 'runs'}; run a sweep first")
-    results = [json.loads(p.read_text()) for p in paths]
+    results = store.load_all(results_dir)  # valid records; a bad file is quarantined with a warning
     merged = [{**r, "method": f"{r['method']} ({form} merge)", "accuracy": r[f"accuracy_{form}_merge"]}
               for form in ("static", "calibrated") for r in results if r.get(f"accuracy_{form}_merge") is not None]
     return results + merged

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from . import store
 from .config import deep_merge
 from .report import load_results
 
@@ -58,6 +59,4 @@ def write_lrs(chosen: dict, tuned: dict, path) -> Path:
              "the validation split only). Chosen: the best rate per variant."]
     for v, row in chosen["table"].items():
         lines.append(f"#   {v}: " + ", ".join(f"{lr:g} -> {acc:.2f}" for lr, acc in sorted(row.items())))
-    path = Path(path)
-    path.write_text("\n".join(lines) + "\n" + yaml.safe_dump({"lrs": chosen["lrs"]}, sort_keys=False))
-    return path
+    return store.write_text(path, "\n".join(lines) + "\n" + yaml.safe_dump({"lrs": chosen["lrs"]}, sort_keys=False))

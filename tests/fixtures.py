@@ -53,3 +53,9 @@ def image_folder_task(root: Path, task: str = "own", classes=("cat", "dog"), n: 
             for i in range(n):
                 write_image(root / task / split / c / f"{i}.png", hash((split, c, i)) % 1000)
     return root / task
+
+
+def write_gray16(path: Path, values: np.ndarray) -> None:
+    """A 16-bit grayscale PNG (Pillow mode 'I;16') holding `values` (uint16)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(values, dtype=np.uint16)).save(path)

@@ -1,10 +1,18 @@
-"""Runners for the parallel-sweep tests; imported by name inside spawned worker processes."""
+"""Runners for the sweep and store tests; imported by name inside spawned worker processes and subprocesses."""
 import os
+import time
 from pathlib import Path
 
 
+def fake_record(run, accuracy, **extra):
+    """An 'ok' record with every field the store requires, made up."""
+    return {"status": "ok", "config": run, "task": run["task"], "method": run["method"]["variant"],
+            "seed": run["seed"], "accuracy": float(accuracy), "accuracy_of": "test split, final epoch (1)",
+            "params": {"trainable": 10, "head": 2}, "gmacs_per_image": 1.0, "train_img_per_s": 100.0, **extra}
+
+
 def ok_runner(run, logdir=None, quiet=False):
-    return {"status": "ok", "config": run, "accuracy": float(run["seed"]), "pid": os.getpid()}
+    return fake_record(run, run["seed"], pid=os.getpid())
 
 
 def crash_once_runner(run, logdir=None, quiet=False):
@@ -20,3 +28,37 @@ def env_runner(run, logdir=None, quiet=False):
     """Reports the device pinning its worker was given."""
     keys = ("CUDA_VISIBLE_DEVICES", "AURORA_VISION_DEVICE_SHARED_BY")
     return {**ok_runner(run), "env": {k: os.environ.get(k) for k in keys}}
+
+
+def _output(logdir) -> Path:
+    return Path(logdir).parents[3]  # <output>/tb/<task>/<variant>/seed<N>
+
+
+def sleeping_runner(run, logdir=None, quiet=False):
+    """Writes its process id to <output>/pids/, then trains for a minute."""
+    (_output(logdir) / "pids").mkdir(exist_ok=True)
+    (_output(logdir) / "pids" / str(os.getpid())).touch()
+    time.sleep(60)
+    return ok_runner(run)
+
+
+def gated_runner(run, logdir=None, quiet=False):
+    """Logs each call to <output>/calls.log; its first run says so (<output>/started) and waits for <output>/go."""
+    out = _output(logdir)
+    with open(out / "calls.log", "a") as f:
+        f.write(f"{os.getpid()} {run['method']['variant']}\n")
+    if not (out / "started").exists():
+        (out / "started").touch()
+        while not (out / "go").exists():
+            time.sleep(0.05)
+    return ok_runner(run)
+
+
+def big_record_runner(run, logdir=None, quiet=False):
+    """A record of some 20 kB (a long curve)."""
+    return fake_record(run, 42.5, curve=[{"epoch": i, "loss": 1.0 / (i + 1)} for i in range(600)])
+
+
+def counts(**made):
+    """A sweep's counts: `made` and zeros."""
+    return {**dict.fromkeys(("ok", "failed", "skipped", "elsewhere", "unsaved", "failed_before"), 0), **made}

@@ -1,12 +1,21 @@
+import os
+import shutil
+import time
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from benchmarks.data import DataError, DeviceSplit, DeviceTransform, list_split, load_split, lookup
+from benchmarks.data import DataError, DeviceSplit, DeviceTransform, RawSplit, list_split, load_split, lookup
 from benchmarks.data import cache as cache_mod
+from benchmarks.data.keys import content_key
+from benchmarks.data.pixels import to_rgb8
+from benchmarks.run.inputs import decoded_splits, transform_for
 
-from fixtures import fgvc_task, image_folder_task, vtab_task, write_image
+from fixtures import fgvc_task, image_folder_task, vtab_task, write_gray16, write_image
 
 
 def vtab(root):
@@ -192,3 +201,206 @@ def test_device_split_batches_cover_everything_once():
     seen = torch.cat([y for _, y in s.batches(3, generator=torch.Generator().manual_seed(0))])
     assert sorted(seen.tolist()) == list(range(10))
     assert [len(y) for _, y in s.batches(3)] == [3, 3, 3, 1]
+
+
+# --- the decode cache keys content, not names -------------------------------------------------------------
+
+def test_cache_decodes_rewritten_images_again(tmp_path):
+    d = vtab_task(tmp_path, "mytask")
+    raw = list_split(vtab(tmp_path), "mytask", "test")
+    first, _ = load_split(raw, 16, tmp_path / "cache")
+    assert first.max() > 0
+    for p in (d / "images/test").glob("*.jpg"):  # same names, new content
+        Image.new("RGB", (12, 12)).save(p)
+    again, _ = load_split(list_split(vtab(tmp_path), "mytask", "test"), 16, tmp_path / "cache")
+    assert again.shape == first.shape and again.max() == 0
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1  # the stale entry is gone
+
+
+def test_corrupt_image_fails_despite_an_old_cache_entry(tmp_path):
+    d = vtab_task(tmp_path, "mytask")
+    load_split(list_split(vtab(tmp_path), "mytask", "test"), 16, tmp_path / "cache")
+    (d / "images/test/000004.jpg").write_bytes(np.random.default_rng(0).bytes(300))
+    with pytest.raises(DataError, match=r"cannot read image .*000004.jpg"):
+        load_split(list_split(vtab(tmp_path), "mytask", "test"), 16, tmp_path / "cache")
+
+
+def test_cache_key_sees_a_same_size_rewrite_with_its_mtime_restored(tmp_path):
+    d = vtab_task(tmp_path, "mytask")
+    load_split(list_split(vtab(tmp_path), "mytask", "test"), 16, tmp_path / "cache")
+    f = d / "images/test/000004.jpg"
+    st = f.stat()
+    time.sleep(0.02)  # past the file clock's tick, so the rewrite gets a new ctime
+    f.write_bytes(bytes(st.st_size))
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # as touch -d / cp -p / rsync -a would leave it
+    with pytest.raises(DataError, match=r"cannot read image .*000004.jpg"):
+        load_split(list_split(vtab(tmp_path), "mytask", "test"), 16, tmp_path / "cache")
+
+
+def test_cache_key_of_sources_without_paths(tmp_path):
+    for c in ("AnnualCrop", "Forest"):
+        for i in range(3):
+            write_image(tmp_path / "eurosat" / "2750" / c / f"{c}_{i}.jpg", i)
+    cfg = {"source": "torchvision", "root": str(tmp_path), "split_sizes": {"eurosat": [4, 1, 1]}}
+    raw = list_split(cfg, "eurosat", "train")
+    assert len(raw.files) == 4 and all(f.endswith(".jpg") for f in raw.files)  # torchvision: its samples' files
+    before = content_key(raw)
+    write_image(Path(raw.files[0]), 99, size=(13, 12))
+    assert content_key(list_split(cfg, "eurosat", "train")) != before
+    digits = list_split({"source": "digits"}, "d", "train")
+    assert digits.files == [] and "sklearn" in digits.key  # the images ship with scikit-learn
+    with pytest.raises(TypeError, match="does not name the files"):
+        content_key(RawSplit({"source": "x"}, [0], np.zeros(1), 2, load=lambda i: i))
+
+
+def test_unreadable_cache_file_names_it(tmp_path):
+    vtab_task(tmp_path, "mytask")
+    raw = list_split(vtab(tmp_path), "mytask", "test")
+    load_split(raw, 16, tmp_path / "cache")
+    (entry,) = (tmp_path / "cache").glob("*.npz")
+    entry.write_bytes(b"truncated")
+    with pytest.raises(DataError, match=r"cache file .*\.npz is unreadable .*delete it"):
+        load_split(raw, 16, tmp_path / "cache")
+
+
+# --- 16-bit and float images -----------------------------------------------------------------------------
+
+def test_16bit_png_is_scaled_not_clipped(tmp_path):
+    ramp = np.tile(np.linspace(0, 65535, 32).astype(np.uint16), (4, 1))
+    write_gray16(tmp_path / "own/train/a/0.png", ramp)
+    write_gray16(tmp_path / "own/train/b/0.png", ramp[:, ::-1])
+    raw = list_split({"source": "folder", "root": str(tmp_path)}, "own", "train")
+    images, _ = load_split(raw, 16, None)
+    assert np.array_equal(images[0, ..., 0], (ramp >> 8).astype(np.uint8))  # top 8 bits: 65535 -> 255
+    assert (images[0] == images[0, ..., :1]).all()  # gray in all three channels
+
+
+def test_mode_i_and_f_images_scale_or_fail():
+    ramp = np.linspace(0, 65535, 16).reshape(4, 4)
+    assert np.array_equal(np.asarray(to_rgb8(Image.fromarray(ramp.astype(np.int32)), "x"))[..., 0],
+                          ramp.astype(np.uint32) >> 8)
+    with pytest.raises(DataError, match=r"img.tif: 32-bit integer image with values in \[0, 70000\]"):
+        to_rgb8(Image.fromarray(np.array([[0, 70000]], np.int32)), "img.tif")
+    unit = np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4)
+    assert np.asarray(to_rgb8(Image.fromarray(unit), "x"))[..., 0].tolist() == np.round(unit * 255).tolist()
+    with pytest.raises(DataError, match=r"float image with values in \[0, 2\]"):
+        to_rgb8(Image.fromarray(unit * 2), "x")
+
+
+# --- the folder source matches classes by name ------------------------------------------------------------
+
+def folder(root, **kw):
+    return {"source": "folder", "root": str(root), **kw}
+
+
+def test_folder_eval_split_maps_classes_by_name(tmp_path):
+    d = image_folder_task(tmp_path, "own", classes=("cat", "dog", "emu"))
+    shutil.rmtree(d / "test/cat")  # a test split lacking a class keeps the others' labels
+    raw = list_split(folder(tmp_path), "own", "test")
+    assert raw.num_classes == 3 and raw.labels.tolist() == [1, 1, 1, 2, 2, 2]
+    (d / "test/dog").rename(d / "test/zdog")
+    with pytest.raises(DataError, match=r"class folder\(s\) \['zdog'\] are not classes of task 'own' "
+                                        r"\(.*own/train defines 3: cat, dog, emu\)"):
+        list_split(folder(tmp_path), "own", "test")
+
+
+def test_folder_classes_txt_defines_order_and_train_split_is_configurable(tmp_path):
+    d = image_folder_task(tmp_path, "own", classes=("cat", "dog"))
+    (d / "train").rename(d / "trainval")
+    with pytest.raises(DataError, match=r"come from .*classes.txt or from the class folders of its train split "
+                                        r".*own/train; neither exists"):
+        list_split(folder(tmp_path), "own", "test")
+    assert list_split(folder(tmp_path, train_split="trainval"), "own", "test").labels.tolist() == [0] * 3 + [1] * 3
+    (d / "classes.txt").write_text("dog\ncat\n")
+    assert list_split(folder(tmp_path), "own", "test").labels.tolist() == [1] * 3 + [0] * 3
+
+
+def test_folder_skips_hidden_folders_and_rejects_empty_classes(tmp_path):
+    d = image_folder_task(tmp_path, "own", classes=("cat", "dog"))
+    (d / "test/.ipynb_checkpoints").mkdir()
+    assert list_split(folder(tmp_path), "own", "test").num_classes == 2
+    (d / "train/emu").mkdir()
+    with pytest.raises(DataError, match=r"class folder .*own/train/emu has no images"):
+        list_split(folder(tmp_path), "own", "train")
+
+
+# --- what a train split must hold ---------------------------------------------------------------------------
+
+def run_for(root, task, **data):
+    return {"task": task, "model": {"image_size": 16},
+            "data": {"source": "vtab", "root": str(root), "cache_dir": str(root / "cache"),
+                     "split_train": "train800", "split_eval": "test", **data}}
+
+
+def test_one_class_task_is_an_error(tmp_path):
+    vtab_task(tmp_path, "mono", num_classes=1)
+    with pytest.raises(DataError, match=r"task 'mono', split 'train800': 1 class\(es\) .* at least two"):
+        decoded_splits(run_for(tmp_path, "mono"))
+    d = vtab_task(tmp_path, "onelabel", num_classes=3)
+    (d / "train800.txt").write_text("".join(f"images/train800/{i:06d}.jpg 2\n" for i in range(4)))
+    with pytest.raises(DataError, match=r"task 'onelabel', split 'train800': 1 class\(es\) in the labels"):
+        decoded_splits(run_for(tmp_path, "onelabel"))
+
+
+def test_num_classes_beyond_the_train_labels(tmp_path):
+    d = vtab_task(tmp_path, "mytask", num_classes=3)
+    (d / "classes.txt").unlink()
+    with pytest.raises(DataError, match=r"'mytask': 5 classes, but the train split 'train800' has labels of only 3 "
+                                        r"\(missing: 3, 4\): set data.num_classes to 3"):
+        decoded_splits(run_for(tmp_path, "mytask", num_classes=5))
+    (d / "classes.txt").write_text("".join(f"c{i}\n" for i in range(4)))  # the data declares a 4th class
+    with pytest.warns(UserWarning, match=r"4 classes, but .* only 3 \(missing: 3\): the head has 4 outputs"):
+        assert decoded_splits(run_for(tmp_path, "mytask"))[1] == 4
+    vtab_task(tmp_path, "svhn", num_classes=3)  # VTAB's table says 10: authoritative, a subset may lack some
+    (tmp_path / "svhn/classes.txt").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert decoded_splits(run_for(tmp_path, "svhn"))[1] == 10
+
+
+# --- timm's data config -----------------------------------------------------------------------------------
+
+def gradient(h, w):
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.stack([xx * 12, yy * 18, (xx + yy) * 7], -1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("crop_mode", ["center", "squash"])
+@pytest.mark.parametrize("hw", [(14, 20), (20, 14)])
+def test_device_eval_matches_timm_eval_transform(interpolation, crop_mode, hw):
+    from timm.data import create_transform
+    img = gradient(*hw)
+    kw = dict(interpolation=interpolation, crop_pct=0.875, crop_mode=crop_mode, mean=(0.4, 0.5, 0.6),
+              std=(0.2, 0.25, 0.3))
+    ref = create_transform(input_size=(3, 8, 8), is_training=False, **kw)(Image.fromarray(img))
+    x = torch.from_numpy(img).permute(2, 0, 1)[None]
+    ours = DeviceTransform(8, **kw)(x)[0]
+    std255 = torch.tensor(kw["std"]).view(3, 1, 1) * 255
+    assert ((ours - ref).abs() * std255).max() < 1.5  # grey levels: PIL and torch resampling round differently
+    uncropped = DeviceTransform(8, **{**kw, "crop_pct": None})(x)[0]
+    assert ((uncropped - ref).abs() * std255).max() > 10  # the crop is what makes them agree
+    assert torch.equal(DeviceTransform(8, **kw)(x, train=True)[0], uncropped)  # training never center-crops
+
+
+def test_transform_follows_timm_data_config_and_the_run_records_it(tmp_path):
+    import timm
+    from benchmarks.config import load_config, resolve_run
+    from benchmarks.run import train_run
+    model_cfg = {"name": "vit_tiny_patch16_224", "pretrained": False, "image_size": 16,
+                 "kwargs": {"patch_size": 8, "depth": 1, "embed_dim": 16, "num_heads": 2}}
+    model = timm.create_model(model_cfg["name"], img_size=16, **model_cfg["kwargs"])
+    model.pretrained_cfg = {**model.pretrained_cfg, "mean": (0.1, 0.2, 0.3), "interpolation": "bilinear"}
+    data = {"hflip": False, "crop_scale": None}
+    t = transform_for(model, {"model": model_cfg, "data": {**data, "eval_crop": "timm"}})
+    assert t.data_config == {"input_size": [3, 16, 16], "interpolation": "bilinear", "mean": [0.1, 0.2, 0.3],
+                             "std": [0.5, 0.5, 0.5], "crop_pct": 0.9, "crop_mode": "center"}
+    assert transform_for(model, {"model": model_cfg, "data": data}).data_config["crop_pct"] is None  # default
+
+    vtab_task(tmp_path / "data", "mytask", num_classes=3)
+    cfg = load_config({"name": "t", "output": str(tmp_path / "out"), "model": model_cfg,
+                       "data": {"root": str(tmp_path / "data"), "cache_dir": str(tmp_path / "cache"),
+                                "eval_crop": "timm"},
+                       "train": {"epochs": 1, "batch_size": 6, "warmup_epochs": 0, "eval_every": 1, "device": "cpu"}})
+    result = train_run(resolve_run(cfg, "mytask", "linear", 0), quiet=True)
+    assert result["data_config"]["crop_pct"] == 0.9 and result["data_config"]["input_size"] == [3, 16, 16]

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import timm
 import torch
@@ -5,7 +7,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 import aurora_vision as av
-from aurora_vision.layers import AdapterLinear
+from aurora_vision.layers import AdapterLinear, LoraLinear
 
 from conftest import tiny_input, tiny_model
 
@@ -150,3 +152,43 @@ def test_merge_and_unload_gives_plain_base_structure(family, method):
         assert torch.allclose(model(x), merged, atol=1e-6)
     assert not list(av.adapter_layers(model))
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in tiny_model(family).parameters())
+
+
+TARGETED = [m for m in av.list_methods() if issubclass(av.get_method(m).config_cls, av.config.TargetedConfig)]
+RANKED = [m for m in TARGETED if "alpha" in {f.name for f in dataclasses.fields(av.get_method(m).config_cls)}]
+
+
+def test_every_adapter_method_validates_its_config():
+    assert set(TARGETED) == {"aurora", "dora", "fourierft", "lora", "peft-lora", "vera"}
+    assert set(RANKED) == {"aurora", "dora", "lora", "peft-lora"}
+
+
+@pytest.mark.parametrize("method", TARGETED)
+@pytest.mark.parametrize("targets", [[], "", [".*qkv", 3], None])
+def test_targets_must_be_a_string_or_list_of_strings(method, targets):
+    with pytest.raises(ValueError, match="targets must be"):
+        av.config.make_config(av.get_method(method).config_cls, targets=targets)
+
+
+@pytest.mark.parametrize("method", RANKED)
+@pytest.mark.parametrize("field,value", [("alpha", 0), ("alpha", -1.0), ("r", 0), ("r", 2.0), ("dropout", 1.0)])
+def test_rank_alpha_dropout_checked_for_every_low_rank_method(method, field, value):
+    with pytest.raises(ValueError, match=f"{field} must be"):
+        av.config.make_config(av.get_method(method).config_cls, **{field: value})
+
+
+def test_a_new_config_field_reaches_the_layer_without_editing_methods():
+    @dataclasses.dataclass
+    class ScaledConfig(av.LoraConfig):
+        extra_scale: float = 3.0
+
+    class ScaledLora(LoraLinear):
+        def __init__(self, base_layer, extra_scale: float = 1.0, **kwargs):
+            super().__init__(base_layer, **kwargs)
+            self.extra_scale = extra_scale
+
+    model = tiny_model()
+    av.methods.inject(model, ScaledLora, ScaledConfig(r=3, extra_scale=5.0, targets="mlp"))
+    layers = dict(av.adapter_layers(model))
+    assert sorted(layers) == ["blocks.0.mlp.fc1", "blocks.0.mlp.fc2", "blocks.1.mlp.fc1", "blocks.1.mlp.fc2"]
+    assert {(l.extra_scale, l.r) for l in layers.values()} == {(5.0, 3)}

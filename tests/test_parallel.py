@@ -9,12 +9,14 @@ from benchmarks.executors.processes import run_parallel
 from benchmarks.sweep import sweep
 
 import parallel_runners
+from parallel_runners import counts
 
 TWO_WORKERS = partial(run_parallel, devices=[None, None], quiet=True)
 
 
 def cfg_for(tmp_path, methods):
-    return load_config({"tasks": ["t"], "methods": methods, "seeds": [0, 1], "output": str(tmp_path / "out")})
+    return load_config({"tasks": ["t"], "methods": methods, "seeds": [0, 1], "output": str(tmp_path / "out"),
+                        "method_overrides": {m: {"method": "full"} for m in methods}})  # names for the fake runners
 
 
 def results(cfg):
@@ -24,22 +26,20 @@ def results(cfg):
 def test_parallel_sweep_matches_serial_and_uses_several_processes(tmp_path):
     par = cfg_for(tmp_path / "p", ["a", "b", "c"])
     ser = cfg_for(tmp_path / "s", ["a", "b", "c"])
-    assert sweep(par, quiet=True, runner=parallel_runners.ok_runner, executor=TWO_WORKERS) == \
-        {"ok": 6, "failed": 0, "skipped": 0}
+    assert sweep(par, quiet=True, runner=parallel_runners.ok_runner, executor=TWO_WORKERS) == counts(ok=6)
     sweep(ser, quiet=True, runner=parallel_runners.ok_runner)
     rp, rs = results(par), results(ser)
     assert sorted(rp) == sorted(rs) and len(rp) == 6
     assert all(rp[k]["accuracy"] == rs[k]["accuracy"] for k in rp)
     assert len({r["pid"] for r in rp.values()}) == 2  # both workers took runs
     # resumes: nothing is run twice
-    assert sweep(par, quiet=True, runner=parallel_runners.ok_runner, executor=TWO_WORKERS) == \
-        {"ok": 0, "failed": 0, "skipped": 6}
+    assert sweep(par, quiet=True, runner=parallel_runners.ok_runner, executor=TWO_WORKERS) == counts(skipped=6)
 
 
 def test_worker_crash_is_retried_once_then_recorded(tmp_path):
     cfg = cfg_for(tmp_path, ["a", "b", "always"])
-    counts = sweep(cfg, quiet=True, runner=parallel_runners.crash_once_runner, executor=TWO_WORKERS)
-    assert counts == {"ok": 4, "failed": 2, "skipped": 0}
+    made = sweep(cfg, quiet=True, runner=parallel_runners.crash_once_runner, executor=TWO_WORKERS)
+    assert made == counts(ok=4, failed=2)
     res = results(cfg)
     assert res["t__b__seed0"]["status"] == "ok" and res["t__b__seed1"]["status"] == "ok"  # retried after a crash
     assert res["t__always__seed0"]["status"] == "failed"
@@ -55,13 +55,13 @@ def test_ray_local_instance(tmp_path):
              runtime_env={"env_vars": {"PYTHONPATH": f"{here}:{here.parent}"}})
     try:
         cfg = cfg_for(tmp_path, ["a", "b", "always"])
-        counts = sweep(cfg, quiet=True, runner=parallel_runners.crash_once_runner, executor=partial(run_ray, quiet=True))
-        assert counts == {"ok": 4, "failed": 2, "skipped": 0}
+        made = sweep(cfg, quiet=True, runner=parallel_runners.crash_once_runner, executor=partial(run_ray, quiet=True))
+        assert made == counts(ok=4, failed=2)
         res = results(cfg)
         assert res["t__b__seed0"]["status"] == "ok"  # the crashed worker's run was retried by Ray
         assert "ray task failed after a retry" in res["t__always__seed1"]["error"]
         assert sweep(cfg, quiet=True, runner=parallel_runners.ok_runner, executor=partial(run_ray, quiet=True)) == \
-            {"ok": 0, "failed": 0, "skipped": 6}
+            counts(skipped=6, failed_before=2)
     finally:
         ray.shutdown()
 
@@ -86,11 +86,12 @@ def test_slurm_through_submitit_local_executor_retries_then_records(tmp_path, mo
 
     here = Path(__file__).parent  # the jobs import the test runners by name
     monkeypatch.setenv("PYTHONPATH", f"{here}:{here.parent}")
-    cfg = load_config({"tasks": ["t"], "methods": ["b", "always"], "seeds": [0], "output": str(tmp_path / "out")})
+    cfg = load_config({"tasks": ["t"], "methods": ["b", "always"], "seeds": [0], "output": str(tmp_path / "out"),
+                       "method_overrides": {"b": {"method": "full"}, "always": {"method": "full"}}})
     executor = partial(run_slurm, partition="local", options={"gpus_per_node": 0, "cpus_per_task": 1},
                        quiet=True, poll_s=0.2)
-    counts = sweep(cfg, quiet=True, runner=parallel_runners.crash_once_runner, executor=executor)
-    assert counts == {"ok": 1, "failed": 1, "skipped": 0}
+    made = sweep(cfg, quiet=True, runner=parallel_runners.crash_once_runner, executor=executor)
+    assert made == counts(ok=1, failed=1)
     res = results(cfg)
     assert res["t__b__seed0"]["status"] == "ok"  # its job died once and was submitted again
     assert "failed twice" in res["t__always__seed0"]["error"]

@@ -3,7 +3,6 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.cli import main
 from benchmarks.config import load_config, resolve_run
 from benchmarks.report import pareto, write_report
 from benchmarks.store import result_path
@@ -11,6 +10,7 @@ from benchmarks.sweep import ConfigChanged, sweep
 from benchmarks.run import train_run
 
 from fixtures import vtab_task
+from parallel_runners import counts, fake_record
 
 TINY_MODEL = {"name": "vit_tiny_patch16_224", "pretrained": False, "image_size": 16,
               "kwargs": {"patch_size": 8, "depth": 1, "embed_dim": 16, "num_heads": 2}}
@@ -25,23 +25,6 @@ def tiny_cfg(tmp_path, **over):
     for k, v in over.items():
         cfg[k] = v
     return cfg
-
-
-def test_config_include_set_and_overrides(tmp_path):
-    (tmp_path / "base.yaml").write_text("train: {epochs: 7, lr: 0.5}\nmethods: [lora]\n")
-    (tmp_path / "suite.yaml").write_text(
-        "include: [base.yaml]\ntasks: [a, b]\nmethod_overrides: {lora_r2: {method: lora, config: {r: 2}, "
-        "train: {lr: 0.1}}}\ntask_overrides: {b: {train: {epochs: 3}}}\n")
-    cfg = load_config(tmp_path / "suite.yaml", ["seeds=[0,1]", "train.weight_decay=0.2", "tuning=true"])
-    assert cfg["train"]["epochs"] == 7 and cfg["seeds"] == [0, 1] and cfg["train"]["weight_decay"] == 0.2
-    run = resolve_run(cfg, "b", "lora_r2", 1)
-    assert run["method"] == {"variant": "lora_r2", "name": "lora", "config": {"r": 2}}
-    assert run["train"]["lr"] == 0.1 and run["train"]["epochs"] == 3
-    assert run["data"]["split_train"] == "train800" and run["data"]["split_eval"] == "val200"  # tuning mode
-    with pytest.raises(ValueError, match="unknown config key"):
-        load_config(None, ["method=lora"])
-    with pytest.raises(FileNotFoundError):
-        load_config(tmp_path / "nope.yaml")
 
 
 def test_train_run_records_everything(tmp_path):
@@ -69,8 +52,8 @@ def test_same_seed_same_result(tmp_path):
 
 def test_nan_loss_stops_run_and_is_recorded(tmp_path):
     cfg = tiny_cfg(tmp_path, methods=["linear"])
-    cfg["train"]["lr"] = float("nan")
-    assert sweep(cfg, quiet=True) == {"ok": 0, "failed": 1, "skipped": 0}
+    cfg["train"]["lr"] = 1e30  # diverges to a NaN loss in the first epoch
+    assert sweep(cfg, quiet=True) == counts(failed=1)
     rec = json.loads(result_path(cfg["output"], resolve_run(cfg, "mytask", "linear", 0)).read_text())
     assert rec["status"] == "failed" and "NonFiniteLoss: training loss became nan" in rec["error"]
 
@@ -85,7 +68,7 @@ def test_sweep_resumes_after_interrupt_and_records_failures(tmp_path):
             raise ValueError("bad input")
         if run["method"]["variant"] == interrupt["at"]:
             raise KeyboardInterrupt
-        return {"status": "ok", "config": run, "accuracy": 1.0}
+        return fake_record(run, 1.0)
 
     with pytest.raises(KeyboardInterrupt):
         sweep(cfg, quiet=True, runner=runner)
@@ -94,9 +77,9 @@ def test_sweep_resumes_after_interrupt_and_records_failures(tmp_path):
     assert not list((Path(cfg["output"]) / "runs").glob(".*tmp*"))
     calls.clear()
     interrupt["at"] = None
-    assert sweep(cfg, quiet=True, runner=runner) == {"ok": 2, "failed": 0, "skipped": 2}
+    assert sweep(cfg, quiet=True, runner=runner) == counts(ok=2, skipped=2, failed_before=1)
     assert calls == ["c", "d"]
-    assert sweep(cfg, quiet=True, runner=runner, retry_failed=True) == {"ok": 0, "failed": 1, "skipped": 3}
+    assert sweep(cfg, quiet=True, runner=runner, retry_failed=True) == counts(failed=1, skipped=3)
     cfg["train"]["lr"] = 0.5
     with pytest.raises(ConfigChanged):
         sweep(cfg, quiet=True, runner=runner)
@@ -104,11 +87,11 @@ def test_sweep_resumes_after_interrupt_and_records_failures(tmp_path):
 
 def test_replace_changed_sets_old_results_aside_and_reruns_only_those(tmp_path):
     cfg = tiny_cfg(tmp_path, methods=["a", "b"])
-    runner = lambda run, logdir=None, quiet=False: {"status": "ok", "config": run, "accuracy": run["train"]["lr"]}
+    runner = lambda run, logdir=None, quiet=False: fake_record(run, run["train"]["lr"])
     sweep(cfg, quiet=True, runner=runner)
     cfg["method_overrides"] = {"b": {"train": {"lr": 0.5}}}  # b's rate changed, a's did not
     for round_ in (1, 2):
-        assert sweep(cfg, quiet=True, runner=runner, replace_changed=True) == {"ok": 1, "failed": 0, "skipped": 1}
+        assert sweep(cfg, quiet=True, runner=runner, replace_changed=True) == counts(ok=1, skipped=1)
         cfg["method_overrides"]["b"]["train"]["lr"] = 0.25  # changed again: the second set-aside copy is kept too
     out = Path(cfg["output"])
     aside = sorted(p.name for p in (out / "replaced" / "runs").glob("*.json"))
@@ -136,7 +119,8 @@ def test_report_from_result_files(tmp_path):
             r["accuracy_static_merge"] = a - 2
         (tmp_path / "runs" / f"{t}__{m}__seed{s}.json").write_text(json.dumps(r))
     (tmp_path / "runs" / "cifar__bad__seed0.json").write_text(json.dumps(
-        {"status": "failed", "task": "cifar", "method": "bad", "seed": 0, "error": "NonFiniteLoss: nan"}))
+        {"status": "failed", "config": {"suite": "vtab"}, "task": "cifar", "method": "bad", "seed": 0,
+         "error": "NonFiniteLoss: nan"}))
     text = write_report(tmp_path).read_text()
     assert "| lora | 71.0 ± 1.4 (n=2) | 90.0 (n=1) |" in text
     # aurora vs lora: mean of (73 - 71, 91 - 90) = +1.5; params 300/1000; GMACs 1.2/1.1
@@ -175,40 +159,6 @@ def test_pareto_points_leave_out_a_rank_sweep_on_fewer_tasks():
 def test_pareto_front():
     pts = {"full": (100, 80), "lora": (10, 78), "aurora": (3, 79), "linear": (1, 60), "bad": (50, 70)}
     assert pareto(pts) == {"full", "aurora", "linear"}
-
-
-def test_cli_run_and_unknown_method(tmp_path, capsys):
-    cfg = tiny_cfg(tmp_path)
-    (tmp_path / "c.yaml").write_text(json.dumps(cfg))
-    assert main(["run", str(tmp_path / "c.yaml"), "--task", "mytask", "--method", "linear", "--quiet"]) == 0
-    assert main(["run", str(tmp_path / "c.yaml"), "--task", "mytask", "--method", "lorax", "--quiet"]) == 1
-    assert "unknown method 'lorax'; known methods: aurora, bitfit" in capsys.readouterr().out
-
-
-def test_demo_end_to_end_shortened(tmp_path, capsys):
-    out = tmp_path / "demo"
-    code = main(["demo", "--quiet", "--set", f"output={out}", "seeds=[0]", "train.epochs=2", "methods=[linear,aurora]",
-                 "pretrain.epochs=2", f"data.cache_dir={tmp_path / 'cache'}"])
-    assert code == 0
-    text = capsys.readouterr().out
-    assert "| aurora |" in text and "| linear |" in text
-    assert (out / "pretrained" / "backbone.safetensors").is_file() and (out / "pareto.png").is_file()
-    assert list((out / "tb" / "digits_5_9" / "aurora" / "seed0").glob("events.*"))
-
-
-@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("configs/*.yaml")), ids=lambda p: p.name)
-def test_shipped_configs_resolve(path):
-    import yaml
-    from benchmarks.sweep import expand
-    from aurora_vision import get_method
-    cfg = load_config(path)
-    if not cfg["tasks"]:  # a fragment (e.g. tuned rates): some config includes it
-        assert any(path.name in (yaml.safe_load(p.read_text()).get("include") or []) for p in path.parent.glob("*.yaml"))
-        return
-    runs = expand(cfg)
-    assert runs
-    for run in runs:
-        get_method(run["method"]["name"])
 
 
 def test_torchrun_ddp_matches_single_process(tmp_path):

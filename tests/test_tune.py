@@ -8,6 +8,7 @@ from benchmarks.cli import main
 from benchmarks.config import load_config, resolve_run
 from benchmarks.tune import choose, tuning_config
 
+from parallel_runners import fake_record
 from test_runner import tiny_cfg
 
 
@@ -17,8 +18,7 @@ def fake_results(tuned, accuracy):
         path = tuned["output"] / "runs" / f"{run['task']}__{run['method']['variant']}__seed{run['seed']}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         acc = accuracy(run["method"]["variant"].rsplit("_lr", 1)[0], run["train"]["lr"], run["task"])
-        path.write_text(json.dumps({"status": "ok", "config": run, "task": run["task"], "seed": run["seed"],
-                                    "method": run["method"]["variant"], "accuracy": acc}))
+        path.write_text(json.dumps(fake_record(run, acc)))
 
 
 def test_tuning_config_grids_and_choice(tmp_path):
@@ -44,11 +44,11 @@ def test_tuning_config_grids_and_choice(tmp_path):
 
 
 def test_lrs_apply_per_variant_then_method_below_overrides():
-    cfg = load_config({"lrs": {"lora": 0.02, "full": 1e-5, "lora_r8": 0.004},
-                       "method_overrides": {"lora_r2": {"method": "lora"}, "lora_x": {"method": "lora", "train": {"lr": 0.5}}},
+    cfg = load_config({"tasks": ["t", "t2"], "lrs": {"lora": 0.02, "full": 1e-5, "lora_r8": 0.004},
+                       "method_overrides": {"lora_r2": {"method": "lora"}, "lora_r8": {"method": "lora"},
+                                            "lora_x": {"method": "lora", "train": {"lr": 0.5}}},
                        "task_overrides": {"t2": {"train": {"lr": 0.7}}}})
     assert resolve_run(cfg, "t", "lora_r2", 0)["train"]["lr"] == 0.02  # by registered method
-    cfg["method_overrides"]["lora_r8"] = {"method": "lora"}
     assert resolve_run(cfg, "t", "lora_r8", 0)["train"]["lr"] == 0.004  # a variant tuned on its own
     assert resolve_run(cfg, "t", "full", 0)["train"]["lr"] == 1e-5
     assert resolve_run(cfg, "t", "aurora", 0)["train"]["lr"] == 1e-3  # no entry: the recipe's rate
@@ -71,6 +71,9 @@ def test_cli_tune_writes_an_includable_lrs_file(tmp_path, capsys):
 
 
 def test_tune_without_a_grid_names_the_variant():
-    cfg = load_config({"tasks": ["a"], "methods": ["lora"], "tune": {"lrs": {"full": [1e-5], "default": None}}})
+    with pytest.raises(ValueError, match="no grid for 'lora'"):  # refused as the config loads
+        load_config({"tasks": ["a"], "methods": ["lora"], "tune": {"lrs": {"full": [1e-5], "default": None}}})
+    cfg = load_config({"tasks": ["a"], "methods": ["lora"]})
+    cfg["tune"]["lrs"] = {"full": [1e-5]}  # a config built in code
     with pytest.raises(ValueError, match="no grid for 'lora'"):
         tuning_config(cfg)

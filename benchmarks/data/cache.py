@@ -1,13 +1,14 @@
-"""Decode a split once into a uint8 array and keep it on disk, keyed by source, split and size."""
-import hashlib
-import json
+"""Decode a split once into a uint8 array and keep it on disk, keyed by the split and its content."""
 import os
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from .keys import content_key, identity_key
+from .pixels import to_rgb8
 from .raw import DataError, RawSplit
 
 DEFAULT_CACHE = Path(os.environ.get("AURORA_VISION_CACHE", "~/.cache/aurora_vision")).expanduser()
@@ -20,9 +21,9 @@ def _open(raw: RawSplit, i: int) -> Image.Image:
         if isinstance(img, np.ndarray):
             img = Image.fromarray(img)
         img.load()
-        return img.convert("RGB")
     except Exception as e:  # PIL raises many types for corrupt files
         raise DataError(f"cannot read image {raw.describe(i)}: {e}") from e
+    return to_rgb8(img, raw.describe(i))
 
 
 def decode(raw: RawSplit, size: int, workers: int | None = None) -> np.ndarray:
@@ -37,23 +38,32 @@ def decode(raw: RawSplit, size: int, workers: int | None = None) -> np.ndarray:
 
 
 def cache_path(raw: RawSplit, size: int, cache_dir: Path) -> Path:
-    key = json.dumps({**raw.key, "n": len(raw.items), "size": size}, sort_keys=True, default=str)
-    return Path(cache_dir) / f"{raw.key['source']}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+    """<cache_dir>/<source>-<identity>-<content>.npz: a changed file changes the content part."""
+    return Path(cache_dir) / f"{raw.key['source']}-{identity_key(raw, size)}-{content_key(raw)}.npz"
+
+
+def _read(path: Path):
+    try:
+        with np.load(path) as f:
+            return f["images"], f["labels"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"decode cache file {path} is unreadable ({e}): delete it to decode again") from e
 
 
 def load_split(raw: RawSplit, size: int, cache_dir=DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray]:
-    """Decoded images and labels of `raw`, from the cache when it holds them (cache_dir=None: no cache)."""
+    """Decoded images and labels of `raw`, from the cache when it holds this content (cache_dir=None: no cache)."""
     if cache_dir is None:
         return decode(raw, size), raw.labels
     path = cache_path(raw, size, cache_dir)
     if path.is_file():
-        with np.load(path) as f:
-            if np.array_equal(f["labels"], raw.labels):
-                return f["images"], f["labels"]
+        return _read(path)
     images = decode(raw, size)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     with open(tmp, "wb") as f:
         np.savez(f, images=images, labels=raw.labels)
     os.replace(tmp, path)  # atomic: an interrupted write never leaves a half cache
+    for old in path.parent.glob(path.name.rsplit("-", 1)[0] + "-*.npz"):
+        if old != path:  # an earlier content of the same split: never read again
+            old.unlink(missing_ok=True)
     return images, raw.labels

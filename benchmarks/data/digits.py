@@ -13,6 +13,7 @@ def digits(cfg: dict, task: str, split: str) -> RawSplit:
     """scikit-learn's bundled handwritten digits (8x8, 1,797 images): the embedded demo's real images.
     data.classes picks the digits (relabelled 0..n-1); `train`, `val` (data.val_size images from the rest)
     and `test` (the remainder) are stratified and seeded."""
+    import sklearn
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -30,6 +31,7 @@ def digits(cfg: dict, task: str, split: str) -> RawSplit:
     if index is None or not len(index):
         raise DataError(f"digits has splits 'train', 'val' (when data.val_size > 0) and 'test', got {split!r}")
     rgb = np.repeat(images[index][..., None], 3, axis=-1)
+    # the images ship inside scikit-learn: its version identifies them
     return RawSplit({"source": "digits", "classes": classes, "split": split, "train_size": train_size,
-                     "val_size": val_size, "seed": seed}, list(rgb), labels[index], len(classes),
-                    load=lambda a: a, describe=lambda i: f"digits {split} item {i}")
+                     "val_size": val_size, "seed": seed, "sklearn": sklearn.__version__}, list(rgb), labels[index],
+                    len(classes), load=lambda a: a, describe=lambda i: f"digits {split} item {i}", files=[])

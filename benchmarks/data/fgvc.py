@@ -35,7 +35,7 @@ def fgvc_json(cfg: dict, task: str, split: str) -> RawSplit:
         raise DataError(f"{task_dir}: label of {unknown[0]!r} does not occur in train.json")
     index = {c: i for i, c in enumerate(class_ids)}
     labels = np.array([index[v] for v in entries.values()], dtype=np.int64)
-    num_classes = class_count("fgvc", task, cfg, len(class_ids), str(train_file))
+    num_classes, origin = class_count("fgvc", task, cfg, len(class_ids), str(train_file))
     check_files(items, f"of {task}/{split}")
     return RawSplit({"source": "fgvc", "dir": str(task_dir.resolve()), "split": split}, items, labels,
-                    num_classes, describe=lambda i: items[i])
+                    num_classes, describe=lambda i: items[i], classes_from=origin)

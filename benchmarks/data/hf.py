@@ -42,9 +42,11 @@ def hf_dataset(cfg: dict, task: str, split: str) -> RawSplit:
     feature = ds.features[label_col]
     found = getattr(feature, "num_classes", None)
     suite = "vtab" if lookup("vtab", task) else "hf"
-    num_classes = class_count(suite, task, cfg, found, f"{path} features")
+    num_classes, origin = class_count(suite, task, cfg, found, f"{path} features")
     labels = check_labels(labels, num_classes, lambda i: f"{path} [{expr}] row {i}")
-    fingerprint = getattr(ds, "_fingerprint", None)
-    return RawSplit({"source": "hf", "path": path, "split": expr, "fingerprint": fingerprint},
-                    list(range(len(ds))), labels, num_classes,
-                    load=lambda i: ds[i][image_col], describe=lambda i: f"{path} [{expr}] row {i}")
+    # the fingerprint changes with every transform applied; the arrow files' stats catch files replaced on disk
+    arrow_files = [f["filename"] for f in ds.cache_files]
+    return RawSplit({"source": "hf", "path": path, "split": expr, "fingerprint": ds._fingerprint,
+                     "image_column": image_col}, list(range(len(ds))), labels, num_classes,
+                    load=lambda i: ds[i][image_col], describe=lambda i: f"{path} [{expr}] row {i}",
+                    files=arrow_files, classes_from=origin)

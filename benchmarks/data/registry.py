@@ -30,6 +30,11 @@ COMMON = {
     "num_classes": Option(int, None, check=_positive, help="class count, for tasks no table knows"),
     "hflip": Option(bool, False, help="random horizontal flips in training"),
     "crop_scale": Option(list, None, check=_crop_scale, help="RandomResizedCrop-style area range in training"),
+    # 'none' keeps evaluation's geometry equal to training's (whole image resized to the input size), which
+    # is also the VTAB-1k protocol (NOAH) and FourierFT's; 'timm' is the model's own eval transform.
+    "eval_crop": Option(str, "none", choices=("none", "timm"), nullable=False,
+                        help="evaluation resize: 'none' (whole image to the input size, as training) or 'timm' "
+                             "(shorter side to size / crop_pct, center crop, as timm's eval transform)"),
 }
 
 

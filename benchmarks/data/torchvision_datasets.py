@@ -64,7 +64,26 @@ def torchvision_split(cfg: dict, task: str, split: str) -> RawSplit:
     return RawSplit({"source": "torchvision", "root": str(Path(cfg["root"]).resolve()), "task": info.name,
                      "split": split, "sizes": [n_train, n_val, n_test], "seed": cfg.get("split_seed", 0)},
                     [int(i) for i in index], labels, info.num_classes,
-                    load=lambda i: dataset[i][0], describe=lambda i: f"{task} {split} item {index[i]}")
+                    load=lambda i: dataset[i][0], describe=lambda i: f"{task} {split} item {index[i]}",
+                    files=_files_of(dataset, index), classes_from="table")
+
+
+def _files_of(dataset, index) -> list[str]:
+    """The files items `index` of a torchvision dataset are read from: one image file per sample, or the
+    archive files of datasets held in a few batches (CIFAR)."""
+    from torch.utils.data import ConcatDataset
+    if isinstance(dataset, ConcatDataset):
+        starts = [0] + list(dataset.cumulative_sizes[:-1])
+        part = np.searchsorted(dataset.cumulative_sizes, index, side="right")
+        return [_files_of(dataset.datasets[p], [i - starts[p]])[0] for p, i in zip(part, index)]
+    for attr in ("samples", "_samples", "_image_files", "_images"):
+        paths = getattr(dataset, attr, None)
+        if paths is not None:
+            return [str(p[0] if isinstance(p, tuple) else p) for p in (paths[int(i)] for i in index)]
+    batches = getattr(dataset, "train_list", []) + getattr(dataset, "test_list", [])
+    if batches:
+        return [str(Path(dataset.root) / dataset.base_folder / name) for name, _ in batches]
+    raise TypeError(f"{type(dataset).__name__}: no per-sample paths or batch files to key the decode cache by")
 
 
 def _tv_label(dataset, i: int) -> int:

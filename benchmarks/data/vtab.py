@@ -35,9 +35,9 @@ def vtab_folder(cfg: dict, task: str, split: str) -> RawSplit:
         raise DataError(f"split file {list_file} lists no images")
     classes_txt = task_dir / "classes.txt"
     found = len([c for c in classes_txt.read_text().splitlines() if c.strip()]) if classes_txt.is_file() else None
-    num_classes = class_count("vtab", task, cfg, found, str(classes_txt))
+    num_classes, origin = class_count("vtab", task, cfg, found, str(classes_txt))
     where = lambda i: f"{list_file} ({items[i]})"
     labels = check_labels(labels, num_classes, where)
     check_files(items, f"listed in {list_file}")
     return RawSplit({"source": "vtab", "file": str(list_file.resolve())}, items, labels, num_classes,
-                    describe=where)
+                    describe=where, classes_from=origin)

@@ -1,9 +1,10 @@
 """Run a sweep's pending runs in parallel worker processes, one per GPU (or N on the CPU).
 
 Each worker is its own process with its own CUDA_VISIBLE_DEVICES, pulling runs from one queue; results
-are the same per-run JSON files a serial sweep writes (each run is a pure function of its config), so a
-parallel sweep resumes like a serial one. A worker that dies mid-run (OOM kill, segfault) is replaced;
-its run is retried once, and recorded as failed if it dies again.
+are the same per-run records a serial sweep writes (each run is a pure function of its config), so a
+parallel sweep resumes like a serial one. A worker claims each run while it makes it, and dies with the
+sweep (lifeline.py). A worker that dies mid-run (OOM kill, segfault) is replaced; its run is retried once,
+and recorded as failed if it dies again.
 """
 import multiprocessing as mp
 import multiprocessing.connection
@@ -12,21 +13,26 @@ import os
 from tqdm.auto import tqdm
 
 from .. import store
+from . import new_counts, tally
+from .lifeline import die_with_parent
 
 
-def _worker(device: str | None, conn, output: str, runner, sharing: int) -> None:
+def _worker(device: str | None, conn, output: str, runner, sharing: int, parent_pid: int) -> None:
+    die_with_parent(parent_pid)
     if device is not None:  # before torch initialises CUDA in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = device
     os.environ["AURORA_VISION_DEVICE_SHARED_BY"] = str(sharing)  # recorded with each result
     from ..run import run_and_record  # imports torch, after the device is pinned
 
     while True:
-        item = conn.recv()
-        if item is None:
+        try:
+            job = conn.recv()
+        except EOFError:  # the parent is gone
             return
-        key, run = item
-        result = run_and_record(run, output, quiet=True, runner=runner)  # records failures itself
-        conn.send((key, result["status"], result.get("error")))
+        if job is None:
+            return
+        outcome = run_and_record(job, output, quiet=True, runner=runner)  # records failures itself
+        conn.send((job.key, outcome.status, outcome.error, outcome.unsaved))
 
 
 def devices_for(gpus: str | None, workers: int | None) -> list:
@@ -51,73 +57,81 @@ class _Slot:
 
     def __init__(self, ctx, device, output, runner, sharing):
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker, args=(device, child, str(output), runner, sharing), daemon=True)
+        self.process = ctx.Process(target=_worker, args=(device, child, str(output), runner, sharing, os.getpid()),
+                                   daemon=True)
         self.process.start()
         child.close()
         self.held = None
 
 
-def run_parallel(runs: list, output, runner, devices=(None,), quiet: bool = False) -> dict:
-    """Run `runs` on one worker per entry of `devices`; returns counts {'ok', 'failed'}.
+def _record_death(job: store.Pending, output, exitcode) -> tuple:
+    """A failure record for a run whose worker died in it twice: (status, error, unsaved) as counted."""
+    from ..run.record import failure
+
+    with store.claim(output, job.run) as held:
+        if not held:
+            return "elsewhere", None, False
+        error = f"worker process died (exit code {exitcode}) in this run, twice"
+        saved = store.save(output, job.run, failure(job.run, error), replace=job.replace)
+        return "failed", error, not saved.in_store
+
+
+def run_parallel(jobs: list, output, runner, devices=(None,), quiet: bool = False) -> dict:
+    """Run `jobs` (store.Pending) on one worker per entry of `devices`; returns executors.new_counts().
 
     The parent hands each worker one run at a time, so it always knows which run a dead worker held.
     `runner` (a module-level function, which spawn sends by name) turns a run config into a result."""
-    from ..run.record import failure
-
     ctx = mp.get_context("spawn")  # fresh interpreters: no CUDA state inherited from the parent
-    todo = [(store.key_of(r), r) for r in runs]
-    runs_by_key = dict(todo)
-    attempts = {k: 0 for k in runs_by_key}
+    todo = list(jobs)
+    by_key = {j.key: j for j in jobs}
+    attempts = {k: 0 for k in by_key}
     sharing = {d: list(devices).count(d) for d in devices if d is not None}
     slots = [_Slot(ctx, d, output, runner, sharing.get(d, 1)) for d in devices]
-    counts, finished = {"ok": 0, "failed": 0}, set()
+    counts, finished = new_counts(), set()
     bar = tqdm(total=len(todo), desc=f"sweep on {len(devices)} workers", disable=quiet)
 
-    def finish(key, status, error=None):
+    def finish(key, status, error=None, unsaved=False):
         if key in finished:
             return
         finished.add(key)
-        counts[status] += 1
+        tally(counts, key, status, error, unsaved, quiet)
         bar.update()
-        if status == "failed" and not quiet:
-            tqdm.write(f"FAILED {key}: {(error or '').strip()}")
 
     idle_deaths = 0  # workers that died holding no run: a broken environment, not a broken run
-    while len(finished) < len(runs_by_key):
+    while len(finished) < len(by_key):
         for slot in slots:
             if slot.held is None and todo and slot.process.is_alive():
-                slot.held, run = todo.pop(0)
-                attempts[slot.held] += 1
-                slot.conn.send((slot.held, run))
+                job = todo.pop(0)
+                slot.held = job.key
+                attempts[job.key] += 1
+                slot.conn.send(job)
         mp.connection.wait([s.conn for s in slots] + [s.process.sentinel for s in slots], timeout=1.0)
         for i, slot in enumerate(slots):
             try:
                 while slot.conn.poll():
-                    key, status, error = slot.conn.recv()
+                    key, status, error, unsaved = slot.conn.recv()
                     slot.held = None
-                    finish(key, status, error)
+                    finish(key, status, error, unsaved)
             except (EOFError, OSError):
                 pass  # the worker is gone; handled below
             if slot.process.is_alive():
                 continue
             slot.process.join()
-            held = slot.held
-            if held is None:
+            if slot.held is None:
                 idle_deaths += 1
                 if idle_deaths > 2 * len(devices):
                     raise RuntimeError(f"sweep workers keep dying before taking a run (last exit code "
                                        f"{slot.process.exitcode}); run one run serially to see the error")
             else:  # the worker died inside this run
-                path = store.result_path(output, runs_by_key[held])
-                if path.is_file() and store.read_result(path)["status"] == "ok":
-                    finish(held, "ok")  # it had finished; only its message was lost
-                elif attempts[held] < 2:
-                    todo.insert(0, (held, runs_by_key[held]))
+                job = by_key[slot.held]
+                done = store.existing(output, job.run) if store.stamp(output, job.run) != job.seen else None
+                if done is not None:
+                    finish(job.key, done["status"], done.get("error"))  # it was recorded; only its message was lost
+                elif attempts[job.key] < 2:
+                    todo.insert(0, job)
                 else:
-                    store.write_result(output, runs_by_key[held], failure(
-                        runs_by_key[held], f"worker process died (exit code {slot.process.exitcode}) in this run, twice"))
-                    finish(held, "failed", "worker died twice")
-            if len(finished) < len(runs_by_key):
+                    finish(job.key, *_record_death(job, output, slot.process.exitcode))
+            if len(finished) < len(by_key):
                 slots[i] = _Slot(ctx, devices[i], output, runner, sharing.get(devices[i], 1))
     for slot in slots:
         if slot.process.is_alive():

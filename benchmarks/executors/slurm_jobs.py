@@ -1,7 +1,7 @@
 """Run a sweep's pending runs as Slurm jobs through submitit: one job per run (one Slurm job array per
 round), one GPU each. Each run is a pure function of its config; the driver, which waits for the jobs,
-writes every result JSON into the one results folder. A job that dies (preempted, out of memory, node
-failure) is submitted once more; after that its run is recorded failed. `partition='local'` uses
+claims each run and writes every result into the one results folder. A job that dies (preempted, out of
+memory, node failure) is submitted once more; after that its run is recorded failed. `partition='local'` uses
 submitit's local executor, which runs every job at once on this machine: for trying the path, not for
 sharing GPUs (that is `--gpus`)."""
 import time
@@ -12,14 +12,18 @@ from tqdm.auto import tqdm
 DEFAULTS = {"timeout_min": 180, "gpus_per_node": 1, "tasks_per_node": 1, "cpus_per_task": 8}
 
 
-def run_slurm(runs: list, output, runner, partition: str | None = None,
+def run_slurm(jobs: list, output, runner, partition: str | None = None,
               options: dict | None = None, quiet: bool = False, poll_s: float = 5.0) -> dict:
-    if not runs:
-        return {"ok": 0, "failed": 0}
+    """Run `jobs` (store.Pending) as Slurm jobs; returns executors.new_counts()."""
+    from . import claim_for_driver, new_counts, record_remote, remote_run
+
+    counts = new_counts()
+    jobs, claims = claim_for_driver(jobs, output, counts)
+    if not jobs:
+        return counts
     import submitit
 
     from ..run.record import failure
-    from . import record_remote, remote_run
 
     folder = Path(output) / "slurm" / "%j"  # submitit's logs and pickles, per job
     executor = submitit.AutoExecutor(folder=folder, cluster="local" if partition == "local" else None)
@@ -28,31 +32,31 @@ def run_slurm(runs: list, output, runner, partition: str | None = None,
         params["slurm_partition"] = partition
     executor.update_parameters(**params)
 
-    counts = {"ok": 0, "failed": 0}
-    bar = tqdm(total=len(runs), desc=f"sweep on {'local submitit' if partition == 'local' else 'slurm'}",
+    bar = tqdm(total=len(jobs), desc=f"sweep on {'local submitit' if partition == 'local' else 'slurm'}",
                disable=quiet)
 
     def submit(batch):
-        jobs = executor.map_array(remote_run, batch, [runner] * len(batch), [str(output)] * len(batch))
-        return list(zip(jobs, batch))
+        runs = [job.run for job in batch]
+        slurm = executor.map_array(remote_run, runs, [runner] * len(runs), [str(output)] * len(runs))
+        return list(zip(slurm, batch))
 
-    pending, attempts = submit(runs), {id(r): 1 for r in runs}
+    pending, attempts = submit(jobs), {job.key: 1 for job in jobs}
     while pending:
         time.sleep(poll_s)
         still, retry = [], []
-        for job, run in pending:
-            if not job.done():
-                still.append((job, run))
+        for slurm, job in pending:
+            if not slurm.done():
+                still.append((slurm, job))
                 continue
             try:
-                result = job.result()
+                result = slurm.result()
             except Exception as e:  # the job died: resubmitted once, then recorded
-                if attempts[id(run)] < 2:
-                    attempts[id(run)] += 1
-                    retry.append(run)
+                if attempts[job.key] < 2:
+                    attempts[job.key] += 1
+                    retry.append(job)
                     continue
-                result = failure(run, f"slurm job {job.job_id} failed twice: {type(e).__name__}: {e}")
-            record_remote(run, result, output, counts, bar, quiet)
+                result = failure(job.run, f"slurm job {slurm.job_id} failed twice: {type(e).__name__}: {e}")
+            record_remote(job, result, output, counts, claims, bar, quiet)
         pending = still + (submit(retry) if retry else [])
     bar.close()
     return counts

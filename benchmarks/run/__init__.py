@@ -1,8 +1,12 @@
 """One run: data -> model -> train -> evaluate -> record. `train_run` composes the steps; each lives in its
 own module. A run is a pure function of its resolved config (config.resolve_run)."""
+import os
 import random
 import time
 import traceback
+from dataclasses import dataclass
+from typing import Optional
+from functools import partial
 
 import numpy as np
 import torch
@@ -10,13 +14,14 @@ import torch
 import aurora_vision as av
 
 from .. import store
-from . import ddp, record
+from . import ddp, determinism, record
 from .evaluate import approximate_merge_accuracy, calibrated_merge_accuracy
 from .flops import count_macs
 from .inputs import decoded_splits, to_device, transform_for
 from .model import build_model
+from .status import status
 from .tensorboard import RunLogger, run_hparams
-from .train import NonFiniteLoss, fit  # noqa: F401  (NonFiniteLoss: what a diverging run raises)
+from .train import NonFiniteLoss, fit, use_cuda_graphs  # noqa: F401  (NonFiniteLoss: what a diverging run raises)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -29,19 +34,28 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)  # what dropout and drop-path draw from on the GPU (lazy: no CUDA init)
 
 
 def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = False):
     """Train and evaluate one resolved run config; returns the result record (status 'ok'), and the
     trained model too with return_model=True."""
     started = time.perf_counter()
+    forced = determinism.configure(run["train"]["deterministic"], run["train"]["compile"])  # before any CUDA work
     seed_everything(run["seed"])
     rank, world = ddp.init()
     device = ddp.local_device(resolve_device(run["train"]["device"]))
+    say = partial(status, quiet=quiet or not ddp.is_main())
+    data = run["data"]
+    say(f"loading {run['task']}: {data['source']} splits {data['split_train']} and {data['split_eval']} "
+        "(decoded into the cache the first time)")
     splits, num_classes = decoded_splits(run)
+    say(f"building model {run['model']['name']} with {run['method']['variant']} ({run['method']['name']})")
     model = build_model(run["model"], run["method"], num_classes).to(device)
     cost = {"params": av.count_parameters(model), **count_macs(model, run["model"]["image_size"])}
     inputs, transform = to_device(splits, num_classes, device), transform_for(model, run)
+    say(f"training on {device}" + (" (capturing the step as a CUDA graph first)" if use_cuda_graphs(device, world)
+                                   else ""))
     logger = RunLogger(logdir if ddp.is_main() else None)
     try:
         fitted = fit(run, model, inputs, transform, device, rank, world, logger, quiet)
@@ -55,22 +69,58 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
                                           "trainable_params": cost["params"]["trainable"], "gmacs": cost["gmacs"]})
     finally:
         logger.close()
-    result = record.success(run, fitted, inputs, cost, static, device, world, started, calibrated)
+    result = record.success(run, fitted, inputs, cost, device, world, started, static_merge_accuracy=static,
+                            calibrated_merge_accuracy=calibrated, data_config=transform.data_config,
+                            determinism=forced)
     return (result, model) if return_model else result
 
 
 def run_safely(run: dict, output, quiet: bool = False, runner=train_run) -> dict:
     """The run's result, 'ok' or 'failed' with the reason: a failing run is a result, not an exception
-    (KeyboardInterrupt still stops)."""
+    (KeyboardInterrupt still stops). A runner that returns no valid record fails the run, saying why."""
     try:
-        return runner(run, logdir=store.logdir(output, run), quiet=quiet)
+        result = runner(run, logdir=store.logdir(output, run), quiet=quiet)
     except Exception as e:  # the sweep must go on; the record says what broke
         return record.failure(run, f"{type(e).__name__}: {e}", traceback.format_exc())
+    try:
+        return store.check_record(result, f"the result {getattr(runner, '__name__', 'the runner')} returned")
+    except store.InvalidRecord as e:
+        return record.failure(run, f"InvalidRecord: {e}")
 
 
-def run_and_record(run: dict, output, quiet: bool = False, runner=train_run) -> dict:
-    """`run_safely`, then its result written to the store (an interrupted run leaves none)."""
-    result = run_safely(run, output, quiet, runner)
-    if ddp.is_main():  # under torchrun, rank 0 alone records
-        store.write_result(output, run, result)
-    return result
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a pending run: 'ok' or 'failed' (made now; `result` its record, `saved` where it went),
+    'skipped' (another process made it since the sweep planned it), 'elsewhere' (another live process is
+    making it now)."""
+    status: str
+    result: Optional[dict] = None
+    saved: Optional[store.Saved] = None
+
+    @property
+    def error(self) -> Optional[str]:
+        return (self.result or {}).get("error")
+
+    @property
+    def unsaved(self) -> bool:
+        return self.saved is not None and not self.saved.in_store
+
+
+def _records_here() -> bool:
+    # under torchrun every rank trains and rank 0 alone claims and records; read before ddp.init
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def run_and_record(job: store.Pending, output, quiet: bool = False, runner=train_run) -> Outcome:
+    """`run_safely` while this process holds the run's claim, then its result saved in the store (which keeps it
+    elsewhere, and says where, when the folder cannot take it). An interrupted run leaves no record."""
+    if not _records_here():
+        result = run_safely(job.run, output, quiet, runner)
+        return Outcome(result["status"], result)
+    with store.claim(output, job.run) as held:
+        if not held:
+            return Outcome("elsewhere")
+        if store.stamp(output, job.run) != job.seen:
+            return Outcome("skipped")
+        result = run_safely(job.run, output, quiet, runner)
+        return Outcome(result["status"], result, store.save(output, job.run, result, replace=job.replace))

@@ -2,9 +2,11 @@
 from dataclasses import dataclass
 
 import torch
+from timm.data import resolve_model_data_config
 
-from ..data import DeviceSplit, DeviceTransform, list_split, load_split
+from ..data import COMMON, DataError, DeviceSplit, DeviceTransform, list_split, load_split
 from ..data.cache import DEFAULT_CACHE
+from ..data.raw import check_train_labels
 
 
 @dataclass
@@ -16,14 +18,15 @@ class Inputs:
 
 def decoded_splits(run: dict):
     """((train images, labels), (eval images, labels)), num_classes: host arrays, decoded once per content."""
-    data = run["data"]
-    raws = [list_split(data, run["task"], data[k]) for k in ("split_train", "split_eval")]
-    if raws[0].num_classes != raws[1].num_classes:
-        raise ValueError(f"task {run['task']}: splits disagree on the class count ({raws[0].num_classes} vs "
-                         f"{raws[1].num_classes})")
+    data, task = run["data"], run["task"]
+    train, evaluated = [list_split(data, task, data[k]) for k in ("split_train", "split_eval")]
+    if train.num_classes != evaluated.num_classes:
+        raise DataError(f"task {task!r}: splits {data['split_train']!r} and {data['split_eval']!r} disagree on "
+                        f"the class count ({train.num_classes} vs {evaluated.num_classes})")
+    check_train_labels(train, task, data["split_train"])
     cache = data.get("cache_dir") or DEFAULT_CACHE
     size = run["model"]["image_size"]
-    return [load_split(raw, size, cache) for raw in raws], raws[0].num_classes
+    return [load_split(raw, size, cache) for raw in (train, evaluated)], train.num_classes
 
 
 def to_device(splits, num_classes: int, device: torch.device) -> Inputs:
@@ -32,7 +35,17 @@ def to_device(splits, num_classes: int, device: torch.device) -> Inputs:
 
 
 def transform_for(model, run: dict) -> DeviceTransform:
-    """Resize, augmentation and normalisation on the device, with the model's own mean and std."""
-    cfg = model.pretrained_cfg
-    return DeviceTransform(run["model"]["image_size"], cfg.get("mean", (0.5,) * 3), cfg.get("std", (0.5,) * 3),
-                           hflip=run["data"]["hflip"], crop_scale=run["data"]["crop_scale"])
+    """Resize, augmentation and normalisation on the device, from timm's data config for the model
+    (mean, std, interpolation; crop_pct and crop_mode when data.eval_crop is 'timm') at the run's
+    image size. Its `data_config` is what the run records."""
+    size = run["model"].get("image_size")
+    cfg = resolve_model_data_config(model, args={"img_size": size} if size else None)
+    _, h, w = cfg["input_size"]
+    if h != w:
+        raise ValueError(f"model {run['model']['name']!r} takes {h}x{w} inputs; the device transform makes "
+                         "square ones: set model.image_size")
+    data = run["data"]
+    timm_crop = data.get("eval_crop", COMMON["eval_crop"].default) == "timm"
+    return DeviceTransform(h, cfg["mean"], cfg["std"], interpolation=cfg["interpolation"],
+                           crop_pct=cfg["crop_pct"] if timm_crop else None, crop_mode=cfg["crop_mode"],
+                           hflip=data["hflip"], crop_scale=data["crop_scale"])

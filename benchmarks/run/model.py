@@ -1,9 +1,14 @@
 """A run's model: timm builds it (and loads its weights), then the registry applies the method."""
+import contextlib
+import os
+
 import timm
 import torch
 from torch import nn
 
 import aurora_vision as av
+
+from .hub import WeightsUnavailable, cache_only, hub_offline, offline_message
 
 
 def build_model(model_cfg: dict, method_cfg: dict, num_classes: int) -> nn.Module:
@@ -14,13 +19,19 @@ def build_model(model_cfg: dict, method_cfg: dict, num_classes: int) -> nn.Modul
         kwargs["pretrained_cfg_overlay"] = dict(file=str(model_cfg["file"]))
     pretrained = bool(model_cfg.get("pretrained") or model_cfg.get("file"))
     name = model_cfg["name"]
+    if model_cfg.get("file") and not os.path.isfile(model_cfg["file"]):
+        raise WeightsUnavailable(f"model.file {model_cfg['file']} does not exist")
+    offline = pretrained and not model_cfg.get("file") and hub_offline()
     try:
-        model = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
+        with cache_only() if offline else contextlib.nullcontext():
+            model = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
     except RuntimeError as e:
         if "Unknown model" in str(e):
             raise ValueError(f"unknown timm model {name!r} (model.name); see timm.list_models()") from e
         raise
-    except (OSError, ConnectionError) as e:  # hub unreachable, file missing
+    except (OSError, ConnectionError) as e:  # hub unreachable, file unreadable
+        if offline:
+            raise WeightsUnavailable(offline_message(name)) from e
         raise RuntimeError(f"could not load pretrained weights for {name!r}: {e}. Offline? Point model.file at a "
                            "local weights file (.safetensors/.pth), or set model.pretrained=false") from e
     return av.apply(model, method_cfg["name"], method_cfg.get("config") or {})

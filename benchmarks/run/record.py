@@ -51,9 +51,12 @@ def failure(run: dict, error: str, tb: str = "") -> dict:
             "seed": run["seed"], "error": error, "traceback": tb, "versions": versions(), "git": git_commit()}
 
 
-def success(run: dict, fitted, inputs, cost: dict, static_merge_accuracy, device: torch.device, world: int,
-            started: float, calibrated_merge_accuracy=None) -> dict:
-    """The record of a finished run: final-epoch accuracy on the evaluation split, cost, and provenance."""
+def success(run: dict, fitted, inputs, cost: dict, device: torch.device, world: int,
+            started: float, static_merge_accuracy=None, calibrated_merge_accuracy=None, data_config=None,
+            determinism=None) -> dict:
+    """The record of a finished run: final-epoch accuracy on the evaluation split, cost, and provenance;
+    `data_config` is the timm data config the transform followed, `determinism` what
+    run/determinism.configure set."""
     tr = run["train"]
     peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -63,6 +66,7 @@ def success(run: dict, fitted, inputs, cost: dict, static_merge_accuracy, device
         "accuracy_calibrated_merge": calibrated_merge_accuracy,  # None unless train.calibrated_merge
         "accuracy_of": f"{run['data']['split_eval']} split, final epoch ({tr['epochs']})",
         "num_classes": inputs.num_classes, "num_train": len(inputs.train), "num_eval": len(inputs.eval),
+        "data_config": data_config,  # resize, crop and normalisation as the device transform ran them
         "params": cost["params"], "gmacs_per_image": cost["gmacs"], "uncounted_ops": cost["uncounted_ops"],
         "macs_convention": "fvcore: 1 multiply-add = 1; SDPA and the adapters' nonlinearities counted (see flops.py)",
         "curve": fitted.curve, "train_img_per_s": len(inputs.train) * tr["epochs"] / fitted.train_seconds,
@@ -73,6 +77,7 @@ def success(run: dict, fitted, inputs, cost: dict, static_merge_accuracy, device
         # how adapted layers ran without autograd: the Triton fold serves half-precision GEMMs only
         "eval_fold": kernels.FOLD_ON_CUDA if device.type == "cuda" and fitted.bf16 else "torch",
         "cuda_graphs": fitted.graphs,
+        "deterministic": tr["deterministic"], "determinism": determinism,
         # runs sharing this device at once (parallel sweep workers): throughput and times are per shared device
         "device_shared_by": int(os.environ.get("AURORA_VISION_DEVICE_SHARED_BY", "1")),
         "wall_seconds": time.perf_counter() - started, "versions": versions(), "git": git_commit(),

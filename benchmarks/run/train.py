@@ -36,7 +36,8 @@ def use_cuda_graphs(device: torch.device, world: int) -> bool:
     """Whether the step runs as CUDA graphs (cuda_graph.py): on one CUDA device, unless
     AURORA_VISION_CUDA_GRAPHS=0; with train.compile the graph replays the compiled kernels (the compile
     happens in the capture's warm-up). How a run executes, like AURORA_VISION_SIGMA: recorded in its
-    result, not part of its config (the arithmetic is the same)."""
+    result, not part of its config (the arithmetic is the same). Kept under train.deterministic: a replay
+    runs the recorded kernels in the recorded order (run/determinism.py)."""
     return device.type == "cuda" and world == 1 and os.environ.get("AURORA_VISION_CUDA_GRAPHS", "1") != "0"
 
 

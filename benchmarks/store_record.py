@@ -1,0 +1,47 @@
+"""What a result record must hold to be stored, and to be trusted when read back: every record its key
+fields and config; an 'ok' record what the report needs to place it (accuracy, cost); a 'failed' one its
+reason. Other fields are kept as they are. Checked on every write and every read, so a record the report
+reads cannot fail it with a KeyError."""
+from .schema import ConfigError, Option, check_value
+
+
+class InvalidRecord(ValueError):
+    """A file or result that is not a valid record; the message names it and what is wrong."""
+
+
+def _params_ok(params: dict):
+    if not all(isinstance(params.get(k), int) and not isinstance(params.get(k), bool) for k in ("trainable", "head")):
+        return "must hold the integer counts 'trainable' and 'head'"
+    return None
+
+
+NUMBER = (int, float)
+FIELDS = {
+    "status": Option(str, required=True, choices=("ok", "failed")),
+    "config": Option(dict, required=True, help="the resolved run config"),
+    "task": Option(str, required=True),
+    "method": Option(str, required=True, help="the method variant"),
+    "seed": Option(int, required=True),
+}
+OK_FIELDS = {
+    "accuracy": Option(NUMBER, required=True),
+    "accuracy_of": Option(str, required=True, help="which split and epoch the accuracy is of"),
+    "params": Option(dict, required=True, check=_params_ok),
+    "gmacs_per_image": Option(NUMBER, required=True),
+    "train_img_per_s": Option(NUMBER, required=True),
+}
+FAILED_FIELDS = {"error": Option(str, required=True, help="why the run failed")}
+
+
+def check_record(record, where: str) -> dict:
+    """`record` itself when it is a valid record; raises InvalidRecord naming `where` otherwise."""
+    if not isinstance(record, dict):
+        raise InvalidRecord(f"{where}: a result record is a JSON object, got {type(record).__name__}")
+    try:
+        for key, option in FIELDS.items():
+            check_value(key, record.get(key), option)
+        for key, option in (OK_FIELDS if record["status"] == "ok" else FAILED_FIELDS).items():
+            check_value(key, record.get(key), option)
+    except ConfigError as e:
+        raise InvalidRecord(f"{where}: {e}") from None
+    return record
