@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results_dir", help="a sweep's output folder (holds runs/*.json)")
     p.add_argument("--lora", default="lora", help="method variant used as the LoRA reference")
     p.add_argument("--full", default="full", help="method variant used as the full fine-tuning reference")
+    p.add_argument("--baseline", action="append", default=[], metavar="NAME",
+                   help="a further reference every method is compared with (repeat for several)")
     _verbose(p)
     demo = ("the embedded default: scikit-learn's digits, a tiny ViT pre-trained on digits 0-4, then full / linear / "
             "lora / aurora adapting it to 5-9; on CPU, no network, no data to download")
@@ -233,7 +235,7 @@ def _list(args) -> int:
 
 
 def _report(args) -> int:
-    print(write_report(args.results_dir, args.lora, args.full).read_text())
+    print(write_report(args.results_dir, args.lora, args.full, baselines=args.baseline).read_text())
     return 0
 
 

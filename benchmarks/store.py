@@ -45,7 +45,7 @@ def result_path(output, run: dict) -> Path:
 
 def logdir(output, run: dict) -> Path:
     """The run's TensorBoard folder: method first, so one method's seeds sit together."""
-    return Path(output) / "tb" / run["task"] / run["method"]["variant"] / f"seed{run['seed']}"
+    return Path(output) / "tb" / run["method"]["variant"] / run["task"] / f"seed{run['seed']}"
 
 
 # ---------------------------------------------------------------------------------------------- the same config

@@ -4,7 +4,6 @@ from pathlib import Path
 import pytest
 
 from benchmarks.config import load_config, resolve_run
-from benchmarks.report import pareto, write_report
 from benchmarks.store import result_path
 from benchmarks.sweep import ConfigChanged, sweep
 from benchmarks.run import train_run
@@ -100,65 +99,6 @@ def test_replace_changed_sets_old_results_aside_and_reruns_only_those(tmp_path):
     assert json.loads((out / "replaced" / "runs" / "mytask__b__seed0.json").read_text())["accuracy"] == 1e-3
 
 
-def fake_result(task, method, seed, acc, trainable, head=10, gmacs=1.0):
-    return {"status": "ok", "task": task, "method": method, "seed": seed, "accuracy": acc,
-            "accuracy_of": "test split, final epoch (1)", "config": {"suite": "vtab"},
-            "params": {"trainable": trainable, "head": head}, "gmacs_per_image": gmacs, "uncounted_ops": {},
-            "train_img_per_s": 100.0}
-
-
-def test_report_from_result_files(tmp_path):
-    rows = [("cifar", "lora", 0, 70.0, 1000, 1.1), ("cifar", "lora", 1, 72.0, 1000, 1.1),
-            ("eurosat", "lora", 0, 90.0, 1000, 1.1), ("cifar", "full", 0, 75.0, 100000, 1.0),
-            ("eurosat", "full", 0, 80.0, 100000, 1.0), ("cifar", "aurora", 0, 73.0, 300, 1.2),
-            ("eurosat", "aurora", 0, 91.0, 300, 1.2)]
-    for t, m, s, a, p, g in rows:
-        (tmp_path / "runs").mkdir(exist_ok=True)
-        r = fake_result(t, m, s, a, p, gmacs=g)
-        if m == "aurora":
-            r["accuracy_static_merge"] = a - 2
-        (tmp_path / "runs" / f"{t}__{m}__seed{s}.json").write_text(json.dumps(r))
-    (tmp_path / "runs" / "cifar__bad__seed0.json").write_text(json.dumps(
-        {"status": "failed", "config": {"suite": "vtab"}, "task": "cifar", "method": "bad", "seed": 0,
-         "error": "NonFiniteLoss: nan"}))
-    text = write_report(tmp_path).read_text()
-    assert "| lora | 71.0 ± 1.4 (n=2) | 90.0 (n=1) |" in text
-    # aurora vs lora: mean of (73 - 71, 91 - 90) = +1.5; params 300/1000; GMACs 1.2/1.1
-    assert "| aurora | 300 | 290 | 1.2000 | 100 | +1.50 | 0.3x | 1.0909x | +4.50 | 0.003x | 1.2000x |" in text
-    assert "natural" in text and "specialized" in text and "mean_of_groups" in text
-    assert "| aurora (static merge) | 71.0 (n=1) | 89.0 (n=1) |" in text
-    assert "cifar / bad / seed 0: NonFiniteLoss: nan" in text
-    for f in ("methods.csv", "per_task.csv", "pareto.png"):
-        assert (tmp_path / f).stat().st_size > 0
-    assert list((tmp_path / "tb" / "report").glob("events.*"))
-
-
-def test_pareto_points_of_an_unfinished_sweep_use_the_tasks_every_method_has():
-    from benchmarks.report import averages, plot_points, summarize
-    rows = [("cifar", "lora", 0, 70.0, 1000), ("eurosat", "lora", 0, 90.0, 1000),
-            ("cifar", "aurora", 0, 73.0, 300)]  # aurora's eurosat run is not done yet
-    s = summarize([fake_result(t, m, sd, a, p) for t, m, sd, a, p in rows])
-    key, points, left_out = plot_points(s, {m: averages(s, m) for m in s["methods"]})
-    assert key == "mean of 1/2 tasks" and left_out == []
-    assert points == {"lora": (1000, 70.0), "aurora": (300, 73.0)}
-    s = summarize([fake_result(t, m, sd, a, p) for t, m, sd, a, p in rows[:2]])
-    assert plot_points(s, {"lora": averages(s, "lora")}) == ("mean_of_groups", {"lora": (1000, 80.0)}, [])
-
-
-def test_pareto_points_leave_out_a_rank_sweep_on_fewer_tasks():
-    from benchmarks.report import averages, plot_points, summarize
-    tasks = ["cifar", "eurosat", "dtd"]
-    rows = [(t, m, a, p) for t in tasks for m, a, p in (("lora", 70.0, 1000), ("aurora", 72.0, 300))]
-    rows += [("cifar", "aurora_r8", 40.0, 1200), ("cifar", "lora_r4", 69.0, 500)]  # a sweep on one task
-    s = summarize([fake_result(t, m, 0, a, p) for t, m, a, p in rows])
-    key, points, left_out = plot_points(s, {m: averages(s, m) for m in s["methods"]})
-    assert key == "mean_of_groups" and sorted(points) == ["aurora", "lora"]  # 3 tasks x 2 beat 1 task x 4
-    assert sorted(left_out) == ["aurora_r8", "lora_r4"]
-
-
-def test_pareto_front():
-    pts = {"full": (100, 80), "lora": (10, 78), "aurora": (3, 79), "linear": (1, 60), "bad": (50, 70)}
-    assert pareto(pts) == {"full", "aurora", "linear"}
 
 
 def test_torchrun_ddp_matches_single_process(tmp_path):

@@ -28,7 +28,8 @@ MODES = {"default": False, "deterministic": True}
 
 def planned_runs(config, overrides, task: str, method: str, seeds, repeats: int) -> list:
     """(mode, seed, repeat, run config) in the order they run: per seed and repeat, both modes."""
-    cfgs = {mode: load_config(config, [*overrides, f"train.deterministic={str(on).lower()}"])
+    only = [f"tasks=[{task}]", f"methods=[{method}]"]  # the one (task, method) measured
+    cfgs = {mode: load_config(config, [*overrides, *only, f"train.deterministic={str(on).lower()}"])
             for mode, on in MODES.items()}
     return [(mode, seed, rep, resolve_run(cfg, task, method, seed))
             for seed in seeds for rep in range(repeats) for mode, cfg in cfgs.items()]

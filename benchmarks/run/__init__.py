@@ -20,7 +20,7 @@ from .flops import count_macs
 from .inputs import decoded_splits, to_device, transform_for
 from .model import build_model
 from .status import status
-from .tensorboard import RunLogger, run_hparams
+from .tensorboard import RunLogger, run_hparams, trial_id
 from .train import NonFiniteLoss, fit, use_cuda_graphs  # noqa: F401  (NonFiniteLoss: what a diverging run raises)
 
 
@@ -64,9 +64,8 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
         calibrated = (calibrated_merge_accuracy(model, inputs.eval, transform, run["train"]["eval_batch_size"],
                                                 fitted.autocast, inputs.train, run["seed"])
                       if run["train"]["calibrated_merge"] else None)
-        logger.scalars(run["train"]["epochs"], eval__img_per_s=fitted.final["img_per_s"])
-        logger.hparams(run_hparams(run), {"accuracy": fitted.final["accuracy"],
-                                          "trainable_params": cost["params"]["trainable"], "gmacs": cost["gmacs"]})
+        logger.hparams(run_hparams(run, cost["params"]["trainable"], cost["gmacs"]), trial_id(run),
+                       run["train"]["epochs"], static_merge_accuracy=static)
     finally:
         logger.close()
     result = record.success(run, fitted, inputs, cost, device, world, started, static_merge_accuracy=static,

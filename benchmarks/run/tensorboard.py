@@ -1,33 +1,134 @@
-"""TensorBoard logging for one run: scalars while training, an HParams entry at the end."""
+"""TensorBoard logging. A run writes curves while training and, at the end, one HParams session; its folder
+is emptied of a previous attempt's event files first, so a retried run shows one curve, not two. The report
+declares the HParams columns (experiment_summary) in its own single event file.
+
+Final metrics are read by the HParams plugin from the curves' last points (eval/accuracy, train/loss); the
+static-merge accuracy is the eval/accuracy of the run's `static_merge` sub-run, so it joins the accuracy chart
+instead of drawing a chart of one dot."""
+from dataclasses import asdict
+from pathlib import Path
+
+# summary_v2, not hparams.api: the api module imports TensorFlow
+from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.plugins.hparams import summary_v2 as hp
 from torch.utils.tensorboard import SummaryWriter
+
+import aurora_vision as av
+from aurora_vision.config import make_config
+
+EVENTS = "events.out.tfevents.*"
+STATIC_MERGE_RUN = "static_merge"
+
+
+def start_fresh(logdir) -> Path:
+    """Remove the event files a previous attempt of this run left in its folder (and sub-run)."""
+    logdir = Path(logdir)
+    for folder in (logdir, logdir / STATIC_MERGE_RUN):
+        for f in folder.glob(EVENTS):
+            f.unlink()
+    return logdir
 
 
 class RunLogger:
     """Writes to `logdir`; with logdir=None it records nothing (tests, quick runs)."""
 
     def __init__(self, logdir=None):
-        self.writer = SummaryWriter(str(logdir)) if logdir else None
+        self.logdir = start_fresh(logdir) if logdir else None
+        self.writer = SummaryWriter(str(self.logdir)) if logdir else None
 
     def scalars(self, step: int, **values) -> None:
         if self.writer:
             for tag, value in values.items():
                 self.writer.add_scalar(tag.replace("__", "/"), value, step)
 
-    def hparams(self, hparams: dict, metrics: dict) -> None:
-        """One HParams row per run, so the HParams tab compares methods side by side."""
-        if self.writer:
-            flat = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in hparams.items()}
-            self.writer.add_hparams(flat, {f"hparam/{k}": v for k, v in metrics.items()}, run_name=".")
+    def hparams(self, hparams: dict, trial_id: str, step: int, static_merge_accuracy=None) -> None:
+        """The run's HParams session, named trial_id; the static-merge accuracy at the final step."""
+        if not self.writer:
+            return
+        # a raw Summary: torch's own add_hparams writes this way, but names the session by a hash and makes
+        # its metrics one-point scalars
+        self.writer._get_file_writer().add_summary(hp.hparams_pb(hparams, trial_id=trial_id))
+        if static_merge_accuracy is not None:
+            with SummaryWriter(str(self.logdir / STATIC_MERGE_RUN)) as w:
+                w.add_scalar("eval/accuracy", static_merge_accuracy, step)
 
     def close(self) -> None:
         if self.writer:
             self.writer.close()
 
 
-def run_hparams(run: dict) -> dict:
+def trial_id(run: dict) -> str:
+    """Method first, like the run's folder (store.logdir), so one method's seeds sort together."""
+    return f"{run['method']['variant']}/{run['task']}/seed{run['seed']}"
+
+
+# name -> (description, real-valued); the rest are discrete: the HParams tab offers their values as filters
+HPARAMS = {
+    "method": ("method variant (config name)", False), "base_method": ("registered method", False),
+    "rank": ("adapter rank r (0: none)", False), "targets": ("adapted layers", False),
+    "task": ("task", False), "seed": ("seed", False), "model": ("timm model", False),
+    "lr": ("learning rate", False), "head_lr": ("head learning rate", False), "epochs": ("epochs", False),
+    "trainable_params": ("trainable parameters, head included", True), "gmacs": ("GMACs per image", True),
+}
+METRICS = [hp.Metric("eval/accuracy", display_name="accuracy (%)", description="final-epoch evaluation accuracy"),
+           hp.Metric("eval/accuracy", group=STATIC_MERGE_RUN, display_name="static-merge accuracy (%)",
+                     description="the same model with its adapters merged approximately (AuroRA's static form)"),
+           hp.Metric("train/loss", display_name="final train loss")]
+
+
+def run_hparams(run: dict, trainable_params: int, gmacs: float) -> dict:
     method = run["method"]
-    cfg = method["config"]
-    return {"task": run["task"], "method": method["variant"], "base_method": method["name"], "seed": run["seed"],
-            "rank": cfg.get("r", 0), "targets": cfg.get("targets", "-"), "lr": run["train"]["lr"],
+    cfg = method_config(method)
+    return {"method": method["variant"], "base_method": method["name"], "rank": cfg.get("r", 0),
+            "targets": str(cfg.get("targets", "-")), "task": run["task"], "seed": run["seed"],
+            "model": run["model"]["name"], "lr": run["train"]["lr"],
             "head_lr": run["train"]["head_lr"] or run["train"]["lr"], "epochs": run["train"]["epochs"],
-            "model": run["model"]["name"]}
+            "trainable_params": trainable_params, "gmacs": gmacs}
+
+
+def method_config(method: dict) -> dict:
+    """The method's config as it ran: the run's entries over the registered defaults (AuroRA's r=2)."""
+    return asdict(make_config(av.get_method(method["name"]).config_cls, method["config"]))
+
+
+# TensorBoard's HParams table shows 5 hparam columns by default (a frontend constant), those marked `differs`
+# first: these, in this order, the ones that vary across runs before the ones that do not. The rest are a
+# checkbox away.
+DEFAULT_COLUMNS = ("method", "rank", "targets", "task", "seed", "lr", "model")
+SHOWN = 5
+
+
+def experiment_summary(records: list[dict]):
+    """The HParams experiment of a results folder: every hparam declared with the values its runs took (the
+    filters list them all) and the columns shown by default chosen by DEFAULT_COLUMNS."""
+    rows = [run_hparams(r["config"], r["params"]["trainable"], r["gmacs_per_image"])
+            for r in records if r["status"] == "ok" and not r.get("static_merge_of")]  # runs, not report rows
+    hparams = []
+    for name, (description, real) in HPARAMS.items():
+        values = sorted({row[name] for row in rows}, key=lambda v: (isinstance(v, str), v))
+        if real:
+            domain = hp.RealInterval(float(values[0]), float(values[-1]))
+        elif all(isinstance(v, str) for v in values):
+            domain = hp.Discrete(values)
+        else:
+            domain = hp.Discrete([float(v) for v in values])
+        hparams.append(hp.HParam(name, domain, description=description))
+    varies = {name for name in HPARAMS if len({row[name] for row in rows}) > 1}
+    shown = ([c for c in DEFAULT_COLUMNS if c in varies] + [c for c in DEFAULT_COLUMNS if c not in varies])[:SHOWN]
+    summary = hp.hparams_config_pb(hparams, METRICS)
+    value = summary.value[0]  # HParam has no `differs` argument: set it in the written experiment
+    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in shown
+    value.metadata.plugin_data.content = data.SerializeToString()
+    return summary
+
+
+def write_report_events(tb_dir, figures: dict, records: list[dict]) -> Path:
+    """The report's figures and the HParams experiment, as the only event file in tb_dir."""
+    start_fresh(tb_dir)
+    with SummaryWriter(str(tb_dir)) as w:
+        for tag, fig in figures.items():
+            w.add_figure(tag, fig, close=False)
+        w._get_file_writer().add_summary(experiment_summary(records))
+    return Path(tb_dir)
