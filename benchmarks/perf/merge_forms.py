@@ -11,7 +11,9 @@ run's evaluation split: AuroRA exact (dynamic), its static merge (W0 + s B sigma
 Writes merge_forms.json (one row per task and seed) and merge_forms.md to --out.
 """
 import argparse
+import shlex
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -27,7 +29,8 @@ from ..run.inputs import decoded_splits, to_device, transform_for
 from ..run.record import git_commit, versions
 from ..store import write_json
 
-# used when the config does not define these variant names itself (configs/vtab1k.yaml does)
+# used when the config does not define these variant names itself (configs/vtab1k.yaml does); their
+# learning rate is then the one the config gives their method
 VARIANTS = {"aurora": {"method": "aurora", "config": {"r": 2, "alpha": 4, "targets": "qv"}},
             "lora_r2": {"method": "lora", "config": {"r": 2, "alpha": 2, "targets": "qv"}}}
 
@@ -86,7 +89,8 @@ def table(rows: list, ridges) -> str:
     keys = [f"{r:g}" for r in ridges]
     head = (["task", "seed", "AuroRA params", "AuroRA exact", "static merge"]
             + [f"calibrated (ridge {k})" for k in keys]
-            + ["LoRA r=2 params", "LoRA r=2", "LoRA r=2 merged"] + [f"layer error cal / static (ridge {k})" for k in keys])
+            + ["LoRA r=2 params", "LoRA r=2", "LoRA r=2 merged"]
+            + [f"layer error cal / static (ridge {k})" for k in keys])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     fmt = lambda v: "n/a" if v is None else f"{v:.2f}"
     for r in rows + _means(rows, keys):
@@ -129,11 +133,15 @@ def main(argv=None):
     p.add_argument("--aurora", default="aurora", help="AuroRA variant of the config (r=2, q/v)")
     p.add_argument("--lora", default="lora_r2", help="LoRA variant of the config (r=2, q/v)")
     p.add_argument("--out", required=True)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     cfg = load(args.config, args.set)
+    overrides = cfg["method_overrides"]
     for name in (args.aurora, args.lora):
-        if name not in cfg["method_overrides"] and name in VARIANTS:
-            cfg["method_overrides"][name] = VARIANTS[name]
+        if name not in overrides and name in VARIANTS:
+            # a variant we add trains as the config trains its method (lora_r2 takes lora's rate)
+            own = overrides.get(VARIANTS[name]["method"]) or {}
+            overrides[name] = {**VARIANTS[name], **({"train": own["train"]} if "train" in own else {})}
     rows = []
     for task in args.tasks:
         for seed in args.seeds:
@@ -141,14 +149,15 @@ def main(argv=None):
                          "aurora": aurora_forms(cfg, task, args.aurora, seed, args.ridges),
                          "lora": lora_forms(cfg, task, args.lora, seed)})
             print(table(rows[-1:], args.ridges).splitlines()[-1], flush=True)
-    meta = {"config": args.config, "overrides": args.set, "variants": {n: cfg["method_overrides"][n]
-            for n in (args.aurora, args.lora)}, "calibration_images": CALIBRATION_IMAGES,
-            "device": rows[0]["aurora"]["device"], "versions": versions(), "git": git_commit()}
+    meta = {"command": shlex.join(["python", "-m", "benchmarks.perf.merge_forms", *argv]), "config": args.config,
+            "overrides": args.set, "variants": {n: overrides[n] for n in (args.aurora, args.lora)},
+            "calibration_images": CALIBRATION_IMAGES, "device": rows[0]["aurora"]["device"],
+            "versions": versions(), "git": git_commit()}
     out = Path(args.out)
     write_json(out / "merge_forms.json", {**meta, "rows": rows})
-    text = (f"# AuroRA merge forms ({args.config}; {meta['variants']})\n\nAccuracy (%) on the evaluation split; "
-            f"calibrated merge fitted on up to {CALIBRATION_IMAGES} training images. Layer error: "
-            "||X dW^T - Y||^2 / ||Y||^2 on the calibration tokens, mean over adapted layers.\n\n"
+    text = (f"# AuroRA merge forms ({args.config}; {meta['variants']})\n\n    {meta['command']}\n\n"
+            f"Accuracy (%) on the evaluation split; calibrated merge fitted on up to {CALIBRATION_IMAGES} training "
+            "images. Layer error: ||X dW^T - Y||^2 / ||Y||^2 on the calibration tokens, mean over adapted layers.\n\n"
             + table(rows, args.ridges) + "\n")
     (out / "merge_forms.md").write_text(text)
     print(text)
