@@ -29,7 +29,6 @@ def inject_adapters(model: nn.Module, make_layer: Callable[..., AdapterLinear], 
             # Swin V2 feeds qkv.weight to F.linear directly unless its bias is applied separately.
             parent.qkv_bias_separate = True
         wrapped.append(target.name)
-    enable_input_require_grads(model)
     return wrapped
 
 

@@ -53,15 +53,19 @@ def apply(model: nn.Module, method: str, config=None, **overrides) -> nn.Module:
 
     `config` is None/True (defaults), a dict, or the method's config object; keywords override fields.
     """
-    from .inject import head_parameter_names, set_trainable
+    from .inject import enable_input_require_grads, head_parameter_names, set_trainable
 
     inner = unwrap(model)
     if getattr(inner, STATE_ATTR, None) is not None:
         raise RuntimeError(f"model already has method {getattr(inner, STATE_ATTR)['method']!r} applied")
     spec = get_method(method)
     cfg = make_config(spec.config_cls, config, **overrides)
-    trainable = spec.apply(inner, cfg)
-    set_trainable(inner, set(trainable) | set(head_parameter_names(inner)))
+    trainable, head = set(spec.apply(inner, cfg)), set(head_parameter_names(inner))
+    set_trainable(inner, trainable | head)
+    embedding = [n for n, _ in inner.named_parameters() if "patch_embed." in n]
+    if trainable - head and not any(n in trainable for n in embedding):
+        # parameters train inside blocks behind a frozen embedding: reentrant checkpointing needs its output marked
+        enable_input_require_grads(inner)
     setattr(inner, STATE_ATTR, {"method": method, "config": asdict(cfg)})
     return model
 

@@ -223,6 +223,23 @@ def test_reentrant_checkpointing_trains_adapters(family, method, reentrant):
         torch.testing.assert_close(got[name], expected[name])
 
 
+@pytest.mark.parametrize("method", ["bitfit", "peft-lora"])
+def test_reentrant_checkpointing_trains_methods_without_our_layers(method, reentrant):
+    """Any method whose parameters sit in blocks behind the frozen embedding gets its gradients."""
+    if method == "peft-lora":
+        pytest.importorskip("peft")
+    model = av.apply(tiny_model("vit", drop_path_rate=0.0), method, targets="qkv") if method == "peft-lora" \
+        else av.apply(tiny_model("vit", drop_path_rate=0.0), method)
+    x = tiny_input("vit")
+    expected = adapter_grads(model.train(), x)
+    model.set_grad_checkpointing()
+    got = adapter_grads(model, x)
+    blocks = [n for n in expected if n.startswith("blocks.")]
+    assert blocks and all(got[n] is not None for n in blocks)
+    for name in blocks:
+        torch.testing.assert_close(got[name], expected[name])
+
+
 def test_embedding_output_needs_grad_only_under_reentrant_checkpointing(reentrant):
     """Marking it costs the first block an input gradient, so outside reentrant checkpointing it is left alone."""
     model = adapted("vit").train()

@@ -25,8 +25,6 @@ def save_adapter(model: nn.Module, path, format: str = "aurora_vision") -> Path:
         raise ValueError(f"unknown adapter format {format!r}; formats: {sorted(FORMATS)}")
     model = unwrap(model)
     state = applied_method(model)
-    if state.get("unloaded"):
-        raise RuntimeError("the adapters were merged and unloaded; save before merge_and_unload")
     if any(layer.merged for _, layer in adapter_layers(model)):
         raise RuntimeError("save_adapter needs unmerged adapters; call aurora_vision.unmerge(model) first")
     path = Path(path)
