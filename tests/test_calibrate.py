@@ -6,7 +6,7 @@ import torch
 import aurora_vision as av
 from aurora_vision import calibrate
 
-from conftest import tiny_input, tiny_model
+from fixtures import tiny_input, tiny_model
 
 
 def trained_like(targets: str = "qv", a_scale: float = 1.0, seed: int = 3):
@@ -194,7 +194,7 @@ def test_never_the_default_and_clear_errors():
 def test_runner_records_the_calibrated_merge_fitted_on_training_images(tmp_path, monkeypatch):
     from aurora_bench.config import resolve_run
     from aurora_bench.run import train_run
-    from test_runner import tiny_cfg
+    from fixtures import tiny_cfg
 
     fitted_on, merge = [], av.merge
 
@@ -219,7 +219,7 @@ def test_merge_forms_script_on_a_tiny_config(tmp_path):
     import yaml
 
     from aurora_bench.perf import merge_forms
-    from test_runner import tiny_cfg
+    from fixtures import tiny_cfg
 
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny_cfg(tmp_path)))
     merge_forms.main([str(tmp_path / "tiny.yaml"), "--tasks", "mytask", "--ridges", "1e-3", "1e-1",

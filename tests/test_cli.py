@@ -9,7 +9,7 @@ from aurora_bench.config import resolve_run
 from aurora_bench import cli
 from aurora_bench.cli import build_parser, main, parse_args
 
-from test_runner import tiny_cfg
+from fixtures import tiny_cfg
 
 VTAB1K = str(Path(__file__).parent.parent / "configs" / "vtab1k.yaml")
 

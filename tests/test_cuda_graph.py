@@ -10,8 +10,7 @@ from aurora_bench.config import resolve_run
 from aurora_bench.run.cuda_graph import GraphedTrainStep, restore, snapshot
 from aurora_bench.run import train_run
 
-from conftest import tiny_input, tiny_model
-from test_runner import tiny_cfg
+from fixtures import tiny_cfg, tiny_input, tiny_model
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

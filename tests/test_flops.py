@@ -7,7 +7,7 @@ import aurora_vision as av
 from aurora_vision.layers import AdaptiveNonlinearity
 from aurora_bench.run.flops import count_macs
 
-from conftest import TINY
+from fixtures import TINY
 
 
 class LinearAttention(nn.Module):

@@ -8,8 +8,8 @@ from torch._dynamo.eval_frame import OptimizedModule
 
 import aurora_vision as av
 
-import conftest
-from conftest import tiny_input, tiny_model
+import fixtures
+from fixtures import tiny_input, tiny_model
 
 
 def trained_like(model):
@@ -115,7 +115,7 @@ def test_load_rejects_weights_that_differ_from_the_config_listing(tmp_path):
 @pytest.mark.parametrize("family,other", [("vit", dict(depth=3)), ("swin", dict(depths=(1, 2), num_heads=(1, 2)))])
 def test_load_rejects_another_depth_under_the_same_name(tmp_path, method, family, other):
     av.save_adapter(trained_like(av.apply(tiny_model(family), method)), tmp_path / "a")
-    name, arch = conftest.TINY[family]
+    name, arch = fixtures.TINY[family]
     torch.manual_seed(0)
     deeper = timm.create_model(name, num_classes=5, **{**arch, **other})
     with pytest.raises(ValueError, match=r"saved from a .* with 2 blocks.*this model has 3 blocks"):

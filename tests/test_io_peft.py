@@ -10,8 +10,8 @@ from torch import nn
 
 import aurora_vision as av
 
-import conftest
-from conftest import tiny_input, tiny_model
+import fixtures
+from fixtures import tiny_input, tiny_model
 
 peft = pytest.importorskip("peft")
 
@@ -26,7 +26,7 @@ def trained_lora(family="vit", **kw):
 
 
 def deeper_vit():
-    name, arch = conftest.TINY["vit"]
+    name, arch = fixtures.TINY["vit"]
     return timm.create_model(name, num_classes=5, **{**arch, "depth": 3})
 
 

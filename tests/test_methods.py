@@ -9,7 +9,7 @@ from torch import nn
 import aurora_vision as av
 from aurora_vision.layers import AdapterLinear, LoraLinear
 
-from conftest import tiny_input, tiny_model
+from fixtures import tiny_input, tiny_model
 
 PRESETS = ["qv", "qkv", "attn", "mlp", "all"]
 

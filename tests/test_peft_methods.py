@@ -8,7 +8,7 @@ import aurora_vision as av
 from aurora_vision.inject import adapter_parameter_names, head_parameter_names
 from aurora_bench.run.flops import count_macs
 
-from conftest import tiny_input, tiny_model
+from fixtures import tiny_input, tiny_model
 
 pytest.importorskip("peft")
 

@@ -271,7 +271,7 @@ def test_a_run_logs_curves_and_one_hparams_session(tmp_path):
     from tensorboard.plugins.hparams import metadata
     from aurora_bench.config import resolve_run
     from aurora_bench.run import train_run
-    from test_runner import tiny_cfg
+    from fixtures import tiny_cfg
 
     run = resolve_run(tiny_cfg(tmp_path), "mytask", "aurora", 0)
     logdir = store.logdir(tmp_path / "out", run)

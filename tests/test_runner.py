@@ -8,23 +8,8 @@ from aurora_bench.store import result_path
 from aurora_bench.sweep import ConfigChanged, sweep
 from aurora_bench.run import train_run
 
-from fixtures import vtab_task
+from fixtures import tiny_cfg
 from parallel_runners import counts, fake_record
-
-TINY_MODEL = {"name": "vit_tiny_patch16_224", "pretrained": False, "image_size": 16,
-              "kwargs": {"patch_size": 8, "depth": 1, "embed_dim": 16, "num_heads": 2}}
-
-
-def tiny_cfg(tmp_path, **over):
-    vtab_task(tmp_path / "data", "mytask", num_classes=3)
-    cfg = load_config({"name": "t", "tasks": ["mytask"], "methods": ["linear", "aurora"], "seeds": [0],
-                       "output": str(tmp_path / "out"), "model": TINY_MODEL,
-                       "data": {"root": str(tmp_path / "data"), "cache_dir": str(tmp_path / "cache")},
-                       "train": {"epochs": 2, "batch_size": 4, "warmup_epochs": 1, "eval_every": 1, "device": "cpu"}})
-    for k, v in over.items():
-        cfg[k] = v
-    return cfg
-
 
 def test_train_run_records_everything(tmp_path):
     cfg = tiny_cfg(tmp_path)

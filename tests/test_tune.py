@@ -9,7 +9,7 @@ from aurora_bench.config import load_config, resolve_run
 from aurora_bench.tune import choose, tuning_config
 
 from parallel_runners import fake_record
-from test_runner import tiny_cfg
+from fixtures import tiny_cfg
 
 
 def fake_results(tuned, accuracy):
