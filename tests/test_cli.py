@@ -120,6 +120,7 @@ def test_cli_run_end_to_end(config, capsys):
     assert list((Path(json.loads(Path(config).read_text())["output"]) / "runs").glob("mytask__linear__seed0.json"))
 
 
+@pytest.mark.slow  # pre-trains and sweeps the demo
 def test_demo_end_to_end_shortened(tmp_path, capsys):
     out = tmp_path / "demo"
     code = main(["demo", "--quiet", "--set", f"output={out}", "seeds=[0]", "train.epochs=2", "train.warmup_epochs=1",

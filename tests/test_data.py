@@ -398,7 +398,7 @@ def test_transform_follows_timm_data_config_and_the_run_records_it(tmp_path):
     assert transform_for(model, {"model": model_cfg, "data": data}).data_config["crop_pct"] is None  # default
 
     vtab_task(tmp_path / "data", "mytask", num_classes=3)
-    cfg = load_config({"name": "t", "output": str(tmp_path / "out"), "model": model_cfg,
+    cfg = load_config({"name": "t", "tasks": ["mytask"], "methods": ["linear"], "output": str(tmp_path / "out"), "model": model_cfg,
                        "data": {"root": str(tmp_path / "data"), "cache_dir": str(tmp_path / "cache"),
                                 "eval_crop": "timm"},
                        "train": {"epochs": 1, "batch_size": 6, "warmup_epochs": 0, "eval_every": 1, "device": "cpu"}})

@@ -13,6 +13,8 @@ from parallel_runners import counts
 
 TWO_WORKERS = partial(run_parallel, devices=[None, None], quiet=True)
 
+pytestmark = pytest.mark.slow  # spawned worker processes, Ray and submitit: seconds each
+
 
 def cfg_for(tmp_path, methods):
     return load_config({"tasks": ["t"], "methods": methods, "seeds": [0, 1], "output": str(tmp_path / "out"),

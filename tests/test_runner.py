@@ -86,17 +86,22 @@ def test_replace_changed_sets_old_results_aside_and_reruns_only_those(tmp_path):
 
 
 
+@pytest.mark.slow  # two torchrun processes
 def test_torchrun_ddp_matches_single_process(tmp_path):
     """Two CPU ranks (gloo) over the same global batches give the single-process run's losses and accuracy."""
+    import socket
     import subprocess
     import sys
 
+    with socket.socket() as free:  # a port nobody holds: parallel test runs must not collide on a fixed one
+        free.bind(("127.0.0.1", 0))
+        port = str(free.getsockname()[1])
     cfg = tiny_cfg(tmp_path)  # 18 training images, batch 4: every batch splits evenly over 2 ranks
     cfg["train"]["epochs"] = 3
     single = train_run(resolve_run(cfg, "mytask", "aurora", 0), quiet=True)
     (tmp_path / "c.yaml").write_text(json.dumps(cfg))
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", "29517", "-m", "aurora_bench.cli", "run", str(tmp_path / "c.yaml"),
+                           "--master_port", port, "-m", "aurora_bench.cli", "run", str(tmp_path / "c.yaml"),
                            "--task", "mytask", "--method", "aurora", "--quiet"],
                           capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent.parent)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -21,10 +21,12 @@ def run_under_interpreter(script: str) -> str:
     return proc.stdout
 
 
+@pytest.mark.slow  # a fresh interpreter under Triton's CPU interpreter
 def test_triton_sigma_equals_reference_under_the_interpreter():
     assert "ok 6 cases" in run_under_interpreter("triton_sigma_cases.py")
 
 
+@pytest.mark.slow  # a fresh interpreter under Triton's CPU interpreter
 def test_triton_eval_fold_equals_torch_fold_under_the_interpreter():
     assert "ok 5 cases" in run_under_interpreter("triton_fold_cases.py")
 
