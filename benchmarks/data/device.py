@@ -16,12 +16,11 @@ class DeviceSplit:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def batches(self, batch_size: int, generator: torch.Generator | None = None, drop_last: bool = False):
+    def batches(self, batch_size: int, generator: torch.Generator | None = None):
         """(uint8 images, labels) batches; shuffled when a generator is given."""
         n = len(self)
         order = torch.randperm(n, generator=generator).to(self.labels.device) if generator is not None else None
-        stop = n - n % batch_size if drop_last and n >= batch_size else n
-        for start in range(0, stop, batch_size):
+        for start in range(0, n, batch_size):
             idx = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
             yield self.images[idx], self.labels[idx]
 
