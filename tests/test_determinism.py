@@ -46,7 +46,8 @@ def test_deterministic_reruns_give_identical_accuracy_and_curve(tmp_path, restor
     run = resolve_run(cfg_for(tmp_path, deterministic=True), "mytask", "aurora", 0)
     a, b = train_run(run, quiet=True), train_run(run, quiet=True)
     assert a["deterministic"] is True and a["determinism"]["torch.use_deterministic_algorithms"] is True
-    assert a["determinism"][determinism.CUBLAS_ENV] == ":4096:8"
+    # where CUDA already ran in this process (a GPU test session), the record adds that the earlier workspace stands
+    assert a["determinism"][determinism.CUBLAS_ENV].startswith(":4096:8")
     assert a["accuracy"] == b["accuracy"] and a["accuracy_static_merge"] == b["accuracy_static_merge"]
     assert untimed(a["curve"]) == untimed(b["curve"])
     # the curve does depend on the run's random draws: another seed moves it

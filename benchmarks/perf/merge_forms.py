@@ -149,7 +149,7 @@ def main(argv=None):
                          "aurora": aurora_forms(cfg, task, args.aurora, seed, args.ridges),
                          "lora": lora_forms(cfg, task, args.lora, seed)})
             print(table(rows[-1:], args.ridges).splitlines()[-1], flush=True)
-    meta = {"command": shlex.join(["python", "-m", "benchmarks.perf.merge_forms", *argv]), "config": args.config,
+    meta = {"command": shlex.join(["python", "-m", "aurora_bench.perf.merge_forms", *argv]), "config": args.config,
             "overrides": args.set, "variants": {n: overrides[n] for n in (args.aurora, args.lora)},
             "calibration_images": CALIBRATION_IMAGES, "device": rows[0]["aurora"]["device"],
             "versions": versions(), "git": git_commit()}
