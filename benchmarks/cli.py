@@ -213,14 +213,15 @@ def _run(args) -> int:
 
 
 def _tune(args) -> int:
-    from .tune import choose, tuning_config, write_lrs
+    from .tune import tune, tuning_config, write_lrs
     cfg = load_config(args.config, args.set)
-    tuned = tuning_config(cfg)
-    require_ready(tuned)
-    counts = sweep(tuned, quiet=args.quiet, executor=_executor(args))
-    print("tuning " + summary(counts, tuned["output"]))
+    require_ready(tuning_config(cfg))
+
+    def run_sweep(tuned):
+        print("tuning " + summary(sweep(tuned, quiet=args.quiet, executor=_executor(args)), tuned["output"]))
+    chosen = tune(cfg, run_sweep)
+    tuned = chosen["tuned"]
     write_report(tuned["output"])
-    chosen = choose(tuned, tuned["output"])
     record = Path(tuned["output"]) / f"lrs-{cfg['name']}.yaml"  # one per config: tunes can share a folder
     for path in [record] + ([args.write] if args.write else []):
         print(f"wrote {write_lrs(chosen, tuned, path)}")

@@ -6,7 +6,7 @@ import yaml
 
 from aurora_bench.cli import main
 from aurora_bench.config import load_config, resolve_run
-from aurora_bench.tune import choose, tuning_config
+from aurora_bench.tune import choose, tune, tuning_config, write_lrs
 
 from parallel_runners import fake_record
 from fixtures import tiny_cfg
@@ -58,7 +58,8 @@ def test_lrs_apply_per_variant_then_method_below_overrides():
 
 def test_cli_tune_writes_an_includable_lrs_file(tmp_path, capsys):
     cfg = tiny_cfg(tmp_path)
-    cfg["tune"] = {"methods": ["linear", "aurora"], "lrs": {"default": [1e-3, 1e-1]}, "seeds": [0], "tasks": None}
+    cfg["tune"] = {"methods": ["linear", "aurora"], "lrs": {"default": [1e-3, 1e-1]}, "seeds": [0], "tasks": None,
+                   "extend": 0}  # the grid as given (extension: test_a_best_rate_on_an_edge_extends_the_grid)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     assert main(["tune", str(tmp_path / "c.yaml"), "--quiet", "--write", str(tmp_path / "lrs.yaml")]) == 0
     lrs = yaml.safe_load((tmp_path / "lrs.yaml").read_text())["lrs"]
@@ -77,3 +78,25 @@ def test_tune_without_a_grid_names_the_variant():
     cfg["tune"]["lrs"] = {"full": [1e-5]}  # a config built in code
     with pytest.raises(ValueError, match="no grid for 'lora'"):
         tuning_config(cfg)
+
+
+def test_a_best_rate_on_an_edge_extends_the_grid_up_to_the_bound(tmp_path):
+    """full peaks inside its grid; lora keeps rising and is given rates past the top edge, twice at most;
+    aurora peaks just past the bottom edge and stops once the peak is inside."""
+    cfg = load_config({"name": "g", "tasks": ["a", "b"], "methods": ["full", "lora", "aurora"],
+                       "output": str(tmp_path / "o"),
+                       "tune": {"lrs": {"default": [1e-3, 1e-2, 1e-1]}, "seeds": [0, 1], "extend": 2}})
+    peak = {"full": 1e-2, "aurora": 1e-4}
+    accuracy = lambda v, lr, t: 50 + (lr * 100 if v == "lora" else -abs(__import__("math").log10(lr / peak[v])))
+
+    def run_sweep(tuned):
+        tuned = {**tuned, "output": Path(tuned["output"])}
+        fake_results(tuned, accuracy)
+    chosen = tune(cfg, run_sweep)
+    assert chosen["grids"]["full"] == [1e-3, 1e-2, 1e-1] and chosen["lrs"]["full"] == 1e-2
+    assert chosen["grids"]["lora"] == [1e-3, 1e-2, 1e-1, 1.0, 10.0] and chosen["lrs"]["lora"] == 10.0
+    assert chosen["grids"]["aurora"] == [1e-5, 1e-4, 1e-3, 1e-2, 1e-1] and chosen["lrs"]["aurora"] == 1e-4
+    assert chosen["at_edge"] == ["lora"]  # still best at its edge once the bound is spent: said in the file
+    text = write_lrs(chosen, chosen["tuned"], tmp_path / "lrs.yaml").read_text()
+    assert "Still best at an edge of its grid after tune.extend more rates: lora (" in text
+    assert chosen["spread"]["full"][1e-2] == 0.0  # the made-up accuracies do not depend on the seed

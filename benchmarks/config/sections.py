@@ -122,6 +122,8 @@ TUNE = {
     "seeds": Option(list, [0], check=SEEDS, help="seeds of the tuning runs"),
     "lrs": Option(dict, {"default": [1e-3, 3e-3, 1e-2]}, nullable=False, check=_grids,
                   help="variant (or 'default') -> the rates tried"),
+    "extend": Option(int, 2, nullable=False, check=at_least(0),
+                     help="rates added past an edge of a variant's grid while its best rate lies there"),
 }
 
 METHOD_OVERRIDE = {
