@@ -3,6 +3,8 @@ its grid on the tuning splits (train800 -> val200), the rate with the best mean 
 tasks and seeds kept, and written as the `lrs:` entry a sweep config includes. A variant whose best rate
 lies on an edge of its grid gets the next rate beyond that edge (the grid's own geometric step), up to
 `tune.extend` times per variant: a choice on the edge says only that the optimum may lie further out.
+With `tune.per_task` each task gets its own rate per variant (VTAB-1k practice), chosen on its own
+validation split; the rates file then maps variant -> task -> rate.
 
     aurora-bench tune configs/shared_validation.yaml --gpus all     # -> <output>-tune/lrs-<name>.yaml
 """
@@ -47,46 +49,55 @@ def tuning_config(cfg: dict, grids: dict | None = None) -> dict:
 def choose(tuned: dict, results_dir) -> dict:
     """{'lrs': {variant: rate}, 'table': {variant: {rate: mean val accuracy}}, 'spread': {variant: {rate: std
     over tuning seeds of the mean over tasks}}} from the tuning runs. A sweep gives a variant its own rate,
-    and an untuned variant its method's (lora_r4 takes lora's)."""
+    and an untuned variant its method's (lora_r4 takes lora's). With tune.per_task, 'lrs' maps variant ->
+    task -> rate and 'per_task' holds each task's table."""
     variant_of = {name: name.rsplit("_lr", 1)[0] for name in tuned["methods"]}
-    accs = {}  # variant -> rate -> [val accuracy]
+    accs = {}  # variant -> rate -> [(seed, task, val accuracy)]
     for r in load_results(results_dir):
         if r["status"] == "ok" and r["method"] in variant_of and r["task"] in tuned["tasks"] and r["seed"] in tuned["seeds"]:
             accs.setdefault(variant_of[r["method"]], {}).setdefault(r["config"]["train"]["lr"], []).append(
-                (r["seed"], r["accuracy"]))
+                (r["seed"], r["task"], r["accuracy"]))
     expected = len(tuned["tasks"]) * len(tuned["seeds"])
-    table, spread, lrs = {}, {}, {}
+    table, spread, lrs, per_task = {}, {}, {}, {}
     for v in dict.fromkeys(variant_of.values()):
         complete = {lr: a for lr, a in accs.get(v, {}).items() if len(a) == expected}
         if not complete:
             raise ValueError(f"no rate of {v!r} has all {expected} tuning runs finished; see {results_dir}")
-        table[v] = {lr: statistics.fmean(acc for _, acc in a) for lr, a in complete.items()}
+        table[v] = {lr: statistics.fmean(acc for _, _, acc in a) for lr, a in complete.items()}
         spread[v] = {lr: _seed_spread(a) for lr, a in complete.items()}
-        lrs[v] = max(sorted(table[v]), key=lambda lr: table[v][lr])  # ties: the smaller rate
-    return {"lrs": lrs, "table": table, "spread": spread}
+        lrs[v] = _best(table[v])
+        if tuned["tune"].get("per_task"):
+            per_task[v] = {t: {lr: statistics.fmean(acc for _, task, acc in a if task == t) for lr, a in complete.items()}
+                           for t in tuned["tasks"]}
+            lrs[v] = {t: _best(row) for t, row in per_task[v].items()}
+    return {"lrs": lrs, "table": table, "spread": spread, "per_task": per_task}
+
+
+def _best(row: dict) -> float:
+    return max(sorted(row), key=lambda lr: row[lr])  # ties: the smaller rate
 
 
 def _seed_spread(pairs: list) -> float:
     """Std over seeds of the mean over tasks (0 with one seed): how far the choice could move with the seed."""
     by_seed = {}
-    for seed, acc in pairs:
+    for seed, _, acc in pairs:
         by_seed.setdefault(seed, []).append(acc)
     means = [statistics.fmean(a) for a in by_seed.values()]
     return statistics.stdev(means) if len(means) > 1 else 0.0
 
 
 def beyond_edges(chosen: dict, grids: dict) -> dict:
-    """variant -> the next rate past the edge its best rate lies on (none for an interior best or a one-rate
-    grid); the step is the ratio of the grid's two outermost rates on that side."""
+    """variant -> the rates past the edges its best rates lie on (a per-task choice may touch both; none for
+    interior bests or a one-rate grid); the step is the ratio of the grid's two outermost rates on that side."""
     out = {}
     for v, best in chosen["lrs"].items():
-        grid = grids.get(v, [])
+        grid, bests = grids.get(v, []), set(best.values()) if isinstance(best, dict) else {best}
         if len(grid) < 2:
             continue
-        if best == grid[-1]:
-            out[v] = float(f"{best * grid[-1] / grid[-2]:.3g}")
-        elif best == grid[0]:
-            out[v] = float(f"{best * grid[0] / grid[1]:.3g}")
+        past = ([float(f"{grid[-1] * grid[-1] / grid[-2]:.3g}")] if grid[-1] in bests else []) + \
+               ([float(f"{grid[0] * grid[0] / grid[1]:.3g}")] if grid[0] in bests else [])
+        if past:
+            out[v] = past
     return out
 
 
@@ -102,15 +113,19 @@ def tune(cfg: dict, run_sweep) -> dict:
         further = {v: lr for v, lr in beyond_edges(chosen, grids).items() if added.get(v, 0) < cfg["tune"]["extend"]}
         if not further:
             return {**chosen, "tuned": tuned, "grids": grids, "at_edge": sorted(beyond_edges(chosen, grids))}
-        for v, lr in further.items():
-            grids[v] = sorted(grids[v] + [lr])
+        for v, rates in further.items():
+            grids[v] = sorted(grids[v] + rates)
             added[v] = added.get(v, 0) + 1
 
 
 def write_lrs(chosen: dict, tuned: dict, path) -> Path:
     lines = [f"# Written by `aurora-bench tune` from {tuned['output']}: mean validation accuracy (%) of each rate",
              f"# ({', '.join(tuned['tasks'])}; seeds {tuned['seeds']}; trained on the tuning split, evaluated on "
-             "the validation split only). Chosen: the best rate per variant."]
+             "the validation split only). Chosen: the best rate per variant" +
+             (" and task." if chosen.get("per_task") else ".")]
+    for v, row in (chosen.get("per_task") or {}).items():
+        for t, task_row in row.items():
+            lines.append(f"#   {v} on {t}: " + ", ".join(f"{lr:g} -> {acc:.2f}" for lr, acc in sorted(task_row.items())))
     for v, row in chosen["table"].items():
         spread = chosen.get("spread", {}).get(v, {})
         lines.append(f"#   {v}: " + ", ".join(f"{lr:g} -> {acc:.2f}" + (f" ± {spread[lr]:.2f}" if spread.get(lr) else "")

@@ -100,3 +100,24 @@ def test_a_best_rate_on_an_edge_extends_the_grid_up_to_the_bound(tmp_path):
     text = write_lrs(chosen, chosen["tuned"], tmp_path / "lrs.yaml").read_text()
     assert "Still best at an edge of its grid after tune.extend more rates: lora (" in text
     assert chosen["spread"]["full"][1e-2] == 0.0  # the made-up accuracies do not depend on the seed
+
+
+def test_per_task_rates_are_chosen_written_and_applied_per_task(tmp_path):
+    cfg = load_config({"name": "p", "tasks": ["a", "b"], "methods": ["lora"], "output": str(tmp_path / "o"),
+                       "tune": {"lrs": {"default": [1e-3, 1e-2, 1e-1]}, "per_task": True, "extend": 1}})
+    peak = {"a": 1e-2, "b": 1e-3}  # task b's best is the grid's bottom edge: one rate below is tried
+    accuracy = lambda v, lr, t: 60 - abs(__import__("math").log10(lr / peak[t]))
+
+    def run_sweep(tuned):
+        fake_results({**tuned, "output": Path(tuned["output"])}, accuracy)
+    chosen = tune(cfg, run_sweep)
+    assert chosen["grids"]["lora"] == [1e-4, 1e-3, 1e-2, 1e-1]
+    assert chosen["lrs"] == {"lora": {"a": 1e-2, "b": 1e-3}}
+    path = write_lrs(chosen, chosen["tuned"], tmp_path / "lrs.yaml")
+    assert "lora on b: 0.0001 -> 59.00, 0.001 -> 60.00" in path.read_text()
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump({k: cfg[k] for k in ("name", "tasks", "methods", "output")}))
+    (tmp_path / "main.yaml").write_text("include: [base.yaml, lrs.yaml]\n")
+    tuned_cfg = load_config(tmp_path / "main.yaml")
+    assert [resolve_run(tuned_cfg, t, "lora", 0)["train"]["lr"] for t in ("a", "b")] == [1e-2, 1e-3]
+    with pytest.raises(ValueError, match=r"lrs.lora holds rates per task and none for 'c'"):
+        load_config(tmp_path / "main.yaml", ["tasks=[a,b,c]"])

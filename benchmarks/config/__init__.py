@@ -138,6 +138,11 @@ def resolve_run(cfg: dict, task: str, variant: str, seed: int) -> dict:
     method = mo.get("method") or variant
     lrs = cfg["lrs"] or {}
     lr = lrs.get(variant, lrs.get(method))  # a variant's own tuned rate, else its method's
+    if isinstance(lr, dict):  # chosen per task (tune.per_task): a task it was not tuned on has no rate
+        if task not in lr:
+            raise ConfigError(f"lrs.{variant if variant in lrs else method} holds rates per task and none for "
+                              f"{task!r} (tuned on: {', '.join(lr)}); tune on that task too")
+        lr = lr[task]
     base = cfg if lr is None else {**cfg, "train": {**cfg["train"], "lr": lr}}
     for section in ("model", "train"):
         run[section] = deep_merge(deep_merge(base[section], to.get(section) or {}), mo.get(section) or {})

@@ -135,8 +135,11 @@ def _check_sections(where: str, entry: dict, cfg: dict) -> None:
 def _check_lrs(cfg: dict, variants) -> None:
     for name, lr in cfg["lrs"].items():
         _check_variants("lrs", [name], variants)
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
-            raise ConfigError(f"lrs.{name} must be a learning rate > 0, got {lr!r}")
+        per_task = lr if isinstance(lr, dict) else {None: lr}  # one rate, or a rate per task (tune.per_task)
+        for task, rate in per_task.items():
+            where = f"lrs.{name}" + (f".{task}" if task is not None else "")
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
+                raise ConfigError(f"{where} must be a learning rate > 0 (or a mapping task -> rate), got {rate!r}")
 
 
 def _check_tune(cfg: dict, variants) -> None:

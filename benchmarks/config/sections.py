@@ -124,6 +124,8 @@ TUNE = {
                   help="variant (or 'default') -> the rates tried"),
     "extend": Option(int, 2, nullable=False, check=at_least(0),
                      help="rates added past an edge of a variant's grid while its best rate lies there"),
+    "per_task": Option(bool, False, nullable=False,
+                       help="choose a rate per task and variant (VTAB-1k practice) rather than one per variant"),
 }
 
 METHOD_OVERRIDE = {
