@@ -15,7 +15,12 @@ import yaml
 
 from . import store
 from .config import deep_merge
+from .errors import UserError
 from .report import load_results
+
+
+class UnfinishedTuning(UserError, ValueError):
+    """No rate of a variant has all its tuning runs finished."""
 
 
 def grids_of(cfg: dict) -> dict:
@@ -62,7 +67,7 @@ def choose(tuned: dict, results_dir) -> dict:
     for v in dict.fromkeys(variant_of.values()):
         complete = {lr: a for lr, a in accs.get(v, {}).items() if len(a) == expected}
         if not complete:
-            raise ValueError(f"no rate of {v!r} has all {expected} tuning runs finished; see {results_dir}")
+            raise UnfinishedTuning(f"no rate of {v!r} has all {expected} tuning runs finished; see {results_dir}")
         table[v] = {lr: statistics.fmean(acc for _, _, acc in a) for lr, a in complete.items()}
         spread[v] = {lr: _seed_spread(a) for lr, a in complete.items()}
         lrs[v] = _best(table[v])

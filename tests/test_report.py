@@ -307,3 +307,9 @@ def test_report_declares_the_hparams_columns(tmp_path):
     assert sorted(h.name for h in experiment.hparam_infos if h.differs) == ["lr", "method", "rank", "seed", "targets"]
     assert [(m.name.group, m.name.tag) for m in experiment.metric_infos] == [
         ("", "eval/accuracy"), ("static_merge", "eval/accuracy"), ("", "train/loss")]
+
+
+def test_report_of_a_folder_without_results_is_one_line(tmp_path, capsys):
+    from aurora_bench.cli import main
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "no result files under" in capsys.readouterr().err

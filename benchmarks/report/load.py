@@ -3,6 +3,12 @@ and calibrated where the run measured it)."""
 from pathlib import Path
 
 from .. import store
+from ..errors import UserError
+
+
+class NoResults(UserError, FileNotFoundError):
+    """A results folder holds no result file."""
+
 
 MERGE_FORMS = ("static", "calibrated")
 
@@ -11,7 +17,7 @@ def read_records(results_dir) -> list[dict]:
     """Every valid result record under <results_dir>/runs (the one place the report reads the store); a file
     that is not a record is quarantined with a warning, never a crash."""
     if not store.result_paths(results_dir):
-        raise FileNotFoundError(f"no result files under {Path(results_dir) / store.RUNS_DIR}; run a sweep first")
+        raise NoResults(f"no result files under {Path(results_dir) / store.RUNS_DIR}; run a sweep first")
     return store.load_all(results_dir)
 
 

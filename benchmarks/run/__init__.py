@@ -5,8 +5,8 @@ import random
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Optional
 from functools import partial
+from typing import Optional
 
 import numpy as np
 import torch
