@@ -61,7 +61,7 @@ def _torchao():
     return float8
 
 
-def _version() -> str:
+def torchao_version() -> str:
     try:
         return metadata.version("torchao")
     except metadata.PackageNotFoundError:  # a source checkout on the path
@@ -121,7 +121,7 @@ def convert_frozen_linears(model: nn.Module, device: torch.device) -> dict:
 
     emulate = emulated()
     float8.convert_to_float8_training(model, module_filter_fn=take, config=frozen_linear_config(float8, emulate))
-    return {"torchao": _version(), "linears_converted": len(converted),
+    return {"torchao": torchao_version(), "linears_converted": len(converted),
             "frozen_linears_skipped": frozen - len(converted), "emulate": emulate,
             "scaling": "tensorwise, dynamic", "weight_cast": "every step (torchao 0.18 has no cast-once weight "
             "with a backward)", "grad_weight": "not cast (frozen weights)"}
