@@ -35,7 +35,7 @@ def test_include_set_and_overrides(tmp_path):
     ("train.learning_rate=0.1", "unknown key train.learning_rate; did you mean 'lr'"),
     ("trian.lr=0.1", "unknown key trian; did you mean 'train'"),
     ("model.nmae=vit", "unknown key model.nmae; did you mean 'name'"),
-    ("train.precision=fp8", "train.precision must be one of auto, bf16, fp32 (fp8 training is not implemented)"),
+    ("train.precision=fp16", "train.precision must be one of auto, bf16, fp32, fp8"),
     ("train.lr=-0.001", "train.lr must be > 0, got -0.001"),
     ("train.head_lr=0", "train.head_lr must be > 0"),
     ("train.weight_decay=-1", "train.weight_decay must be >= 0"),

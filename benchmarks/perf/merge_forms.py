@@ -51,7 +51,7 @@ def trained(cfg: dict, task: str, variant: str, seed: int):
     device = next(model.parameters()).device
     splits, num_classes = decoded_splits(run)  # from the decode cache that train_run filled
     inputs = to_device(splits, num_classes, device)
-    bf16 = result["precision"] == "bf16 autocast"
+    bf16 = result["precision"] == "bf16 autocast" or (result["precision"] == "fp8" and device.type == "cuda")
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     return result, model, inputs, transform_for(model, run), autocast, run["train"]["eval_batch_size"]
 

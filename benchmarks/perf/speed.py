@@ -5,6 +5,8 @@
 For each method: train step time (fwd + loss + bwd + AdamW step, bf16 autocast on GPU) and img/s,
 peak memory, and eval throughput; for AuroRA also eval after the opt-in static merge. Random weights
 and inputs (speed does not depend on them); warm-up excluded; medians of several timed repetitions.
+`--precision fp8` converts each method's frozen linears to torchao's FP8 ones as the runner does
+(run/fp8.py; it implies --compile); the base model's eval stays bf16.
 """
 import argparse
 import json
@@ -19,6 +21,8 @@ import torch.nn.functional as F
 import aurora_vision as av
 from aurora_vision import kernels
 
+from ..errors import UserError
+from ..run import fp8
 from ..run.model import compiled, param_groups
 from ..run.cuda_graph import GraphedTrainStep, adamw, graphed_forward, train_step
 from ..run.flops import count_macs
@@ -76,9 +80,10 @@ def eval_img_per_s(net, x, device, steps, repeats, warmup, graphs=False) -> floa
 
 
 def bench_method(model_name, method, config, batch, device, steps, repeats, warmup, compile_model=False,
-                 graphs=False) -> dict:
+                 graphs=False, precision="bf16") -> dict:
     torch.manual_seed(0)
     model = av.apply(timm.create_model(model_name, num_classes=100), method, config).to(device)
+    converted = fp8.convert_frozen_linears(model, device) if precision == "fp8" else None
     net = compiled(model) if compile_model else model
     opt = adamw(param_groups(model, 1e-4, 1e-4, 1e-4), device, graphs)  # as the runner builds it
     x = torch.randn(batch, 3, 224, 224, device=device)
@@ -108,7 +113,7 @@ def bench_method(model_name, method, config, batch, device, steps, repeats, warm
     out = {"train_step_s": statistics.median(step_times), "train_step_s_all": step_times,
            "train_img_per_s": batch / statistics.median(step_times), "peak_train_mem_gib": peak,
            "eval_img_per_s": eval_img_per_s(net, x, device, steps, repeats, warmup, graphs),
-           "params": av.count_parameters(model)}
+           "params": av.count_parameters(model), "fp8": converted}
     if not all(layer.exact_merge for _, layer in av.adapter_layers(model)):  # its deployable form: merged
         av.merge_and_unload(model, approximate=True)
         out["eval_img_per_s_static_merge"] = eval_img_per_s(net, x, device, steps, repeats, warmup, graphs)
@@ -124,10 +129,20 @@ def base_eval(model_name, batch, device, steps, repeats, warmup, graphs=False) -
     return eval_img_per_s(model, x, device, steps, repeats, warmup, graphs)
 
 
+def _precision_words(res: dict) -> str:
+    if res.get("precision") != "fp8":
+        return "bf16 autocast"
+    converted = {m: r["fp8"]["linears_converted"] for r in res["batches"].values() for m, r in r.items()
+                 if not m.startswith("_") and r.get("fp8")}
+    return (f"fp8 frozen linears (torchao {res.get('torchao')}; converted per method: "
+            + ", ".join(f"{m} {n}" for m, n in converted.items()) + "), the rest bf16 autocast on CUDA")
+
+
 def markdown(res: dict) -> str:
     lines = [f"Device: {res['device']}; model {res['model']}; AuroRA sigma: {res.get('aurora_sigma', 'compile')}; "
              f"eval fold: {res.get('eval_fold', 'torch')}; "
-             f"CUDA graphs: {res.get('cuda_graphs', False)}; compile: {res.get('compile', False)}; bf16 autocast; "
+             f"CUDA graphs: {res.get('cuda_graphs', False)}; compile: {res.get('compile', False)}; "
+             f"{_precision_words(res)}; "
              f"medians of {res['repeats']} x {res['steps']} steps after {res['warmup']} warm-up steps.", "",
              "| batch | method | train step (ms) | train img/s | peak mem (GiB) | eval img/s | eval vs base |",
              "|---|---|---|---|---|---|---|"]
@@ -173,19 +188,28 @@ def main(argv=None):
     p.add_argument("--compile", action="store_true", help="torch.compile each model")
     p.add_argument("--graphs", action="store_true",
                    help="train steps and eval passes as CUDA graphs (as the runner trains on one GPU)")
+    p.add_argument("--precision", choices=("bf16", "fp8"), default="bf16",
+                   help="fp8: the frozen linears in FP8 via torchao, as train.precision fp8 (implies --compile)")
     p.add_argument("--out", default="results/speed")
     args = p.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if args.graphs and device.type != "cuda":
         raise SystemExit("--graphs needs a CUDA device")
+    if args.precision == "fp8":
+        try:
+            fp8.check_available(device)
+        except UserError as e:
+            raise SystemExit(str(e))
+        args.compile = args.compile or fp8.implies_compile({"precision": "fp8"}, device.type)
     macs = count_macs(timm.create_model(args.model, num_classes=100), 224)["gmacs"]
     res = {"device": device_name(device), "model": args.model, "steps": args.steps, "repeats": args.repeats,
            "warmup": args.warmup, "compile": args.compile, "cuda_graphs": args.graphs, "aurora_sigma": kernels.SIGMA_ON_CUDA,
+           "precision": args.precision, "torchao": fp8.torchao_version() if args.precision == "fp8" else None,
            "eval_fold": kernels.FOLD_ON_CUDA, "gmacs_per_image": macs,
            "versions": versions(), "git": git_commit(), "batches": {}}
     for b in args.batch:
         r = {m: bench_method(args.model, *METHODS[m], b, device, args.steps, args.repeats, args.warmup, args.compile,
-                             args.graphs)
+                             args.graphs, args.precision)
              for m in args.methods}
         r["_base_eval_img_per_s"] = base_eval(args.model, b, device, args.steps, args.repeats, args.warmup,
                                            args.graphs)

@@ -14,7 +14,7 @@ import torch
 import aurora_vision as av
 
 from .. import store
-from . import ddp, determinism, record
+from . import ddp, determinism, fp8, record
 from .evaluate import approximate_merge_accuracy, calibrated_merge_accuracy
 from .flops import count_macs
 from .inputs import decoded_splits, to_device, transform_for
@@ -41,10 +41,14 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
     """Train and evaluate one resolved run config; returns the result record (status 'ok'), and the
     trained model too with return_model=True."""
     started = time.perf_counter()
-    forced = determinism.configure(run["train"]["deterministic"], run["train"]["compile"])  # before any CUDA work
+    device_type = resolve_device(run["train"]["device"]).type  # no CUDA work: fp8 compiles on CUDA
+    compiles = run["train"]["compile"] or fp8.implies_compile(run["train"], device_type)
+    forced = determinism.configure(run["train"]["deterministic"], compiles)  # before any CUDA work
     seed_everything(run["seed"])
     rank, world = ddp.init()
     device = ddp.local_device(resolve_device(run["train"]["device"]))
+    if run["train"]["precision"] == "fp8":
+        fp8.check_available(device)  # torchao and an FP8 GPU (or emulation), before any data or model work
     say = partial(status, quiet=quiet or not ddp.is_main())
     data = run["data"]
     say(f"loading {run['task']}: {data['source']} splits {data['split_train']} and {data['split_eval']} "
@@ -53,6 +57,8 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
     say(f"building model {run['model']['name']} with {run['method']['variant']} ({run['method']['name']})")
     model = build_model(run["model"], run["method"], num_classes).to(device)
     cost = {"params": av.count_parameters(model), **count_macs(model, run["model"]["image_size"])}
+    # after the method (only frozen linears convert) and the MAC count (fvcore cannot trace torchao's tensors)
+    fp8_info = fp8.convert_frozen_linears(model, device) if run["train"]["precision"] == "fp8" else None
     inputs, transform = to_device(splits, num_classes, device), transform_for(model, run)
     say(f"training on {device}" + (" (capturing the step as a CUDA graph first)" if use_cuda_graphs(device, world)
                                    else ""))
@@ -70,7 +76,7 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
         logger.close()
     result = record.success(run, fitted, inputs, cost, device, world, started, static_merge_accuracy=static,
                             calibrated_merge_accuracy=calibrated, data_config=transform.data_config,
-                            determinism=forced)
+                            determinism=forced, fp8=fp8_info)
     return (result, model) if return_model else result
 
 

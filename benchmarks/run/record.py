@@ -53,10 +53,10 @@ def failure(run: dict, error: str, tb: str = "") -> dict:
 
 def success(run: dict, fitted, inputs, cost: dict, device: torch.device, world: int,
             started: float, static_merge_accuracy=None, calibrated_merge_accuracy=None, data_config=None,
-            determinism=None) -> dict:
+            determinism=None, fp8=None) -> dict:
     """The record of a finished run: final-epoch accuracy on the evaluation split, cost, and provenance;
     `data_config` is the timm data config the transform followed, `determinism` what
-    run/determinism.configure set."""
+    run/determinism.configure set, `fp8` what run/fp8.convert_frozen_linears did (train.precision fp8)."""
     tr = run["train"]
     peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -72,7 +72,9 @@ def success(run: dict, fitted, inputs, cost: dict, device: torch.device, world: 
         "curve": fitted.curve, "train_img_per_s": len(inputs.train) * tr["epochs"] / fitted.train_seconds,
         "eval_img_per_s": fitted.final["img_per_s"], "train_seconds": fitted.train_seconds,
         "peak_memory_mb": peak, "peak_memory_kind": "cuda max allocated" if device.type == "cuda" else "process max RSS",
-        "precision": "bf16 autocast" if fitted.bf16 else "fp32", "device": device_name(device), "world_size": world,
+        "precision": "fp8" if fp8 else "bf16 autocast" if fitted.bf16 else "fp32",
+        "fp8": fp8,  # torchao's version, linears converted and skipped, emulation; None unless precision fp8
+        "compiled": fitted.compiled, "device": device_name(device), "world_size": world,
         "aurora_sigma": kernels.SIGMA_ON_CUDA if device.type == "cuda" else "eager",  # how AuroRA's nonlinearity ran
         # how adapted layers ran without autograd: the Triton fold serves half-precision GEMMs only
         "eval_fold": kernels.FOLD_ON_CUDA if device.type == "cuda" and fitted.bf16 else "torch",

@@ -1,6 +1,6 @@
 """The training loop: AdamW with separate head and adapter learning rates, warmup + cosine (or linear) decay,
-bf16 autocast on GPU, the step replayed as a CUDA graph on one GPU, evaluation every `eval_every` epochs and
-always after the last."""
+bf16 autocast on GPU (train.precision fp8: the frozen linears in FP8 as well, run/fp8.py), the step replayed
+as a CUDA graph on one GPU, evaluation every `eval_every` epochs and always after the last."""
 import math
 import os
 import time
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import ddp
+from . import ddp, fp8
 from .cuda_graph import GraphedTrainStep, adamw, train_step
 from .evaluate import evaluate, sync
 from .model import compiled, param_groups
@@ -29,6 +29,7 @@ class Fitted:
     train_seconds: float = 0.0
     bf16: bool = False
     graphs: bool = False
+    compiled: bool = False
     autocast: object = None
 
 
@@ -55,7 +56,9 @@ def lr_lambda(schedule: str, warmup_steps: int, total_steps: int):
 def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, world: int, logger,
         quiet: bool = False) -> Fitted:
     tr = run["train"]
-    bf16 = tr["precision"] == "bf16" or (tr["precision"] == "auto" and device.type == "cuda")
+    # fp8 on CUDA: bf16 autocast around torchao's FP8 linears (run/fp8.py); their emulation elsewhere runs the
+    # rest in fp32, as torchao's Float8Linear follows CUDA's autocast only
+    bf16 = tr["precision"] == "bf16" or (tr["precision"] in ("auto", "fp8") and device.type == "cuda")
     graphs = use_cuda_graphs(device, world)
     # a graph must not keep autocast's per-forward weight casts in a cache
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=not graphs)
@@ -64,7 +67,8 @@ def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, wo
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(tr["schedule"], steps_per_epoch * tr["warmup_epochs"], steps_per_epoch * tr["epochs"]))
     step_model = ddp.wrap(model, device)
-    step_model = compiled(step_model) if tr.get("compile") else step_model
+    compile_model = bool(tr.get("compile")) or fp8.implies_compile(tr, device.type)
+    step_model = compiled(step_model) if compile_model else step_model
 
     def loss_of(x, y):
         with autocast():
@@ -76,7 +80,7 @@ def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, wo
     augment = torch.Generator().manual_seed(run["seed"] + 7919 * (rank + 1))  # each rank its own draws
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    fitted = Fitted(final={}, bf16=bf16, graphs=graphs, autocast=autocast)
+    fitted = Fitted(final={}, bf16=bf16, graphs=graphs, compiled=compile_model, autocast=autocast)
     epochs = tqdm(range(tr["epochs"]), desc=f"{run['task']}/{run['method']['variant']}/s{run['seed']}",
                   disable=quiet, leave=False)
     for epoch in epochs:
