@@ -10,8 +10,9 @@ the time went (perf/sweep_breakdown.py), as breakdown.json and breakdown.md in -
 
 The images are generated once under --data (a folder per size and scale) and decoded once into its cache.
 Evaluation runs once, after the last epoch (what the record reports; --eval-every N for the recipe's
-curve). A second call resumes the sweep (finished runs are kept) and adds its wall time as a segment;
---redo starts the measurement again.
+curve). A second call resumes the sweep (finished runs are kept) and adds its wall time as a segment, so a
+measurement can span calls (--tasks a subset per call, then all tasks for the whole breakdown); --redo
+starts the measurement again.
 """
 import argparse
 import json
@@ -53,6 +54,7 @@ def parse_args(argv=None):
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="more config overrides, as aurora-bench sweep --set takes them")
     p.add_argument("--processes", type=int, help="image-generating processes (default: every CPU)")
+    p.add_argument("--generate-only", action="store_true", help="make the images and stop (a call of its own)")
     p.add_argument("--redo", action="store_true", help="delete --out's records and segments first")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
@@ -120,6 +122,8 @@ def measure(args) -> int:
     made = generate(root, args.tasks, args.scale, args.px, args.processes)
     print(f"data: {root}: {made['images']:,} images made now in {made['seconds']:.1f} s "
           f"({made['bytes'] / 2**30:.2f} GiB); {len(made['tasks'])} tasks ready")
+    if args.generate_only:
+        return 0
     cfg = sweep_config(args, root, out / "sweep")
     require_ready(cfg)
     segments = _segments(out / "segments.json") + [[time.time(), None]]
