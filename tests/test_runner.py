@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,8 @@ from aurora_bench.config import load_config, resolve_run
 from aurora_bench.store import result_path
 from aurora_bench.sweep import ConfigChanged, sweep
 from aurora_bench.run import train_run
+from aurora_bench.run.timing import PHASES
+from aurora_bench.store.record import InvalidRecord, check_record
 
 from fixtures import tiny_cfg
 from parallel_runners import counts, fake_record
@@ -24,6 +27,35 @@ def test_train_run_records_everything(tmp_path):
     for key in ("versions", "git", "device", "train_img_per_s", "peak_memory_mb", "wall_seconds", "config"):
         assert key in result
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_timing_parts_add_up_and_the_cache_is_told(tmp_path):
+    cfg = tiny_cfg(tmp_path)
+    run = resolve_run(cfg, "mytask", "aurora", 0)
+    first, again = train_run(run, quiet=True), train_run(run, quiet=True)
+    for result, cache in ((first, "decoded"), (again, "hit")):
+        t = result["timing"]
+        assert t["data_cache"] == {"train": cache, "eval": cache}
+        parts = [t[f"{phase}_seconds"] for phase in PHASES]
+        assert all(p >= 0 for p in parts) and sum(parts) <= t["total_seconds"] + 1e-6
+        assert sum(parts) + t["other_seconds"] == pytest.approx(t["total_seconds"])
+        assert t["total_seconds"] <= result["wall_seconds"] <= t["wall_end"] - t["wall_start"] + 0.5
+        # the eager path: no graph, its first step timed apart from the steady epochs
+        assert t["graph_capture_seconds"] == 0 and t["first_step_seconds"] > 0
+        assert t["train_steady_seconds"] + t["first_step_seconds"] == pytest.approx(result["train_seconds"])
+        assert t["evals"] == 2 and t["eval_seconds"] > 0 and t["merge_eval_seconds"] > 0  # AuroRA: a static merge
+        assert t["model_build_seconds"] > 0 and t["data_load_seconds"] > 0
+        assert t["pid"] == os.getpid() and t["gpu"] == "cpu" and t["device"] == "cpu"
+    assert first["timing"]["wall_end"] <= again["timing"]["wall_start"]
+    assert check_record(first, "test") is first
+
+
+def test_a_record_without_timing_stays_valid_and_a_broken_one_is_refused(tmp_path):
+    cfg = tiny_cfg(tmp_path)
+    result = train_run(resolve_run(cfg, "mytask", "linear", 0), quiet=True)
+    check_record({k: v for k, v in result.items() if k != "timing"}, "an old record")
+    with pytest.raises(InvalidRecord, match="timing must hold the numbers total_seconds"):
+        check_record({**result, "timing": {"wall_start": 1.0}}, "a record")
 
 
 def test_same_seed_same_result(tmp_path):

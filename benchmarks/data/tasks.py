@@ -31,6 +31,15 @@ VTAB1K = {
         ("smallnorb_ele", 9, "smallnorb_elevation", "smallnorb_label_elevation")]),
 }
 VTAB_GROUPS = ("natural", "specialized", "structured")
+# VTAB-1k's test-set sizes (Zhai et al. 2019, the task_adaptation splits NOAH's test.txt lists; 387,904 in all);
+# every task trains on 1,000 images (train800 + val200). perf/vtab_full.py generates tasks of these sizes.
+VTAB1K_TEST_SIZES = {
+    "cifar": 10_000, "caltech101": 6_084, "dtd": 1_880, "oxford_flowers102": 6_149, "oxford_iiit_pet": 3_669,
+    "svhn": 26_032, "sun397": 21_750,
+    "patch_camelyon": 32_768, "eurosat": 5_400, "resisc45": 6_300, "diabetic_retinopathy": 42_670,
+    "clevr_count": 15_000, "clevr_dist": 15_000, "dmlab": 22_735, "kitti": 711, "dsprites_loc": 73_728,
+    "dsprites_ori": 73_728, "smallnorb_azi": 12_150, "smallnorb_ele": 12_150}
+VTAB1K_TRAIN_SPLITS = {"train800": 800, "val200": 200}
 
 # VPT's FGVC suite: folder name, classes, and where its json keys point (relative to the task folder).
 FGVC = _table("fgvc", [("CUB_200_2011", 200, "cub"), ("nabirds", 555), ("OxfordFlowers", 102, "oxford_flowers"),

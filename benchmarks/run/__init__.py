@@ -21,6 +21,7 @@ from .inputs import decoded_splits, to_device, transform_for
 from .model import build_model
 from .status import status
 from .tensorboard import RunLogger, run_hparams, trial_id
+from .timing import RunTimer, init_device
 from .train import NonFiniteLoss, fit, use_cuda_graphs  # noqa: F401  (NonFiniteLoss: what a diverging run raises)
 
 
@@ -39,45 +40,68 @@ def seed_everything(seed: int) -> None:
 
 def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = False):
     """Train and evaluate one resolved run config; returns the result record (status 'ok'), and the
-    trained model too with return_model=True."""
+    trained model too with return_model=True. The record's `timing` says where the time went (timing.py)."""
     started = time.perf_counter()
-    device_type = resolve_device(run["train"]["device"]).type  # no CUDA work: fp8 compiles on CUDA
-    compiles = run["train"]["compile"] or fp8.implies_compile(run["train"], device_type)
-    forced = determinism.configure(run["train"]["deterministic"], compiles)  # before any CUDA work
-    seed_everything(run["seed"])
-    rank, world = ddp.init()
-    device = ddp.local_device(resolve_device(run["train"]["device"]))
-    if run["train"]["precision"] == "fp8":
-        fp8.check_available(device)  # torchao and an FP8 GPU (or emulation), before any data or model work
+    timer = RunTimer()
+    with timer.timed("setup"):
+        device_type = resolve_device(run["train"]["device"]).type  # no CUDA work: fp8 compiles on CUDA
+        compiles = run["train"]["compile"] or fp8.implies_compile(run["train"], device_type)
+        forced = determinism.configure(run["train"]["deterministic"], compiles)  # before any CUDA work
+        seed_everything(run["seed"])
+        rank, world = ddp.init()
+        device = ddp.local_device(resolve_device(run["train"]["device"]))
+        if run["train"]["precision"] == "fp8":
+            fp8.check_available(device)  # torchao and an FP8 GPU (or emulation), before any data or model work
+    with timer.timed("device_init", device):
+        init_device(device)
     say = partial(status, quiet=quiet or not ddp.is_main())
     data = run["data"]
     say(f"loading {run['task']}: {data['source']} splits {data['split_train']} and {data['split_eval']} "
         "(decoded into the cache the first time)")
-    splits, num_classes = decoded_splits(run)
+    origins = {}
+    with timer.timed("data_load"):
+        splits, num_classes = decoded_splits(run, origins)
     say(f"building model {run['model']['name']} with {run['method']['variant']} ({run['method']['name']})")
-    model = build_model(run["model"], run["method"], num_classes).to(device)
-    cost = {"params": av.count_parameters(model), **count_macs(model, run["model"]["image_size"])}
+    with timer.timed("model_build", device):
+        model = build_model(run["model"], run["method"], num_classes).to(device)
+    with timer.timed("macs_count", device):
+        cost = {"params": av.count_parameters(model), **count_macs(model, run["model"]["image_size"])}
     # after the method (only frozen linears convert) and the MAC count (fvcore cannot trace torchao's tensors)
-    fp8_info = fp8.convert_frozen_linears(model, device) if run["train"]["precision"] == "fp8" else None
-    inputs, transform = to_device(splits, num_classes, device), transform_for(model, run)
+    with timer.timed("model_build", device):
+        fp8_info = fp8.convert_frozen_linears(model, device) if run["train"]["precision"] == "fp8" else None
+    with timer.timed("to_device", device):
+        inputs = to_device(splits, num_classes, device)
+    transform = transform_for(model, run)
     say(f"training on {device}" + (" (capturing the step as a CUDA graph first)" if use_cuda_graphs(device, world)
                                    else ""))
     logger = RunLogger(logdir if ddp.is_main() else None)
     try:
         fitted = fit(run, model, inputs, transform, device, rank, world, logger, quiet)
-        static = approximate_merge_accuracy(model, inputs.eval, transform, run["train"]["eval_batch_size"],
-                                            fitted.autocast)
-        calibrated = (calibrated_merge_accuracy(model, inputs.eval, transform, run["train"]["eval_batch_size"],
-                                                fitted.autocast, inputs.train, run["seed"])
-                      if run["train"]["calibrated_merge"] else None)
+        with timer.timed("merge_eval"):  # each evaluation ends in a host sync
+            static = approximate_merge_accuracy(model, inputs.eval, transform, run["train"]["eval_batch_size"],
+                                                fitted.autocast)
+            calibrated = (calibrated_merge_accuracy(model, inputs.eval, transform, run["train"]["eval_batch_size"],
+                                                    fitted.autocast, inputs.train, run["seed"])
+                          if run["train"]["calibrated_merge"] else None)
         logger.hparams(run_hparams(run, cost["params"]["trainable"], cost["gmacs"]), trial_id(run),
                        run["train"]["epochs"], static_merge_accuracy=static)
     finally:
         logger.close()
+    add_training(timer, fitted)
     result = record.success(run, fitted, inputs, cost, device, world, started, static_merge_accuracy=static,
                             calibrated_merge_accuracy=calibrated, data_config=transform.data_config,
-                            determinism=forced, fp8=fp8_info)
+                            determinism=forced, fp8=fp8_info,
+                            timing=timer.record(device, data_cache=origins, evals=fitted.evals))
     return (result, model) if return_model else result
+
+
+def add_training(timer: RunTimer, fitted) -> None:
+    """fit's own timings as phases: its one-off costs apart from the steady epochs, and its evaluations."""
+    one_off = fitted.capture_seconds + fitted.first_step_seconds
+    timer.add("graph_capture", fitted.capture_seconds)
+    timer.add("first_step", fitted.first_step_seconds)
+    timer.add("train_steady", max(0.0, fitted.train_seconds - one_off))
+    timer.add("eval", fitted.eval_seconds)
 
 
 def run_safely(run: dict, output, quiet: bool = False, runner=train_run) -> dict:

@@ -8,6 +8,8 @@ Rules the callers follow (PyTorch's "whole-network capture"): the optimizer is `
 learning rates held in tensors (the scheduler fills them in place), autocast runs with its weight
 cache off, and nothing in the step reads a value back to the host.
 """
+import time
+
 import torch
 
 
@@ -69,11 +71,13 @@ class GraphedTrainStep:
     One graph per batch size (an epoch's tail batch is smaller), captured on first sight. The warm-up
     before a capture makes real updates, so parameters, optimizer state and the CUDA RNG are restored
     after it: the first replay is the step the eager loop would have taken. The returned loss is the
-    graph's output tensor, overwritten by the next call."""
+    graph's output tensor, overwritten by the next call. `capture_seconds` sums the captures (warm-up,
+    recording and undo, synced: with train.compile the compile happens there), a run's one-off cost."""
 
     def __init__(self, model, optimizer, loss_fn, warmup: int = 3):
         self.model, self.optimizer, self.loss_fn, self.warmup = model, optimizer, loss_fn, warmup
         self.graphs = {}
+        self.capture_seconds = 0.0
 
     def _step(self, x, y):
         return train_step(self.optimizer, self.loss_fn, x, y)
@@ -81,12 +85,16 @@ class GraphedTrainStep:
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         key = x.shape[0]
         if key not in self.graphs:
+            torch.cuda.synchronize()  # once per capture: the steps queued before it are not its cost
+            start = time.perf_counter()
             static = (x.clone(), y.clone())
             snap, rng = snapshot(self.model, self.optimizer), torch.cuda.get_rng_state()
             graph, loss = capture(self._step, static, self.warmup)  # restore below undoes the warm-up
             restore(self.model, self.optimizer, snap)
             torch.cuda.set_rng_state(rng)
             self.graphs[key] = (graph, static, loss)
+            torch.cuda.synchronize()
+            self.capture_seconds += time.perf_counter() - start
         graph, (sx, sy), loss = self.graphs[key]
         sx.copy_(x)
         sy.copy_(y)

@@ -4,8 +4,8 @@ from dataclasses import dataclass
 import torch
 from timm.data import resolve_model_data_config
 
-from ..data import COMMON, DataError, DeviceSplit, DeviceTransform, list_split, load_split
-from ..data.cache import DEFAULT_CACHE
+from ..data import COMMON, DataError, DeviceSplit, DeviceTransform, list_split
+from ..data.cache import DEFAULT_CACHE, fetch_split
 from ..data.raw import check_train_labels
 
 
@@ -16,8 +16,9 @@ class Inputs:
     num_classes: int
 
 
-def decoded_splits(run: dict):
-    """((train images, labels), (eval images, labels)), num_classes: host arrays, decoded once per content."""
+def decoded_splits(run: dict, origins: dict | None = None):
+    """((train images, labels), (eval images, labels)), num_classes: host arrays, decoded once per content.
+    `origins`, when given, gets where each split came from: {'train': 'hit' | 'decoded' | 'uncached', 'eval': ...}."""
     data, task = run["data"], run["task"]
     train, evaluated = [list_split(data, task, data[k]) for k in ("split_train", "split_eval")]
     if train.num_classes != evaluated.num_classes:
@@ -26,7 +27,13 @@ def decoded_splits(run: dict):
     check_train_labels(train, task, data["split_train"])
     cache = data.get("cache_dir") or DEFAULT_CACHE
     size = run["model"]["image_size"]
-    return [load_split(raw, size, cache) for raw in (train, evaluated)], train.num_classes
+    splits = []
+    for role, raw in (("train", train), ("eval", evaluated)):
+        images, labels, origin = fetch_split(raw, size, cache)
+        splits.append((images, labels))
+        if origins is not None:
+            origins[role] = origin
+    return splits, train.num_classes
 
 
 def to_device(splits, num_classes: int, device: torch.device) -> Inputs:

@@ -53,10 +53,11 @@ def failure(run: dict, error: str, tb: str = "") -> dict:
 
 def success(run: dict, fitted, inputs, cost: dict, device: torch.device, world: int,
             started: float, static_merge_accuracy=None, calibrated_merge_accuracy=None, data_config=None,
-            determinism=None, fp8=None) -> dict:
+            determinism=None, fp8=None, timing=None) -> dict:
     """The record of a finished run: final-epoch accuracy on the evaluation split, cost, and provenance;
     `data_config` is the timm data config the transform followed, `determinism` what
-    run/determinism.configure set, `fp8` what run/fp8.convert_frozen_linears did (train.precision fp8)."""
+    run/determinism.configure set, `fp8` what run/fp8.convert_frozen_linears did (train.precision fp8),
+    `timing` where the time went (run/timing.py)."""
     tr = run["train"]
     peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -82,5 +83,6 @@ def success(run: dict, fitted, inputs, cost: dict, device: torch.device, world: 
         "deterministic": tr["deterministic"], "determinism": determinism,
         # runs sharing this device at once (parallel sweep workers): throughput and times are per shared device
         "device_shared_by": int(os.environ.get("AURORA_VISION_DEVICE_SHARED_BY", "1")),
-        "wall_seconds": time.perf_counter() - started, "versions": versions(), "git": git_commit(),
+        "wall_seconds": time.perf_counter() - started, "timing": timing,
+        "versions": versions(), "git": git_commit(),
     }

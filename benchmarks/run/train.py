@@ -26,7 +26,11 @@ class Fitted:
     """What training produced besides the weights: the final epoch's evaluation and the per-epoch curve."""
     final: dict
     curve: list = field(default_factory=list)
-    train_seconds: float = 0.0
+    train_seconds: float = 0.0       # all epochs, one-off costs included (graph capture, first step)
+    capture_seconds: float = 0.0     # CUDA-graph captures, within train_seconds
+    first_step_seconds: float = 0.0  # the eager path's first step (compile, heuristics), within train_seconds
+    eval_seconds: float = 0.0        # every evaluation during training, outside train_seconds
+    evals: int = 0
     bf16: bool = False
     graphs: bool = False
     compiled: bool = False
@@ -40,6 +44,24 @@ def use_cuda_graphs(device: torch.device, world: int) -> bool:
     result, not part of its config (the arithmetic is the same). Kept under train.deterministic: a replay
     runs the recorded kernels in the recorded order (run/determinism.py)."""
     return device.type == "cuda" and world == 1 and os.environ.get("AURORA_VISION_CUDA_GRAPHS", "1") != "0"
+
+
+class FirstCallTimed:
+    """`fn`, its first call synced and timed (`seconds`): the eager step's one-off costs (torch.compile,
+    cuDNN/cuBLAS heuristics) land there. Later calls pass straight through, unsynced."""
+
+    def __init__(self, fn, device: torch.device):
+        self.fn, self.device, self.seconds = fn, device, None
+
+    def __call__(self, *args):
+        if self.seconds is not None:
+            return self.fn(*args)
+        sync(self.device)
+        start = time.perf_counter()
+        out = self.fn(*args)
+        sync(self.device)
+        self.seconds = time.perf_counter() - start
+        return out
 
 
 def lr_lambda(schedule: str, warmup_steps: int, total_steps: int):
@@ -75,7 +97,8 @@ def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, wo
             logits = step_model(x)
         return F.cross_entropy(logits.float(), y, label_smoothing=tr["label_smoothing"])
 
-    take_step = GraphedTrainStep(model, optimizer, loss_of) if graphs else partial(train_step, optimizer, loss_of)
+    take_step = (GraphedTrainStep(model, optimizer, loss_of) if graphs
+                 else FirstCallTimed(partial(train_step, optimizer, loss_of), device))
     order = torch.Generator().manual_seed(run["seed"])  # the same batch order on every rank
     augment = torch.Generator().manual_seed(run["seed"] + 7919 * (rank + 1))  # each rank its own draws
     if device.type == "cuda":
@@ -106,9 +129,16 @@ def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, wo
         # per-epoch seconds: the first epoch holds one-off costs (torch.compile, cuDNN/cuBLAS heuristics)
         point = {"epoch": epoch + 1, "loss": epoch_loss, "seconds": epoch_time}
         if (epoch + 1) % tr["eval_every"] == 0 or epoch + 1 == tr["epochs"]:  # always the final epoch
+            start = time.perf_counter()  # evaluate syncs before it starts and when it ends
             fitted.final = evaluate(model, inputs.eval, transform, tr["eval_batch_size"], autocast)
+            fitted.eval_seconds += time.perf_counter() - start
+            fitted.evals += 1
             point["accuracy"] = fitted.final["accuracy"]
             logger.scalars(epoch + 1, eval__accuracy=fitted.final["accuracy"])
             epochs.set_postfix(loss=f"{epoch_loss:.3f}", acc=f"{fitted.final['accuracy']:.1f}")
         fitted.curve.append(point)
+    if graphs:
+        fitted.capture_seconds = take_step.capture_seconds
+    else:
+        fitted.first_step_seconds = take_step.seconds or 0.0
     return fitted

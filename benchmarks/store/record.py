@@ -16,6 +16,15 @@ def _params_ok(params: dict):
 
 
 NUMBER = (int, float)
+TIMING_NUMBERS = ("total_seconds", "wall_start", "wall_end")
+
+
+def _timing_ok(timing: dict):
+    if not all(isinstance(timing.get(k), NUMBER) and not isinstance(timing.get(k), bool) for k in TIMING_NUMBERS):
+        return f"must hold the numbers {', '.join(TIMING_NUMBERS)} (and the seconds of each phase)"
+    return None
+
+
 FIELDS = {
     "status": Option(str, required=True, choices=("ok", "failed")),
     "config": Option(dict, required=True, help="the resolved run config"),
@@ -29,6 +38,9 @@ OK_FIELDS = {
     "params": Option(dict, required=True, check=_params_ok),
     "gmacs_per_image": Option(NUMBER, required=True),
     "train_img_per_s": Option(NUMBER, required=True),
+    # optional: records made before it was added have none
+    "timing": Option(dict, check=_timing_ok, help="seconds per phase of the run, its wall start/end, pid and GPU "
+                                                  "(run/timing.py)"),
 }
 FAILED_FIELDS = {"error": Option(str, required=True, help="why the run failed")}
 

@@ -1,0 +1,106 @@
+"""perf/vtab_full.py: VTAB-1k generated at its real sizes, swept, and the breakdown of where the time went."""
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from aurora_bench.data import list_split
+from aurora_bench.data.raw import DataError
+from aurora_bench.data.tasks import VTAB1K, VTAB1K_TEST_SIZES
+from aurora_bench.perf import vtab_full
+from aurora_bench.perf.sweep_breakdown import idle
+from aurora_bench.perf.vtab_synthetic import generate, task_sizes
+
+from fixtures import TINY_MODEL
+
+# ../shared beside the checkout (AURORA_VISION_SHARED names it elsewhere, e.g. for a git worktree)
+SHARED = Path(os.environ.get("AURORA_VISION_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+DOCS = SHARED / "docs" / "BENCHMARKS.md"
+
+# transcribed apart from data/tasks.py: BENCHMARKS.md's class counts, the VTAB paper's test-set sizes
+DOC_CLASSES = {"cifar": 100, "caltech101": 102, "dtd": 47, "oxford_flowers102": 102, "oxford_iiit_pet": 37,
+               "svhn": 10, "sun397": 397, "patch_camelyon": 2, "eurosat": 10, "resisc45": 45,
+               "diabetic_retinopathy": 5, "clevr_count": 8, "clevr_dist": 6, "dmlab": 6, "kitti": 4,
+               "dsprites_loc": 16, "dsprites_ori": 16, "smallnorb_azi": 18, "smallnorb_ele": 9}
+PAPER_TEST = {"cifar": 10000, "caltech101": 6084, "dtd": 1880, "oxford_flowers102": 6149, "oxford_iiit_pet": 3669,
+              "svhn": 26032, "sun397": 21750, "patch_camelyon": 32768, "eurosat": 5400, "resisc45": 6300,
+              "diabetic_retinopathy": 42670, "clevr_count": 15000, "clevr_dist": 15000, "dmlab": 22735,
+              "kitti": 711, "dsprites_loc": 73728, "dsprites_ori": 73728, "smallnorb_azi": 12150,
+              "smallnorb_ele": 12150}
+
+
+def test_the_task_table_holds_the_real_class_counts_and_test_sizes():
+    assert {t: i.num_classes for t, i in VTAB1K.items()} == DOC_CLASSES
+    assert VTAB1K_TEST_SIZES == PAPER_TEST and sum(VTAB1K_TEST_SIZES.values()) == 387_904
+    assert all(task_sizes(t) == {"train800": 800, "val200": 200, "test": n} for t, n in PAPER_TEST.items())
+
+
+@pytest.mark.skipif(not DOCS.is_file(), reason="../shared/docs/BENCHMARKS.md is not beside this checkout")
+def test_the_task_table_matches_the_docs():
+    text = DOCS.read_text().split("On-disk layout")[0]
+    found = {name: int(n) for name, n in re.findall(r"(\w+) \((?:[^,()]*, )?(\d+)\)", text)}
+    assert {t: found[t] for t in VTAB1K} == {t: i.num_classes for t, i in VTAB1K.items()}
+
+
+def test_generated_tasks_have_the_real_class_counts_and_scaled_sizes(tmp_path):
+    tasks = ["sun397", "kitti", "dsprites_loc"]
+    made = generate(tmp_path, tasks, scale=0.002, px=8, processes=2)
+    assert set(made["tasks"]) == set(tasks) and made["bytes"] > 0
+    for task in tasks:
+        sizes = task_sizes(task, 0.002)
+        assert sizes["test"] == max(2, round(VTAB1K_TEST_SIZES[task] * 0.002))
+        for split, n in [*sizes.items(), ("train800val200", sizes["train800"] + sizes["val200"])]:
+            raw = list_split({"source": "vtab", "root": str(tmp_path)}, task, split)
+            assert raw.num_classes == DOC_CLASSES[task] and len(raw.items) == n
+        assert len((tmp_path / task / "classes.txt").read_text().split()) == DOC_CLASSES[task]
+    assert generate(tmp_path, tasks, scale=0.002, px=8)["images"] == 0  # done: nothing made again
+    with pytest.raises(DataError, match="another --data folder"):
+        generate(tmp_path, ["kitti"], scale=0.004, px=8)
+    with pytest.raises(DataError, match="not VTAB-1k tasks"):
+        generate(tmp_path, ["cifar10"], scale=0.004)
+
+
+def test_idle_time_of_a_gpu_between_before_and_after_its_runs():
+    spans = [(12, 15), (14, 18), (20, 25), (40, 45)]  # two overlap (two workers); the last in segment 2
+    got = idle(spans, [[10, 30], [35, 50], [60, 70]])
+    assert got == {"busy": 6 + 5 + 5, "idle_before": 2 + 5 + 10, "idle_between": 2, "idle_after": 5 + 5}
+    assert sum(got.values()) == 20 + 15 + 10
+
+
+def _tiny(tmp_path, *extra):
+    kwargs = json.dumps(TINY_MODEL["kwargs"])
+    return vtab_full.main(["--tasks", "dtd", "kitti", "--scale", "0.004", "--px", "16", "--data",
+                           str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--model", TINY_MODEL["name"],
+                           "--epochs", "1", "--quiet", "--set", "model.image_size=16", f"model.kwargs={kwargs}",
+                           "train.device=cpu", "train.batch_size=4", "train.warmup_epochs=0", *extra])
+
+
+def _adds_up(b):
+    for g in [*b["gpus"].values(), b["total"]]:
+        columns = ("train", "eval", "merge_eval", "data_load", "capture_compile", "model_build", "setup", "other")
+        assert sum(g[c] for c in columns) == pytest.approx(g["in_runs"])
+        assert all(g[c] >= 0 for c in columns)  # "other" too: the timed phases fit in the runs' spans
+    for g in b["gpus"].values():
+        assert sum(g[k] for k in ("busy", "idle_before", "idle_between", "idle_after")) == pytest.approx(
+            b["wall_seconds"])
+    assert b["total"]["runs"] == sum(t["runs"] for t in b["tasks"].values())
+
+
+def test_vtab_full_sweeps_the_tasks_and_writes_a_breakdown_that_adds_up(tmp_path):
+    assert _tiny(tmp_path) == 0
+    b = json.loads((tmp_path / "out" / "breakdown.json").read_text())
+    assert sorted(b["tasks"]) == ["dtd", "kitti"] and not b["failed"] and b["total"]["runs"] == 4
+    for task, t in b["tasks"].items():
+        assert t["methods"] == ["aurora", "lora"] and t["num_classes"] == DOC_CLASSES[task]
+        assert t["num_eval"] == task_sizes(task, 0.004)["test"] and t["evals"] == 2  # once per run
+        assert t["decoded"] + t["cache_hits"] == 4 and t["decoded"] == 2  # the second method finds the cache
+    _adds_up(b)
+    assert b["total"]["busy"] <= b["wall_seconds"] and b["epochs"] == 1
+    assert "| dtd | 47 |" in (tmp_path / "out" / "breakdown.md").read_text()
+    # a second call resumes: nothing to make, a second segment, the same runs
+    assert _tiny(tmp_path) == 0
+    again = json.loads((tmp_path / "out" / "breakdown.json").read_text())
+    assert again["counts"]["skipped"] == 4 and len(again["segments"]) == 2 and again["total"]["runs"] == 4
+    _adds_up(again)
