@@ -45,7 +45,9 @@ def tuning_config(cfg: dict, grids: dict | None = None) -> dict:
         base = cfg["method_overrides"].get(v, {}) or {}
         for lr in rates:
             name = f"{v}_lr{lr:g}"
-            overrides[name] = deep_merge(base, {"method": base.get("method", v), "train": {"lr": float(lr)}})
+            # the calibrated merge is a test-time measurement: it has no say in the rate
+            overrides[name] = deep_merge(base, {"method": base.get("method", v),
+                                                "train": {"lr": float(lr), "calibrated_merge": False}})
             methods.append(name)
     return {**cfg, "name": f"{cfg['name']}-tune", "tuning": True, "methods": methods,
             "tasks": tune["tasks"] or cfg["tasks"], "seeds": tune["seeds"] or [0],

@@ -79,7 +79,7 @@ def require_tuned_rates(cfg: dict, config_path, runs: list) -> None:
 
 
 def rate_problems(cfg: dict, config_path, variants: list) -> dict:
-    """{rates file (or a description): [what is wrong, per variant]} for the variants without a sound rate."""
+    """{rates file (or a description): [(variant, what is wrong)]} for the variants without a sound rate."""
     files = config_files(config_path) if config_path else []
     rates_files = [p for p, data in files if Path(p) != Path(config_path) and ("lrs" in data or "lrs_tuned" in data)]
     default = str(rates_files[-1]) if rates_files else "the config (it includes no rates file)"
@@ -94,18 +94,18 @@ def rate_problems(cfg: dict, config_path, variants: list) -> dict:
         record, lr = cfg["lrs_tuned"].get(v), cfg["lrs"].get(v)
         where = str(source("lrs", v) or source("lrs_tuned", v) or default)
         if v not in tuned_methods:
-            problem = f"{v}: not in tune.methods, so never tuned (add it)"
+            problem = "not in tune.methods, so never tuned (add it)"
         elif lr is None:
-            problem = f"{v}: no rate (missing)"
+            problem = "no rate (missing)"
         elif record is None:
             problem = _judged_by_age(v, source("lrs", v), config_path, files, rates_files)
         else:
             changed = [part for part, h in fingerprint(cfg, v).items() if (record.get("fingerprint") or {}).get(part) != h]
-            problem = (f"{v}: tuned with another {'/'.join(changed)} than the config's (stale)" if changed else
-                       f"{v}: lrs.{v} = {lr} is not the rate tune chose ({record.get('rate')})" if lr != record.get("rate")
+            problem = (f"tuned with another {'/'.join(changed)} than the config's (stale)" if changed else
+                       f"lrs.{v} = {lr} is not the rate tune chose ({record.get('rate')})" if lr != record.get("rate")
                        else None)
         if problem:
-            problems.setdefault(where, []).append(problem)
+            problems.setdefault(where, []).append((v, problem))
     return problems
 
 
@@ -113,17 +113,25 @@ def _judged_by_age(variant: str, lrs_file, config_path, files: list, rates_files
     """A rate without a tuning record: sound only when a rates file (not the config by hand) set it after
     the config's other files last changed."""
     if lrs_file is None or not config_path or Path(lrs_file) == Path(config_path) or lrs_file not in rates_files:
-        return f"{variant}: lrs.{variant} is set by hand, not by tune (no tuning record)"
+        return f"lrs.{variant} is set by hand, not by tune (no tuning record)"
     newest = max((p for p, _ in files if p not in rates_files), key=lambda p: p.stat().st_mtime)
     if Path(lrs_file).stat().st_mtime < newest.stat().st_mtime:
-        return f"{variant}: no tuning record and older than {newest} (stale)"
+        return f"no tuning record and older than {newest} (stale)"
     return None
+
+
+def _grouped(items: list) -> str:
+    """'a, b: no rate (missing), c: ...': the variants that share a problem named together."""
+    by_problem = {}
+    for variant, problem in items:
+        by_problem.setdefault(problem, []).append(variant)
+    return ", ".join(f"{', '.join(vs)}: {problem}" for problem, vs in by_problem.items())
 
 
 def refusal(cfg: dict, config_path, problems: dict) -> str:
     target = next(iter(problems))
     write = f" --write {target}" if target.endswith((".yaml", ".yml")) else \
         f" --write <rates file> (then add it to include:)"
-    what = "; ".join(f"{where}: " + ", ".join(items) for where, items in problems.items())
+    what = "; ".join(f"{where}: " + _grouped(items) for where, items in problems.items())
     return (f"tune.require_rates refuses the test-split runs: {what}; run `aurora-bench tune "
             f"{config_path or '<config>'}{write}` first (validation runs are never refused)")

@@ -2,6 +2,8 @@
 config; the report's tuning section; --dry-run. Fake runners: no training."""
 import csv
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -10,7 +12,7 @@ from aurora_bench.cli import main
 from aurora_bench.config import load_config, resolve_run
 from aurora_bench.report import write_report
 from aurora_bench.sweep import expand, sweep
-from aurora_bench.tune import tune, write_lrs
+from aurora_bench.tune import grids_of, tune, tuning_config, write_lrs
 from aurora_bench.tuned_rates import UntunedRates, require_tuned_rates
 
 from parallel_runners import fake_record
@@ -61,7 +63,7 @@ def test_a_fresh_tune_is_accepted_and_a_stale_one_refused_saying_what_changed(tm
     check(main_yaml, "train.calibrated_merge=true", "train.eval_every=1")  # what does not decide the rate
     for override, changed in (("train.epochs=3", "recipe"), ("tune.lrs.default=[1e-3,1e-2]", "grid"),
                               ("tune.seeds=[0]", "protocol"), ("model.image_size=112", "recipe")):
-        with pytest.raises(UntunedRates, match=rf"lrs.yaml: linear: tuned with another {changed} .*stale") as e:
+        with pytest.raises(UntunedRates, match=rf"lrs.yaml: linear, lora: tuned with another {changed} .*stale") as e:
             check(main_yaml, override)
         assert "\n" not in str(e.value) and f"aurora-bench tune {main_yaml} --write {tmp_path / 'lrs.yaml'}" in str(e.value)
     with pytest.raises(UntunedRates, match=r"lora: lrs.lora = 0.5 is not the rate tune chose \(0.1\)"):
@@ -118,7 +120,7 @@ def test_a_rates_file_without_a_tuning_record_is_judged_by_its_age(tmp_path):
         os.utime(tmp_path / name, (t, t))
     check(main_yaml)  # newer than the config's files
     os.utime(tmp_path / "base.yaml", (3_000, 3_000))
-    with pytest.raises(UntunedRates, match=r"lrs.yaml: linear: no tuning record and older than .*base.yaml \(stale\)"):
+    with pytest.raises(UntunedRates, match=r"lrs.yaml: linear, lora: no tuning record and older than .*base.yaml \(stale\)"):
         check(main_yaml)
     (tmp_path / "main.yaml").write_text("include: [base.yaml]\nlrs: {linear: 0.01, lora: 0.1}\n")
     with pytest.raises(UntunedRates, match="lrs.linear is set by hand, not by tune"):
@@ -155,3 +157,49 @@ def test_dry_run_counts_and_makes_nothing(tmp_path, capsys):
     assert main(["tune", str(main_yaml), "--dry-run", "--set", "tune.extend=2", "tune.per_task=true"]) == 0
     assert "up to 32 more" in capsys.readouterr().out  # 2 variants x 2 rounds x 2 edges x 2 tasks x 2 seeds
     assert not (tmp_path / "out").exists() and not (tmp_path / "out-tune").exists()
+
+
+CLEAN = ["clean_validation.yaml", "clean_ranks.yaml"]
+
+
+def test_the_clean_validation_configs_count_their_runs_and_require_rates():
+    root = Path(__file__).parent.parent / "configs"
+    main_cfg, ranks = (load_config(root / name) for name in CLEAN)
+    for cfg in (main_cfg, ranks):
+        assert cfg["tune"]["require_rates"] and cfg["tune"]["per_task"] and cfg["train"]["calibrated_merge"]
+        assert all(len(grid) == 4 for grid in grids_of(cfg).values()) and cfg["seeds"] == [0, 1, 2]
+        assert not resolve_run(tuning_config(cfg), cfg["tasks"][0], tuning_config(cfg)["methods"][0], 0)["train"][
+            "calibrated_merge"]  # tuning runs skip the test-time merge
+    assert len(expand(main_cfg)) == 90 and len(expand(tuning_config(main_cfg))) == 120
+    assert len(expand(ranks)) == 54 and len(expand(tuning_config(ranks))) == 72
+    assert main_cfg["output"] == ranks["output"]  # one results folder, one report
+    assert {v: ranks["method_overrides"][v]["config"]["r"] for v in ("lora_r1", "aurora_r16", "aurora_no_tanh")} == \
+        {"lora_r1": 1, "aurora_r16": 16, "aurora_no_tanh": 2}
+
+
+def flat_peak_runner(run, logdir=None, quiet=False):
+    """Every variant best at 3e-3 on validation."""
+    import math
+    return fake_record(run, 80 - 5 * abs(math.log10(run["train"]["lr"] / 3e-3)))
+
+
+def test_the_clean_validation_sweeps_accept_the_rates_their_own_tunes_write(tmp_path):
+    """From one commit: tune each config into its rates file, then both sweeps pass tune.require_rates."""
+    root = Path(__file__).parent.parent / "configs"
+    for name in [*CLEAN, "clean_validation_lrs.yaml", "clean_ranks_lrs.yaml", "rank_variants.yaml",
+                 "shared_vits.yaml", "vtab1k.yaml"]:
+        shutil.copy(root / name, tmp_path / name)
+    data = [f"output={tmp_path / 'out'}", "data.root=/data/vtab-1k", "model.file=/w/vits.safetensors"]
+    for name in CLEAN:
+        with pytest.raises(UntunedRates, match=f"{name.replace('.yaml', '_lrs.yaml')}: .*no rate \\(missing\\)"):
+            check(tmp_path / name, *data)
+        cfg = load_config(tmp_path / name, data)
+        chosen = tune(cfg, lambda tuned: sweep(tuned, quiet=True, runner=flat_peak_runner))
+        write_lrs(chosen, chosen["tuned"], tmp_path / name.replace(".yaml", "_lrs.yaml"))
+    for name in CLEAN:
+        check(tmp_path / name, *data)
+    lrs = load_config(tmp_path / "clean_validation.yaml", data)["lrs"]
+    # full is extended twice past its top edge by its outer ratio (3): 3e-4 -> 9e-4 -> 2.7e-3
+    assert lrs["full"]["cifar10"] == 2.7e-3 and lrs["aurora"]["pacs_sketch"] == 3e-3
+    with pytest.raises(UntunedRates, match="clean_validation_lrs.yaml: linear, full, .*: tuned with another recipe"):
+        check(tmp_path / "clean_validation.yaml", *data[:2], "model.file=/w/other.safetensors")
