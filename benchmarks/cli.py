@@ -11,7 +11,8 @@ from .errors import UserError
 from .executors.processes import devices_for, run_parallel
 from .report import write_report
 from .run import ddp
-from .sweep import run_one, summary, sweep
+from .sweep import expand, run_one, summary, sweep
+from .tuned_rates import require_tuned_rates
 
 EXIT_STATUS = ("Exit status: 0 every run ok, 1 some run failed, 2 a mistake in the command, config, data or "
                "results folder (printed as one line; -v shows the traceback).")
@@ -61,6 +62,11 @@ def _common(p, example: str = SWEEP_SET_EXAMPLE):
     _verbose(p)
 
 
+def _dry_run(p):
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the runs it would make and their count; make nothing (no data needed)")
+
+
 def _executors(p):
     p.add_argument("--gpus", help="run in parallel, one worker process per GPU: 'all' or a list like 0,1")
     p.add_argument("--workers", type=positive_int, metavar="N",
@@ -86,12 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace-changed", action="store_true", help="results made with another config (a changed "
                    "rate, say) are moved to <output>/replaced/runs/ and their runs made again")
     p.add_argument("--no-report", action="store_true", help="print the run counts only, no report.md / tables")
+    _dry_run(p)
     _executors(p)
     _common(p)
     p = sub.add_parser("tune", epilog=EPILOG,
                        help="choose each method's learning rate on the validation split (tune: in the config)")
     _config_arg(p)
     p.add_argument("--write", metavar="YAML", help="also write the chosen `lrs:` here (a file a config can include)")
+    _dry_run(p)
     _executors(p)
     _common(p)
     p = sub.add_parser("run", epilog=EPILOG, help="one (task, method, seed) of a config")
@@ -192,7 +200,17 @@ def _print_outcome(cfg: dict, counts: dict) -> int:
 
 def _sweep(args) -> int:
     cfg = load_config(args.config, args.set)
+    if args.dry_run:
+        from .dry_run import sweep_listing
+        try:
+            require_tuned_rates(cfg, args.config, expand(cfg))
+            refusal = None
+        except UserError as e:
+            refusal = str(e)
+        print(sweep_listing(cfg, refusal))
+        return 0
     require_ready(cfg)
+    require_tuned_rates(cfg, args.config, expand(cfg))  # before anything is written
     counts = sweep(cfg, quiet=args.quiet, retry_failed=args.retry_failed, executor=_executor(args),
                    replace_changed=args.replace_changed)
     if args.no_report:
@@ -203,7 +221,8 @@ def _sweep(args) -> int:
 
 def _run(args) -> int:
     cfg = load_config(args.config, args.set)
-    select_run(cfg, args.task, args.method, args.seed)  # an unknown task or method is refused before any work
+    run = select_run(cfg, args.task, args.method, args.seed)  # an unknown task or method is refused before any work
+    require_tuned_rates(cfg, args.config, [run])
     result = run_one(cfg, args.task, args.method, args.seed, args.quiet, args.replace_changed)
     if ddp.is_main():
         print(f"{result['status']}: " + (f"accuracy {result['accuracy']:.2f}%" if result["status"] == "ok"
@@ -215,16 +234,20 @@ def _run(args) -> int:
 def _tune(args) -> int:
     from .tune import tune, tuning_config, write_lrs
     cfg = load_config(args.config, args.set)
+    if args.dry_run:
+        from .dry_run import tune_listing
+        print(tune_listing(cfg))
+        return 0
     require_ready(tuning_config(cfg))
 
     def run_sweep(tuned):
         print("tuning " + summary(sweep(tuned, quiet=args.quiet, executor=_executor(args)), tuned["output"]))
     chosen = tune(cfg, run_sweep)
     tuned = chosen["tuned"]
-    write_report(tuned["output"])
     record = Path(tuned["output"]) / f"lrs-{cfg['name']}.yaml"  # one per config: tunes can share a folder
     for path in [record] + ([args.write] if args.write else []):
         print(f"wrote {write_lrs(chosen, tuned, path)}")
+    write_report(tuned["output"])  # after the rates file: its tuning section reads it
     print(record.read_text())
     return 0  # a rate whose run failed (a NaN loss at a high rate) has lost; the choice stands on the rest
 

@@ -17,6 +17,7 @@ from . import store
 from .config import deep_merge
 from .errors import UserError
 from .report import load_results
+from .tuned_rates import tuned_record
 
 
 class UnfinishedTuning(UserError, ValueError):
@@ -44,7 +45,9 @@ def tuning_config(cfg: dict, grids: dict | None = None) -> dict:
         base = cfg["method_overrides"].get(v, {}) or {}
         for lr in rates:
             name = f"{v}_lr{lr:g}"
-            overrides[name] = deep_merge(base, {"method": base.get("method", v), "train": {"lr": float(lr)}})
+            # the calibrated merge is a test-time measurement: it has no say in the rate
+            overrides[name] = deep_merge(base, {"method": base.get("method", v),
+                                                "train": {"lr": float(lr), "calibrated_merge": False}})
             methods.append(name)
     return {**cfg, "name": f"{cfg['name']}-tune", "tuning": True, "methods": methods,
             "tasks": tune["tasks"] or cfg["tasks"], "seeds": tune["seeds"] or [0],
@@ -109,7 +112,8 @@ def beyond_edges(chosen: dict, grids: dict) -> dict:
 def tune(cfg: dict, run_sweep) -> dict:
     """Tuning runs (`run_sweep(tuned config)` runs a sweep), then the choice; a variant best at an edge of its
     grid is given the next rate out and run again, up to `tune.extend` rates per variant. Returns the choice
-    with 'tuned' (the last tuning config), 'grids' and 'at_edge' (variants still best at an edge)."""
+    with 'tuned' (the last tuning config), 'grids', 'at_edge' (variants still best at an edge) and 'record'
+    (what each rate was tuned for: the `lrs_tuned:` that tune.require_rates checks)."""
     grids, added = grids_of(cfg), {}
     while True:
         tuned = tuning_config(cfg, grids)
@@ -117,7 +121,8 @@ def tune(cfg: dict, run_sweep) -> dict:
         chosen = choose(tuned, tuned["output"])
         further = {v: lr for v, lr in beyond_edges(chosen, grids).items() if added.get(v, 0) < cfg["tune"]["extend"]}
         if not further:
-            return {**chosen, "tuned": tuned, "grids": grids, "at_edge": sorted(beyond_edges(chosen, grids))}
+            out = {**chosen, "tuned": tuned, "grids": grids, "at_edge": sorted(beyond_edges(chosen, grids))}
+            return {**out, "record": tuned_record(cfg, out)}
         for v, rates in further.items():
             grids[v] = sorted(grids[v] + rates)
             added[v] = added.get(v, 0) + 1
@@ -138,4 +143,6 @@ def write_lrs(chosen: dict, tuned: dict, path) -> Path:
     if chosen.get("at_edge"):
         lines.append(f"# Still best at an edge of its grid after tune.extend more rates: {', '.join(chosen['at_edge'])}"
                      " (the optimum may lie further out).")
-    return store.write_text(path, "\n".join(lines) + "\n" + yaml.safe_dump({"lrs": chosen["lrs"]}, sort_keys=False))
+    lines.append("# lrs_tuned: what each rate was tuned for; a sweep with tune.require_rates checks it.")
+    written = {"lrs": chosen["lrs"], **({"lrs_tuned": chosen["record"]} if chosen.get("record") else {})}
+    return store.write_text(path, "\n".join(lines) + "\n" + yaml.safe_dump(written, sort_keys=False))

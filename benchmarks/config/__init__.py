@@ -109,6 +109,18 @@ def read_config(path: Path, chain: tuple = ()) -> dict:
     return merge_config(base, data)
 
 
+def config_files(path) -> list:
+    """[(file, its own mapping)] of a config and every file it includes, in merge order (a file's includes
+    before it): which file set a key, for messages about where a value came from. Read after `load_config`
+    has checked the chain."""
+    path = Path(path)
+    data = parse_yaml(path.read_text(), str(path)) or {}
+    out = []
+    for name in data.get("include") or []:
+        out += config_files(path.parent / name)
+    return out + [(path, data)]
+
+
 def apply_override(cfg: dict, item: str) -> None:
     """`key.path=value` set in place; the value is YAML (`seeds=[0,1]`, `train.lr=3e-3`, `data.root=/x`)."""
     key, sep, text = item.partition("=")

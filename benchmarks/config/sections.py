@@ -73,6 +73,10 @@ TOP = {
     "lrs": Option(dict, {}, nullable=False, help="variant or registered method -> learning rate (as "
                   "`aurora-bench tune` writes them); a variant without an entry takes its method's; below "
                   "task and variant overrides"),
+    "lrs_tuned": Option(dict, {}, nullable=False,
+                        help="written by `aurora-bench tune` beside lrs: per variant, what its rate was tuned for "
+                             "(config, tasks, seeds, grid, a fingerprint of the tuning-relevant settings); "
+                             "tune.require_rates checks it against the config"),
     "tune": Option(dict, None, help="learning-rate grids for `aurora-bench tune` (tune: keys)"),
     "method_overrides": Option(dict, {}, nullable=False,
                                help="variant -> {method, config, train, model, data}: what differs per method"),
@@ -125,6 +129,9 @@ TUNE = {
                      help="rates added past an edge of a variant's grid while its best rate lies there"),
     "per_task": Option(bool, False, nullable=False,
                        help="choose a rate per task and variant (VTAB-1k practice) rather than one per variant"),
+    "require_rates": Option(bool, False, nullable=False,
+                            help="refuse runs evaluated on a test split unless the included rates file was written "
+                                 "by `aurora-bench tune` for this config's grids, recipe and every variant"),
 }
 
 METHOD_OVERRIDE = {

@@ -5,6 +5,7 @@ paired comparisons against references with their noise, and the plots.
     stats.py     bootstrap, Wilcoxon, binomial SE  markdown.py report.md's sections
     plots.py     pareto.png, per_task.png          labels.py   non-overlapping point labels
     families.py  method families: order, colours   write.py    write_report
+    tuning.py    the validation table of tune's chosen rates
 """
 from .load import load_results
 from .plots import pareto, plot_points

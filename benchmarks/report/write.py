@@ -1,5 +1,6 @@
 """write_report: report.md, methods.csv, per_task.csv, comparisons.csv, pareto.png and per_task.png in a results
-folder, the figures and the HParams columns also to TensorBoard (<results>/tb/report, one event file)."""
+folder (and tuning.csv where tune's output lies beside it), the figures and the HParams columns also to
+TensorBoard (<results>/tb/report, one event file)."""
 import csv
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from .load import load_results
 from .plots import chance_level, pareto_figure, per_task_figure, plot_points
 from .stats import paired_comparison
 from .tables import averages, compare, summarize, task_info
+from .tuning import rates_files, tuning_rows, tuning_section
 
 
 def write_report(results_dir, lora: str = "lora", full: str = "full", baselines=()) -> Path:
@@ -37,6 +39,9 @@ def write_report(results_dir, lora: str = "lora", full: str = "full", baselines=
     lines += [""] + md.tasks_section(tinfo)
     lines += [""] + md.comparisons_section(s, paired, missing)
     lines += [""] + md.cost_section(s, costs)
+    tuning = {p: tuning_rows(p) for p in rates_files(results_dir)}  # the tune output beside the results
+    if tuning:
+        lines += [""] + tuning_section(tuning)
     shared = max(i["device_shared_by"] for i in s["info"].values())
     if shared > 1:
         lines += ["", f"Train img/s: up to {shared} runs shared one GPU at a time (parallel sweep workers), so "
@@ -61,6 +66,8 @@ def write_report(results_dir, lora: str = "lora", full: str = "full", baselines=
     _write_csv(results_dir / "per_task.csv", [{"task": t, "method": m, **c} for (t, m), c in s["cells"].items()])
     _write_csv(results_dir / "comparisons.csv", [{"method": m, "reference": ref, **c} for ref, by in paired.items()
                                                  for m, c in by.items() if c])
+    if tuning:
+        _write_csv(results_dir / "tuning.csv", [r for rows in tuning.values() for r in rows])
     _figures(results_dir, s, plot, tinfo, results)
     return results_dir / "report.md"
 

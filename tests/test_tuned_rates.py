@@ -1,0 +1,205 @@
+"""tune.require_rates: test-split runs refused unless the included rates file was written by tune for this
+config; the report's tuning section; --dry-run. Fake runners: no training."""
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aurora_bench.cli import main
+from aurora_bench.config import load_config, resolve_run
+from aurora_bench.report import write_report
+from aurora_bench.sweep import expand, sweep
+from aurora_bench.tune import grids_of, tune, tuning_config, write_lrs
+from aurora_bench.tuned_rates import UntunedRates, require_tuned_rates
+
+from parallel_runners import fake_record
+
+PEAK = {"linear": 1e-2}  # linear peaks inside its grid; lora keeps rising: its choice stays on the top edge
+
+
+def peaked_runner(run, logdir=None, quiet=False):
+    """Validation accuracy peaked in the rate (log scale), a little different per seed."""
+    import math
+    v, lr = run["method"]["name"], run["train"]["lr"]
+    acc = 50 + 10 * math.log10(lr) if v == "lora" else 70 - 5 * abs(math.log10(lr / PEAK[v]))
+    return fake_record(run, acc + run["seed"])
+
+
+def write_configs(tmp_path, **tune_over):
+    """base.yaml (the sweep), lrs.yaml (an empty rates file, as committed before tuning), main.yaml including both."""
+    base = {"name": "s", "tasks": ["a", "b"], "methods": ["linear", "lora"], "seeds": [0],
+            "output": str(tmp_path / "out"), "data": {"root": str(tmp_path / "data")},
+            "train": {"epochs": 2, "warmup_epochs": 1},
+            "tune": {"seeds": [0, 1], "lrs": {"default": [1e-3, 1e-2, 1e-1]}, "extend": 0, "require_rates": True,
+                     **tune_over}}
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "lrs.yaml").write_text("lrs: {}\n")
+    (tmp_path / "main.yaml").write_text("include: [base.yaml, lrs.yaml]\n")
+    return tmp_path / "main.yaml"
+
+
+def tune_into(config_path, rates_path):
+    """`aurora-bench tune CONFIG --write RATES` with the fake runner."""
+    cfg = load_config(config_path)
+    chosen = tune(cfg, lambda tuned: sweep(tuned, quiet=True, runner=peaked_runner))
+    write_lrs(chosen, chosen["tuned"], rates_path)
+    write_lrs(chosen, chosen["tuned"], rates_path.parent / "out-tune" / f"lrs-{cfg['name']}.yaml")
+    return chosen
+
+
+def check(config_path, *overrides):
+    cfg = load_config(config_path, overrides)
+    require_tuned_rates(cfg, config_path, expand(cfg))
+
+
+def test_a_fresh_tune_is_accepted_and_a_stale_one_refused_saying_what_changed(tmp_path):
+    main_yaml = write_configs(tmp_path)
+    chosen = tune_into(main_yaml, tmp_path / "lrs.yaml")
+    assert chosen["lrs"] == {"linear": 1e-2, "lora": 1e-1}
+    check(main_yaml)  # fresh: accepted
+    check(main_yaml, "train.calibrated_merge=true", "train.eval_every=1")  # what does not decide the rate
+    for override, changed in (("train.epochs=3", "recipe"), ("tune.lrs.default=[1e-3,1e-2]", "grid"),
+                              ("tune.seeds=[0]", "protocol"), ("model.image_size=112", "recipe")):
+        with pytest.raises(UntunedRates, match=rf"lrs.yaml: linear, lora: tuned with another {changed} .*stale") as e:
+            check(main_yaml, override)
+        assert "\n" not in str(e.value) and f"aurora-bench tune {main_yaml} --write {tmp_path / 'lrs.yaml'}" in str(e.value)
+    with pytest.raises(UntunedRates, match=r"lora: lrs.lora = 0.5 is not the rate tune chose \(0.1\)"):
+        check(main_yaml, "lrs.lora=0.5")
+
+
+def test_validation_runs_are_never_refused(tmp_path):
+    main_yaml = write_configs(tmp_path)  # nothing tuned yet
+    with pytest.raises(UntunedRates):
+        check(main_yaml)
+    check(main_yaml, "tuning=true")  # train800 -> val200
+    check(main_yaml, "data.eval_split=val200")  # a sweep evaluated on the validation split
+    check(main_yaml, "tune.require_rates=false")
+    cfg = load_config(main_yaml)
+    require_tuned_rates(cfg, main_yaml, [resolve_run({**cfg, "tuning": True}, "a", "lora", 0)])
+
+
+def test_missing_and_incomplete_rates_are_refused_on_one_line_by_the_cli(tmp_path, capsys):
+    main_yaml = write_configs(tmp_path, methods=["linear"])  # lora is not tuned
+    assert main(["sweep", str(main_yaml)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"{tmp_path / 'lrs.yaml'}: linear: no rate (missing)" in err
+    assert "lora: not in tune.methods, so never tuned (add it)" in err and "aurora-bench tune" in err
+    tune_into(main_yaml, tmp_path / "lrs.yaml")
+    assert main(["run", str(main_yaml), "--task", "a", "--method", "lora"]) == 2  # one run is refused as well
+    assert "lora: not in tune.methods" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+    # a rates file tuned for other variants: the new one is missing from it
+    assert main(["sweep", str(main_yaml), "--set", "tune.methods=[linear,lora]"]) == 2
+    assert "lora: no rate (missing)" in capsys.readouterr().err
+
+
+def test_per_task_rates_must_come_from_a_per_task_tune(tmp_path):
+    main_yaml = write_configs(tmp_path)
+    tune_into(main_yaml, tmp_path / "lrs.yaml")
+    with pytest.raises(UntunedRates, match="tuned with another protocol"):
+        check(main_yaml, "tune.per_task=true")
+    tune_into(load_and_rewrite(tmp_path, per_task=True), tmp_path / "lrs.yaml")
+    check(main_yaml)
+    assert yaml.safe_load((tmp_path / "lrs.yaml").read_text())["lrs"]["linear"] == {"a": 1e-2, "b": 1e-2}
+
+
+def load_and_rewrite(tmp_path, **tune_over):
+    base = yaml.safe_load((tmp_path / "base.yaml").read_text())
+    base["tune"].update(tune_over)
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    return tmp_path / "main.yaml"
+
+
+def test_a_rates_file_without_a_tuning_record_is_judged_by_its_age(tmp_path):
+    main_yaml = write_configs(tmp_path)
+    (tmp_path / "lrs.yaml").write_text("lrs: {linear: 0.01, lora: 0.1}\n")  # as tune wrote before fingerprints
+    for name, t in (("base.yaml", 1_000), ("main.yaml", 1_000), ("lrs.yaml", 2_000)):
+        os.utime(tmp_path / name, (t, t))
+    check(main_yaml)  # newer than the config's files
+    os.utime(tmp_path / "base.yaml", (3_000, 3_000))
+    with pytest.raises(UntunedRates, match=r"lrs.yaml: linear, lora: no tuning record and older than .*base.yaml \(stale\)"):
+        check(main_yaml)
+    (tmp_path / "main.yaml").write_text("include: [base.yaml]\nlrs: {linear: 0.01, lora: 0.1}\n")
+    with pytest.raises(UntunedRates, match="lrs.linear is set by hand, not by tune"):
+        check(main_yaml)
+
+
+def test_report_shows_the_tuning_table_grid_values_choice_and_edge(tmp_path):
+    main_yaml = write_configs(tmp_path)
+    tune_into(main_yaml, tmp_path / "lrs.yaml")
+    cfg = load_config(main_yaml)
+    sweep(cfg, quiet=True, runner=peaked_runner)  # the test runs, into out/ beside out-tune/
+    text = write_report(cfg["output"]).read_text()
+    section = text.split("## Tuning (validation split)")[1].split("\n## ")[0]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+            for line in section.splitlines() if line.startswith("| ") and not line.startswith("| variant")}
+    # linear at 1e-2: 70 on both tasks at seed 0, 71 at seed 1 -> 70.5 ± 0.7; chosen inside its grid
+    assert rows["linear"] == ["linear", "all", "0.001 0.01 0.1", "0.001: 65.5 ± 0.7, **0.01: 70.5 ± 0.7**, 0.1: 65.5 ± 0.7",
+                              "0.01", ""]
+    assert rows["lora"][3].endswith("**0.1: 40.5 ± 0.7**") and rows["lora"][4:] == ["0.1", "edge"]
+    with open(tmp_path / "out" / "tuning.csv") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 6 and {r["variant"] for r in table if r["chosen"] == "True"} == {"linear", "lora"}
+
+
+def test_dry_run_counts_and_makes_nothing(tmp_path, capsys):
+    main_yaml = write_configs(tmp_path)
+    assert main(["sweep", str(main_yaml), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "4 runs (2 tasks x 2 methods x 1 seeds; 0 on file, 4 to make)" in out
+    assert "the sweep would be refused now: tune.require_rates" in out
+    assert main(["tune", str(main_yaml), "--dry-run"]) == 0
+    out = capsys.readouterr().out  # 2 variants x 3 rates x 2 tasks x 2 seeds; extend=0 adds none
+    assert "24 tuning runs on the initial grids" in out and "up to 0 more" in out
+    assert main(["tune", str(main_yaml), "--dry-run", "--set", "tune.extend=2", "tune.per_task=true"]) == 0
+    assert "up to 32 more" in capsys.readouterr().out  # 2 variants x 2 rounds x 2 edges x 2 tasks x 2 seeds
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out-tune").exists()
+
+
+CLEAN = ["clean_validation.yaml", "clean_ranks.yaml"]
+
+
+def test_the_clean_validation_configs_count_their_runs_and_require_rates():
+    root = Path(__file__).parent.parent / "configs"
+    main_cfg, ranks = (load_config(root / name) for name in CLEAN)
+    for cfg in (main_cfg, ranks):
+        assert cfg["tune"]["require_rates"] and cfg["tune"]["per_task"] and cfg["train"]["calibrated_merge"]
+        assert all(len(grid) == 4 for grid in grids_of(cfg).values()) and cfg["seeds"] == [0, 1, 2]
+        assert not resolve_run(tuning_config(cfg), cfg["tasks"][0], tuning_config(cfg)["methods"][0], 0)["train"][
+            "calibrated_merge"]  # tuning runs skip the test-time merge
+    assert len(expand(main_cfg)) == 90 and len(expand(tuning_config(main_cfg))) == 120
+    assert len(expand(ranks)) == 54 and len(expand(tuning_config(ranks))) == 72
+    assert main_cfg["output"] == ranks["output"]  # one results folder, one report
+    assert {v: ranks["method_overrides"][v]["config"]["r"] for v in ("lora_r1", "aurora_r16", "aurora_no_tanh")} == \
+        {"lora_r1": 1, "aurora_r16": 16, "aurora_no_tanh": 2}
+
+
+def flat_peak_runner(run, logdir=None, quiet=False):
+    """Every variant best at 3e-3 on validation."""
+    import math
+    return fake_record(run, 80 - 5 * abs(math.log10(run["train"]["lr"] / 3e-3)))
+
+
+def test_the_clean_validation_sweeps_accept_the_rates_their_own_tunes_write(tmp_path):
+    """From one commit: tune each config into its rates file, then both sweeps pass tune.require_rates."""
+    root = Path(__file__).parent.parent / "configs"
+    for name in [*CLEAN, "clean_validation_lrs.yaml", "clean_ranks_lrs.yaml", "rank_variants.yaml",
+                 "shared_vits.yaml", "vtab1k.yaml"]:
+        shutil.copy(root / name, tmp_path / name)
+    data = [f"output={tmp_path / 'out'}", "data.root=/data/vtab-1k", "model.file=/w/vits.safetensors"]
+    for name in CLEAN:
+        with pytest.raises(UntunedRates, match=f"{name.replace('.yaml', '_lrs.yaml')}: .*no rate \\(missing\\)"):
+            check(tmp_path / name, *data)
+        cfg = load_config(tmp_path / name, data)
+        chosen = tune(cfg, lambda tuned: sweep(tuned, quiet=True, runner=flat_peak_runner))
+        write_lrs(chosen, chosen["tuned"], tmp_path / name.replace(".yaml", "_lrs.yaml"))
+    for name in CLEAN:
+        check(tmp_path / name, *data)
+    lrs = load_config(tmp_path / "clean_validation.yaml", data)["lrs"]
+    # full is extended twice past its top edge by its outer ratio (3): 3e-4 -> 9e-4 -> 2.7e-3
+    assert lrs["full"]["cifar10"] == 2.7e-3 and lrs["aurora"]["pacs_sketch"] == 3e-3
+    with pytest.raises(UntunedRates, match="clean_validation_lrs.yaml: linear, full, .*: tuned with another recipe"):
+        check(tmp_path / "clean_validation.yaml", *data[:2], "model.file=/w/other.safetensors")
