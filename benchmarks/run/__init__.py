@@ -14,7 +14,7 @@ import torch
 import aurora_vision as av
 
 from .. import store
-from . import ddp, determinism, record
+from . import compiling, ddp, determinism, record
 from .evaluate import approximate_merge_accuracy, calibrated_merge_accuracy
 from .flops import count_macs
 from .inputs import decoded_splits, to_device, transform_for
@@ -41,7 +41,8 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
     """Train and evaluate one resolved run config; returns the result record (status 'ok'), and the
     trained model too with return_model=True."""
     started = time.perf_counter()
-    forced = determinism.configure(run["train"]["deterministic"], run["train"]["compile"])  # before any CUDA work
+    compiles = compiling.compile_mode(run["train"]["compile"]) != "none"
+    forced = determinism.configure(run["train"]["deterministic"], compiles)  # before any CUDA work
     seed_everything(run["seed"])
     rank, world = ddp.init()
     device = ddp.local_device(resolve_device(run["train"]["device"]))
@@ -59,11 +60,12 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
     logger = RunLogger(logdir if ddp.is_main() else None)
     try:
         fitted = fit(run, model, inputs, transform, device, rank, world, logger, quiet)
-        static = approximate_merge_accuracy(model, inputs.eval, transform, run["train"]["eval_batch_size"],
-                                            fitted.autocast)
-        calibrated = (calibrated_merge_accuracy(model, inputs.eval, transform, run["train"]["eval_batch_size"],
-                                                fitted.autocast, inputs.train, run["seed"])
-                      if run["train"]["calibrated_merge"] else None)
+        with compiling.eager():  # one pass each through a merged model: compiling it again would not pay
+            static = approximate_merge_accuracy(model, inputs.eval, transform, run["train"]["eval_batch_size"],
+                                                fitted.autocast)
+            calibrated = (calibrated_merge_accuracy(model, inputs.eval, transform, run["train"]["eval_batch_size"],
+                                                    fitted.autocast, inputs.train, run["seed"])
+                          if run["train"]["calibrated_merge"] else None)
         logger.hparams(run_hparams(run, cost["params"]["trainable"], cost["gmacs"]), trial_id(run),
                        run["train"]["epochs"], static_merge_accuracy=static)
     finally:

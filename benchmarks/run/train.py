@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import ddp
+from . import compiling, ddp
 from .cuda_graph import GraphedTrainStep, adamw, train_step
-from .evaluate import evaluate, sync
-from .model import compiled, param_groups
+from .evaluate import GraphedEval, evaluate, sync
+from .model import param_groups
 
 
 class NonFiniteLoss(RuntimeError):
@@ -30,6 +30,7 @@ class Fitted:
     bf16: bool = False
     graphs: bool = False
     autocast: object = None
+    compile: dict = field(default_factory=lambda: {"mode": "none"})  # compiling.CompileCost.report()
 
 
 def use_cuda_graphs(device: torch.device, world: int) -> bool:
@@ -63,8 +64,10 @@ def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, wo
     steps_per_epoch = math.ceil(len(inputs.train) / tr["batch_size"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(tr["schedule"], steps_per_epoch * tr["warmup_epochs"], steps_per_epoch * tr["epochs"]))
-    step_model = ddp.wrap(model, device)
-    step_model = compiled(step_model) if tr.get("compile") else step_model
+    mode = compiling.compile_mode(tr.get("compile"))
+    cache = compiling.use_cache(compiling.cache_dir_for(run["data"].get("cache_dir"))) if mode != "none" else None
+    compile_cost = compiling.CompileCost(mode, cache)
+    step_model = compiling.for_training(ddp.wrap(model, device), model, mode)
 
     def loss_of(x, y):
         with autocast():
@@ -72,6 +75,8 @@ def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, wo
         return F.cross_entropy(logits.float(), y, label_smoothing=tr["label_smoothing"])
 
     take_step = GraphedTrainStep(model, optimizer, loss_of) if graphs else partial(train_step, optimizer, loss_of)
+    # evaluation as graphed forward passes too: the weights change in place, so one capture serves every epoch
+    eval_forward = GraphedEval(model, transform, autocast) if graphs else None
     order = torch.Generator().manual_seed(run["seed"])  # the same batch order on every rank
     augment = torch.Generator().manual_seed(run["seed"] + 7919 * (rank + 1))  # each rank its own draws
     if device.type == "cuda":
@@ -102,9 +107,10 @@ def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, wo
         # per-epoch seconds: the first epoch holds one-off costs (torch.compile, cuDNN/cuBLAS heuristics)
         point = {"epoch": epoch + 1, "loss": epoch_loss, "seconds": epoch_time}
         if (epoch + 1) % tr["eval_every"] == 0 or epoch + 1 == tr["epochs"]:  # always the final epoch
-            fitted.final = evaluate(model, inputs.eval, transform, tr["eval_batch_size"], autocast)
+            fitted.final = evaluate(model, inputs.eval, transform, tr["eval_batch_size"], autocast, eval_forward)
             point["accuracy"] = fitted.final["accuracy"]
             logger.scalars(epoch + 1, eval__accuracy=fitted.final["accuracy"])
             epochs.set_postfix(loss=f"{epoch_loss:.3f}", acc=f"{fitted.final['accuracy']:.1f}")
         fitted.curve.append(point)
+    fitted.compile = compile_cost.report()
     return fitted
