@@ -105,13 +105,13 @@ def test_eager_stance_runs_compiled_blocks_without_compiling():
 
 
 def test_cache_dir_is_beside_the_decoded_images(tmp_path, monkeypatch):
-    monkeypatch.setattr(compiling, "_USER_CACHE", None)
-    monkeypatch.delenv(compiling.CACHE_ENV, raising=False)
+    monkeypatch.delenv(compiling.OWN_CACHE_ENV, raising=False)
+    monkeypatch.setenv(compiling.CACHE_ENV, "/elsewhere")  # inductor's default, once it has run
     folder = compiling.use_cache(compiling.cache_dir_for(tmp_path / "cache"))
     assert folder == str((tmp_path / "cache" / "compile").resolve())
     assert compiling.os.environ[compiling.CACHE_ENV] == folder
-    monkeypatch.setattr(compiling, "_USER_CACHE", "/mine")
-    assert compiling.use_cache(tmp_path) == "/mine"
+    monkeypatch.setenv(compiling.OWN_CACHE_ENV, str(tmp_path / "mine"))
+    assert compiling.use_cache(tmp_path) == str(tmp_path / "mine")
 
 
 def test_compile_cost_without_a_compile_says_none():
@@ -152,7 +152,7 @@ def test_padded_evaluation_gives_the_plain_accuracy():
 def test_runner_with_regional_compile_records_a_cold_then_a_warm_compile(tmp_path):
     """Inductor on the CPU; the second run's kernels come from the cache the first one wrote."""
     cfg = tiny_cfg(tmp_path)
-    cfg["train"].update(compile="regional", epochs=1, eval_every=1)
+    cfg["train"].update(compile="regional", epochs=1, warmup_epochs=0, eval_every=1)
     run = resolve_run(cfg, "mytask", "aurora", 0)
     first, second = train_run(run, quiet=True), train_run(run, quiet=True)
     assert first["compile"]["mode"] == "regional" and first["compile"]["cache"] == "cold"

@@ -13,6 +13,7 @@ Caches: inductor's FX graph cache and AOTAutograd's cache (on by default) are po
 <data.cache_dir>/compile, so the first process compiles a (model, method, batch shape, torch version) and every
 later process and sweep worker sharing the cache loads the kernels instead (their keys hold the graph, the
 shapes, the device and the torch and triton versions; writes are atomic, so workers may share the folder).
+AURORA_VISION_COMPILE_CACHE names another folder.
 """
 import os
 from pathlib import Path
@@ -26,7 +27,7 @@ from ..errors import UserError
 # train.compile's older boolean spelling keeps its meaning
 _SPELLINGS = {False: "none", True: "model", None: "none"}
 CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
-_USER_CACHE = os.environ.get(CACHE_ENV)  # one set before the process started wins over the run's
+OWN_CACHE_ENV = "AURORA_VISION_COMPILE_CACHE"  # a folder of one's own instead of <data.cache_dir>/compile
 # regional compiles share one code object (a block class's forward): a ViT meets it with and without an input
 # gradient, with and without grad mode, at the batch and the tail batch; dynamo's default of 8 entries per code
 # object would silently fall back to eager past that
@@ -109,9 +110,9 @@ def eager():
 
 
 def use_cache(directory) -> str:
-    """Point inductor's on-disk caches at `directory` (unless TORCHINDUCTOR_CACHE_DIR was set when the process
-    started); before the first compile. Returns the folder in use."""
-    folder = _USER_CACHE or str(Path(directory).expanduser().resolve())
+    """Point inductor's on-disk caches (it reads TORCHINDUCTOR_CACHE_DIR at each use) at `directory`, or at
+    AURORA_VISION_COMPILE_CACHE when set; before the compile. Returns the folder in use."""
+    folder = str(Path(os.environ.get(OWN_CACHE_ENV) or directory).expanduser().resolve())
     os.environ[CACHE_ENV] = folder
     return folder
 

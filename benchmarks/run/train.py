@@ -66,8 +66,8 @@ def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, wo
         optimizer, lr_lambda(tr["schedule"], steps_per_epoch * tr["warmup_epochs"], steps_per_epoch * tr["epochs"]))
     mode = compiling.compile_mode(tr.get("compile"))
     cache = compiling.use_cache(compiling.cache_dir_for(run["data"].get("cache_dir"))) if mode != "none" else None
-    compile_cost = compiling.CompileCost(mode, cache)
     step_model = compiling.for_training(ddp.wrap(model, device), model, mode)
+    compile_cost = compiling.CompileCost(mode, cache)  # after for_training's dynamo reset, which zeroes its timers
 
     def loss_of(x, y):
         with autocast():
