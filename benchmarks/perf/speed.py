@@ -19,7 +19,8 @@ import torch.nn.functional as F
 import aurora_vision as av
 from aurora_vision import kernels
 
-from ..run.model import compiled, param_groups
+from ..run.compiling import compile_mode, for_training
+from ..run.model import param_groups
 from ..run.cuda_graph import GraphedTrainStep, adamw, graphed_forward, train_step
 from ..run.flops import count_macs
 from ..run.record import device_name, git_commit, versions
@@ -75,11 +76,11 @@ def eval_img_per_s(net, x, device, steps, repeats, warmup, graphs=False) -> floa
     return x.shape[0] / statistics.median([measure(step, steps) for _ in range(repeats)])
 
 
-def bench_method(model_name, method, config, batch, device, steps, repeats, warmup, compile_model=False,
+def bench_method(model_name, method, config, batch, device, steps, repeats, warmup, compile_model="none",
                  graphs=False) -> dict:
     torch.manual_seed(0)
     model = av.apply(timm.create_model(model_name, num_classes=100), method, config).to(device)
-    net = compiled(model) if compile_model else model
+    net = for_training(model, model, compile_mode(compile_model))  # regional: the blocks, in place
     opt = adamw(param_groups(model, 1e-4, 1e-4, 1e-4), device, graphs)  # as the runner builds it
     x = torch.randn(batch, 3, 224, 224, device=device)
     y = torch.randint(0, 100, (batch,), device=device)
@@ -170,7 +171,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--compile", action="store_true", help="torch.compile each model")
+    p.add_argument("--compile", nargs="?", const="model", default="none", choices=("none", "regional", "model"),
+                   help="torch.compile each model: whole (--compile alone, or model) or per block (regional)")
     p.add_argument("--graphs", action="store_true",
                    help="train steps and eval passes as CUDA graphs (as the runner trains on one GPU)")
     p.add_argument("--out", default="results/speed")
