@@ -178,3 +178,22 @@ def test_compile_cost_measures_every_mode_cold_and_warm_in_fresh_processes(tmp_p
         assert (cold["mode"], cold["cache"], warm["cache"]) == (mode, "cold", "warm")
         assert warm["seconds"] < cold["seconds"]
     assert "| regional |" in (tmp_path / "compile_cost.md").read_text()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the Triton sigma)")
+def test_triton_sigma_traces_inside_a_compiled_block_on_the_gpu():
+    """AuroRA's Triton sigma (a custom autograd function launching user Triton kernels) inside a block: whether
+    dynamo takes it without a graph break, and the compiled block's output and gradients equal eager's."""
+    model = av.apply(tiny_model("vit"), "aurora", METHODS["aurora"]).cuda()
+    name, block = compiling.repeated_blocks(model)[-1]
+    (x,) = _block_inputs(model, tiny_input("vit").cuda())[name]
+    x = x.detach().requires_grad_()
+    explained = torch._dynamo.explain(block)(x)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        ref = block(x)
+        out = torch.compile(block, dynamic=False)(x)
+    torch.testing.assert_close(out, ref, rtol=2e-2, atol=2e-2)
+    g, = torch.autograd.grad(out.float().square().sum(), x)
+    r, = torch.autograd.grad(ref.float().square().sum(), x)
+    torch.testing.assert_close(g, r, rtol=5e-2, atol=5e-2)
