@@ -121,6 +121,8 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default=None, help="default: cuda when there is one")
     p.add_argument("--out", default="results/compile_cost")
+    p.add_argument("--cache", default=None, help="where each mode's compile caches go (emptied first; default "
+                   "<out>/cache)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -136,7 +138,7 @@ def main(argv=None):
            "targets": args.targets, "batch": args.batch, "steps": args.steps, "repeats": args.repeats,
            "torch": torch.__version__, "versions": versions(), "git": git_commit(), "modes": {}}
     for mode in args.modes:
-        cache = out / "cache" / mode
+        cache = Path(args.cache or out / "cache") / mode
         shutil.rmtree(cache, ignore_errors=True)  # cold means an empty cache
         cache.mkdir(parents=True)
         res["modes"][mode] = {"cold": measure(args, mode, cache.resolve()), "warm": measure(args, mode, cache.resolve())}
