@@ -81,9 +81,10 @@ def test_graphed_steps_equal_eager_steps_with_a_tail_batch():
 
 
 @cuda
-@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("compiled", [False, True, "regional"])
 def test_runner_with_graphs_matches_eager(tmp_path, monkeypatch, compiled):
-    """With train.compile the graph replays the compiled model's kernels (compiled in the warm-up)."""
+    """With train.compile (whole or regional) the graph replays the compiled kernels (compiled in the warm-up);
+    evaluation replays graphed forward passes, its tail batch padded."""
     cfg = tiny_cfg(tmp_path)
     cfg["train"].update(device="cuda", epochs=3, compile=compiled)  # 18 images, batch 4: a tail batch of 2
     run = resolve_run(cfg, "mytask", "aurora", 0)
@@ -93,6 +94,7 @@ def test_runner_with_graphs_matches_eager(tmp_path, monkeypatch, compiled):
     assert graphed["cuda_graphs"] and not eager["cuda_graphs"]
     for g, e in zip(graphed["curve"], eager["curve"]):
         assert g["loss"] == pytest.approx(e["loss"], rel=2e-2)  # bf16 autocast on both
+    assert graphed["compile"]["mode"] == {False: "none", True: "model"}.get(compiled, compiled)
 
 
 @cuda
@@ -111,3 +113,18 @@ def test_compiled_sigma_equals_formula_on_the_gpu():
     gout = torch.randn_like(ref)
     for got, want in zip(torch.autograd.grad(out, (z, H, W), gout), torch.autograd.grad(ref, (z, H, W), gout)):
         torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3)
+
+
+@cuda
+def test_graphed_evaluation_equals_eager_evaluation():
+    """Eleven images in batches of 4: two graphed batches and a padded tail, the same correct count."""
+    from aurora_bench.data import DeviceSplit, DeviceTransform
+    from aurora_bench.run.evaluate import GraphedEval, evaluate
+    model = tiny_model("vit", num_classes=3).cuda().eval()
+    images = torch.randint(0, 255, (11, 32, 32, 3), dtype=torch.uint8)
+    split, transform = DeviceSplit(images, torch.arange(11) % 3, "cuda"), DeviceTransform(32, (0.5,) * 3, (0.5,) * 3)
+    autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
+    forward = GraphedEval(model, transform, autocast)
+    graphed = evaluate(model, split, transform, 4, autocast, forward)
+    assert list(forward.graphs) == [(4, 3, 32, 32)]
+    assert graphed["accuracy"] == evaluate(model, split, transform, 4, autocast)["accuracy"]

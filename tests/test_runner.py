@@ -119,8 +119,10 @@ def test_replace_changed_sets_old_results_aside_and_reruns_only_those(tmp_path):
 
 
 @pytest.mark.slow  # two torchrun processes
-def test_torchrun_ddp_matches_single_process(tmp_path):
-    """Two CPU ranks (gloo) over the same global batches give the single-process run's losses and accuracy."""
+@pytest.mark.parametrize("compiled", [False, "regional"])
+def test_torchrun_ddp_matches_single_process(tmp_path, compiled):
+    """Two CPU ranks (gloo) over the same global batches give the single-process run's losses and accuracy;
+    with regional compile too (DDP stays outside the compiled blocks)."""
     import socket
     import subprocess
     import sys
@@ -129,7 +131,7 @@ def test_torchrun_ddp_matches_single_process(tmp_path):
         free.bind(("127.0.0.1", 0))
         port = str(free.getsockname()[1])
     cfg = tiny_cfg(tmp_path)  # 18 training images, batch 4: every batch splits evenly over 2 ranks
-    cfg["train"]["epochs"] = 3
+    cfg["train"].update(epochs=3, compile=compiled)
     single = train_run(resolve_run(cfg, "mytask", "aurora", 0), quiet=True)
     (tmp_path / "c.yaml").write_text(json.dumps(cfg))
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",

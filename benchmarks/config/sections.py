@@ -8,6 +8,7 @@ from ..schema import Option, at_least, list_of, positive
 # `custom` for your own folders (class counts from the data or data.num_classes).
 KNOWN_SUITES = (*SUITES, "digits", "custom")
 PRECISIONS = ("auto", "bf16", "fp32", "fp8")
+COMPILE_MODES = ("none", "regional", "model")  # run/compiling.py; true and false still mean model and none
 
 
 def _seed(v):
@@ -24,6 +25,12 @@ def _fraction(v):
 
 def _precision(v):
     return None if v in PRECISIONS else f"must be one of {', '.join(PRECISIONS)}"
+
+
+def check_compile(v):
+    if v in COMPILE_MODES or isinstance(v, bool):
+        return None
+    return f"must be one of {', '.join(COMPILE_MODES)}, or true (model) / false (none)"
 
 
 def _device(v):
@@ -112,7 +119,11 @@ TRAIN = {
     "eval_every": Option(int, 10, nullable=False, check=at_least(1), help="evaluate every N epochs (and the last)"),
     "eval_batch_size": Option(int, 256, nullable=False, check=at_least(1), help="evaluation batch size"),
     "device": Option(str, "auto", nullable=False, check=_device, help="auto (CUDA when there is one), cpu, cuda:N"),
-    "compile": Option(bool, False, nullable=False, help="torch.compile the model"),
+    # the default is one line: False (none) today; "regional" once measured on the GPU (issue 18)
+    "compile": Option((bool, str), False, nullable=False, check=check_compile,
+                      help="torch.compile: none (false), regional (each repeated transformer block compiled once "
+                      "and reused by the others: seconds, cached in <data.cache_dir>/compile for later processes) "
+                      "or model (true: the whole model, tens of seconds per process)"),
     "deterministic": Option(bool, False, nullable=False,
                             help="deterministic algorithms: the same seed gives the same numbers, at some speed"),
     "calibrated_merge": Option(bool, False, nullable=False,

@@ -47,11 +47,12 @@ def make_task(root: Path, n_train: int, n_test: int, num_classes: int = 10, size
     (root / "done").touch()
 
 
-def ours(root: Path, model: str, epochs: int, compile_model: bool, cache: Path) -> dict:
+def ours(root: Path, model: str, epochs: int, compile_model, cache: Path, eval_batch_size=None) -> dict:
     cfg = load_config({"tasks": ["task"], "methods": ["aurora"], "output": str(root / "out"),
                        "model": {"name": model, "pretrained": False, "image_size": 224},
                        "data": {"root": str(root), "cache_dir": str(cache)},
-                       "train": {"epochs": epochs, "batch_size": 64, "eval_every": epochs, "compile": compile_model},
+                       "train": {"epochs": epochs, "batch_size": 64, "eval_every": epochs, "compile": compile_model,
+                                 **({"eval_batch_size": eval_batch_size} if eval_batch_size else {})},
                        "method_overrides": {"aurora": {"config": {"r": 2, "alpha": 4, "targets": "qv"}}}})
     run = resolve_run(cfg, "task", "aurora", 0)
     for split in (run["data"]["split_train"], run["data"]["split_eval"]):  # decode once, untimed
@@ -61,7 +62,8 @@ def ours(root: Path, model: str, epochs: int, compile_model: bool, cache: Path) 
     return {"seconds": time.perf_counter() - start, "accuracy": result["accuracy"],
             "train_img_per_s": result["train_img_per_s"], "train_seconds": result["train_seconds"],
             "first_epoch_seconds": result["curve"][0]["seconds"], "cuda_graphs": result["cuda_graphs"],
-            "aurora_sigma": result["aurora_sigma"]}
+            "aurora_sigma": result["aurora_sigma"], "compile": result["compile"],
+            "eval_img_per_s": result["eval_img_per_s"], "eval_batch_size": run["train"]["eval_batch_size"]}
 
 
 def conventional(root: Path, model: str, epochs: int, workers: int) -> dict:
@@ -111,13 +113,16 @@ def main(argv=None):
     p.add_argument("--n-test", type=int, default=10000)
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--workers", type=int, default=8, help="DataLoader workers of the conventional pipeline")
-    p.add_argument("--compile", action="store_true", help="torch.compile our model (its kernels replayed in the CUDA graphs)")
+    p.add_argument("--compile", nargs="?", const="model", default="none", choices=("none", "regional", "model"),
+                   help="train.compile for our model: model (--compile alone) or regional; its kernels replayed in the "
+                   "CUDA graphs, its artifacts cached under --data's cache (a second invocation compiles warm)")
+    p.add_argument("--eval-batch-size", type=int, default=None, help="train.eval_batch_size (default: the config's)")
     p.add_argument("--data", default="/tmp/aurora_e2e")
     p.add_argument("--out", default="results/e2e")
     args = p.parse_args(argv)
     root = Path(args.data)
     make_task(root, args.n_train, args.n_test)
-    a = ours(root, args.model, args.epochs, args.compile, root / "cache")
+    a = ours(root, args.model, args.epochs, args.compile, root / "cache", args.eval_batch_size)
     b = conventional(root, args.model, args.epochs, args.workers)
     res = {"device": device_name(torch.device("cuda" if torch.cuda.is_available() else "cpu")),
            "model": args.model, "n_train": args.n_train, "n_test": args.n_test, "epochs": args.epochs,

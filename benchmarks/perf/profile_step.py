@@ -1,7 +1,7 @@
 """Where a training step's (or with --eval, a no-grad forward's) time goes: torch.profiler over a few steps
 of one method, top ops by GPU time.
 
-    python -m aurora_bench.perf.profile_step --method aurora --targets qv --r 2 --batch 256 [--eval] [--compile]
+    python -m aurora_bench.perf.profile_step --method aurora --targets qv --r 2 --batch 256 [--eval] [--compile [regional]]
 
 With --compile the model is torch.compile'd first and the graph breaks dynamo met are printed (a break
 splits the compiled graph, and inductor cannot fuse across it).
@@ -15,7 +15,8 @@ from torch.profiler import ProfilerActivity, profile
 
 import aurora_vision as av
 
-from ..run.model import compiled, param_groups
+from ..run.compiling import for_training
+from ..run.model import param_groups
 
 
 def main(argv=None):
@@ -28,13 +29,14 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--rows", type=int, default=25)
     p.add_argument("--eval", action="store_true", help="profile the no-grad forward (eval) instead")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (as train.compile does)")
+    p.add_argument("--compile", nargs="?", const="model", default="none", choices=("none", "regional", "model"),
+                   help="torch.compile the model as train.compile does: whole (--compile alone) or regional")
     args = p.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg = {"r": args.r, "targets": args.targets} if args.method in ("lora", "aurora") else {}
     model = av.apply(timm.create_model(args.model, num_classes=100), args.method, cfg).to(device)
     opt = torch.optim.AdamW(param_groups(model, 1e-4, 1e-4, 1e-4))
-    net = compiled(model) if args.compile else model
+    net = for_training(model, model, args.compile)
     x = torch.randn(args.batch, 3, 224, 224, device=device)
     y = torch.randint(0, 100, (args.batch,), device=device)
 
@@ -55,7 +57,7 @@ def main(argv=None):
 
     for _ in range(5):
         step()
-    if args.compile:
+    if args.compile != "none":
         from torch._dynamo.utils import counters
         print(f"graph breaks: {sum(counters['graph_break'].values())} {dict(counters['graph_break'])}; "
               f"unique graphs: {counters['stats']['unique_graphs']}")
@@ -67,7 +69,7 @@ def main(argv=None):
             torch.cuda.synchronize()
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print(f"{args.method} r={args.r} {args.targets} batch {args.batch}, {args.steps} {'eval' if args.eval else 'train'} "
-          f"steps{', compiled' if args.compile else ''}")
+          f"steps{'' if args.compile == 'none' else ', compiled: ' + args.compile}")
     print(prof.key_averages().table(sort_by=key, row_limit=args.rows, max_name_column_width=60))
 
 

@@ -6,7 +6,7 @@ For each method: train step time (fwd + loss + bwd + AdamW step, bf16 autocast o
 peak memory, and eval throughput; for AuroRA also eval after the opt-in static merge. Random weights
 and inputs (speed does not depend on them); warm-up excluded; medians of several timed repetitions.
 `--precision fp8` converts each method's frozen linears to torchao's FP8 ones as the runner does
-(run/fp8.py; it implies --compile); the base model's eval stays bf16.
+(run/fp8.py; it implies --compile regional); the base model's eval stays bf16.
 """
 import argparse
 import json
@@ -23,7 +23,8 @@ from aurora_vision import kernels
 
 from ..errors import UserError
 from ..run import fp8
-from ..run.model import compiled, param_groups
+from ..run.compiling import compile_mode, for_training
+from ..run.model import param_groups
 from ..run.cuda_graph import GraphedTrainStep, adamw, graphed_forward, train_step
 from ..run.flops import count_macs
 from ..run.record import device_name, git_commit, versions
@@ -79,12 +80,12 @@ def eval_img_per_s(net, x, device, steps, repeats, warmup, graphs=False) -> floa
     return x.shape[0] / statistics.median([measure(step, steps) for _ in range(repeats)])
 
 
-def bench_method(model_name, method, config, batch, device, steps, repeats, warmup, compile_model=False,
+def bench_method(model_name, method, config, batch, device, steps, repeats, warmup, compile_model="none",
                  graphs=False, precision="bf16") -> dict:
     torch.manual_seed(0)
     model = av.apply(timm.create_model(model_name, num_classes=100), method, config).to(device)
     converted = fp8.convert_frozen_linears(model, device) if precision == "fp8" else None
-    net = compiled(model) if compile_model else model
+    net = for_training(model, model, compile_mode(compile_model))  # regional: the blocks, in place
     opt = adamw(param_groups(model, 1e-4, 1e-4, 1e-4), device, graphs)  # as the runner builds it
     x = torch.randn(batch, 3, 224, 224, device=device)
     y = torch.randint(0, 100, (batch,), device=device)
@@ -185,11 +186,12 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--compile", action="store_true", help="torch.compile each model")
+    p.add_argument("--compile", nargs="?", const="model", default="none", choices=("none", "regional", "model"),
+                   help="torch.compile each model: whole (--compile alone, or model) or per block (regional)")
     p.add_argument("--graphs", action="store_true",
                    help="train steps and eval passes as CUDA graphs (as the runner trains on one GPU)")
     p.add_argument("--precision", choices=("bf16", "fp8"), default="bf16",
-                   help="fp8: the frozen linears in FP8 via torchao, as train.precision fp8 (implies --compile)")
+                   help="fp8: the frozen linears in FP8 via torchao, as train.precision fp8 (implies --compile regional)")
     p.add_argument("--out", default="results/speed")
     args = p.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -200,7 +202,8 @@ def main(argv=None):
             fp8.check_available(device)
         except UserError as e:
             raise SystemExit(str(e))
-        args.compile = args.compile or fp8.implies_compile({"precision": "fp8"}, device.type)
+        if args.compile == "none" and fp8.implies_compile({"precision": "fp8"}, device.type):
+            args.compile = "regional"
     macs = count_macs(timm.create_model(args.model, num_classes=100), 224)["gmacs"]
     res = {"device": device_name(device), "model": args.model, "steps": args.steps, "repeats": args.repeats,
            "warmup": args.warmup, "compile": args.compile, "cuda_graphs": args.graphs, "aurora_sigma": kernels.SIGMA_ON_CUDA,

@@ -14,7 +14,7 @@ import torch
 import aurora_vision as av
 
 from .. import store
-from . import ddp, determinism, fp8, record
+from . import compiling, ddp, determinism, fp8, record
 from .evaluate import approximate_merge_accuracy, calibrated_merge_accuracy
 from .flops import count_macs
 from .inputs import decoded_splits, to_device, transform_for
@@ -45,7 +45,8 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
     timer = RunTimer()
     with timer.timed("setup"):
         device_type = resolve_device(run["train"]["device"]).type  # no CUDA work: fp8 compiles on CUDA
-        compiles = run["train"]["compile"] or fp8.implies_compile(run["train"], device_type)
+        compiles = compiling.compile_mode(run["train"]["compile"]) != "none" or fp8.implies_compile(run["train"],
+                                                                                                   device_type)
         forced = determinism.configure(run["train"]["deterministic"], compiles)  # before any CUDA work
         seed_everything(run["seed"])
         rank, world = ddp.init()
@@ -77,7 +78,8 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
     logger = RunLogger(logdir if ddp.is_main() else None)
     try:
         fitted = fit(run, model, inputs, transform, device, rank, world, logger, quiet)
-        with timer.timed("merge_eval"):  # each evaluation ends in a host sync
+        # each evaluation ends in a host sync; one pass each through a merged model: compiling it again would not pay
+        with timer.timed("merge_eval"), compiling.eager():
             static = approximate_merge_accuracy(model, inputs.eval, transform, run["train"]["eval_batch_size"],
                                                 fitted.autocast)
             calibrated = (calibrated_merge_accuracy(model, inputs.eval, transform, run["train"]["eval_batch_size"],

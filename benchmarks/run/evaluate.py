@@ -7,6 +7,7 @@ import torch
 import aurora_vision as av
 
 from . import ddp
+from .cuda_graph import graphed_forward
 
 
 def sync(device: torch.device) -> None:
@@ -14,17 +15,52 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+# a padding row's label: no class index, so a padding row never counts as correct
+PAD_LABEL = -1
+
+
+def pad_batch(x: torch.Tensor, y: torch.Tensor, rows: int):
+    """(x, y) grown to `rows` rows: zero images labelled PAD_LABEL, so that an epoch's tail batch has the shape
+    a graph was captured at and its padding rows add nothing to the correct count (a ViT's rows never mix)."""
+    missing = rows - x.shape[0]
+    if missing <= 0:
+        return x, y
+    return torch.cat([x, x.new_zeros(missing, *x.shape[1:])]), torch.cat([y, y.new_full((missing,), PAD_LABEL)])
+
+
+class GraphedEval:
+    """`forward(x)` -> logits of `model(transform(x))` (no grad, eval mode), replayed as a CUDA graph per batch
+    shape (cuda_graph.graphed_forward), transform included. The weights are updated in place by the training
+    step, so one capture serves every epoch's evaluation; a model whose forward changes path (an adapter
+    merged) needs a new one."""
+
+    def __init__(self, model, transform, autocast):
+        self.model, self.transform, self.autocast, self.graphs = model, transform, autocast, {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        key = tuple(x.shape)
+        if key not in self.graphs:
+            self.graphs[key] = graphed_forward(lambda inp: self.model(self.transform(inp)), x, self.autocast)
+        return self.graphs[key](x)
+
+
 @torch.no_grad()
-def evaluate(model, split, transform, batch_size: int, autocast) -> dict:
-    """{'accuracy': %, 'img_per_s'}; one host sync at the end."""
+def evaluate(model, split, transform, batch_size: int, autocast, forward=None) -> dict:
+    """{'accuracy': %, 'img_per_s'}; one host sync at the end. `forward` (uint8 batch -> logits, e.g. a
+    GraphedEval, on one process) replaces `model(transform(x))`, its batches padded to `batch_size` rows."""
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=split.labels.device)
     sync(split.labels.device)
     start = time.perf_counter()
     for x, y in split.batches(batch_size):
         x, y = ddp.shard(x, y)
-        with autocast():
-            correct += (model(transform(x)).argmax(-1) == y).sum()
+        if forward is not None:
+            x, y = pad_batch(x, y, batch_size)
+            logits = forward(x)
+        else:
+            with autocast():
+                logits = model(transform(x))
+        correct += (logits.argmax(-1) == y).sum()
     acc = ddp.all_sum(correct).item() / len(split)
     elapsed = time.perf_counter() - start
     return {"accuracy": 100.0 * acc, "img_per_s": len(split) / elapsed}

@@ -3,11 +3,11 @@ import contextlib
 import os
 
 import timm
-import torch
 from torch import nn
 
 import aurora_vision as av
 
+from .compiling import compiled  # noqa: F401  (where perf scripts import it from)
 from .hub import WeightsUnavailable, cache_only, hub_offline, offline_message
 
 
@@ -51,11 +51,3 @@ def param_groups(model: nn.Module, lr: float, head_lr: float, weight_decay: floa
         groups.setdefault(key, {"params": [], "lr": head_lr if name in head else lr,
                                 "weight_decay": weight_decay if decay else 0.0})["params"].append(p)
     return list(groups.values())
-
-
-def compiled(model: nn.Module) -> nn.Module:
-    """torch.compile on a clean slate. Models of one process (a sweep worker's runs, speed.py's methods)
-    share timm's forward code, and past dynamo's recompile limit (8 per code object) a later model would
-    silently run eager: speed.py's first compiled table lost LoRA and AuroRA at batch 256 that way."""
-    torch._dynamo.reset()
-    return torch.compile(model)

@@ -80,6 +80,8 @@ def success(run: dict, fitted, inputs, cost: dict, device: torch.device, world: 
         # how adapted layers ran without autograd: the Triton fold serves half-precision GEMMs only
         "eval_fold": kernels.FOLD_ON_CUDA if device.type == "cuda" and fitted.bf16 else "torch",
         "cuda_graphs": fitted.graphs,
+        # train.compile as it ran: its seconds and whether its kernels came from the compile cache (warm) or not
+        "compile": fitted.compile,
         "deterministic": tr["deterministic"], "determinism": determinism,
         # runs sharing this device at once (parallel sweep workers): throughput and times are per shared device
         "device_shared_by": int(os.environ.get("AURORA_VISION_DEVICE_SHARED_BY", "1")),

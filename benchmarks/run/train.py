@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import ddp, fp8
+from . import compiling, ddp, fp8
 from .cuda_graph import GraphedTrainStep, adamw, train_step
-from .evaluate import evaluate, sync
-from .model import compiled, param_groups
+from .evaluate import GraphedEval, evaluate, sync
+from .model import param_groups
 
 
 class NonFiniteLoss(RuntimeError):
@@ -35,6 +35,7 @@ class Fitted:
     graphs: bool = False
     compiled: bool = False
     autocast: object = None
+    compile: dict = field(default_factory=lambda: {"mode": "none"})  # compiling.CompileCost.report()
 
 
 def use_cuda_graphs(device: torch.device, world: int) -> bool:
@@ -88,9 +89,12 @@ def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, wo
     steps_per_epoch = math.ceil(len(inputs.train) / tr["batch_size"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(tr["schedule"], steps_per_epoch * tr["warmup_epochs"], steps_per_epoch * tr["epochs"]))
-    step_model = ddp.wrap(model, device)
-    compile_model = bool(tr.get("compile")) or fp8.implies_compile(tr, device.type)
-    step_model = compiled(step_model) if compile_model else step_model
+    mode = compiling.compile_mode(tr.get("compile"))
+    if mode == "none" and fp8.implies_compile(tr, device.type):
+        mode = "regional"  # fp8 runs compiled on CUDA (run/fp8.py); per block, the cheapest compile
+    cache = compiling.use_cache(compiling.cache_dir_for(run["data"].get("cache_dir"))) if mode != "none" else None
+    step_model = compiling.for_training(ddp.wrap(model, device), model, mode)
+    compile_cost = compiling.CompileCost(mode, cache)  # after for_training's dynamo reset, which zeroes its timers
 
     def loss_of(x, y):
         with autocast():
@@ -99,11 +103,13 @@ def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, wo
 
     take_step = (GraphedTrainStep(model, optimizer, loss_of) if graphs
                  else FirstCallTimed(partial(train_step, optimizer, loss_of), device))
+    # evaluation as graphed forward passes too: the weights change in place, so one capture serves every epoch
+    eval_forward = GraphedEval(model, transform, autocast) if graphs else None
     order = torch.Generator().manual_seed(run["seed"])  # the same batch order on every rank
     augment = torch.Generator().manual_seed(run["seed"] + 7919 * (rank + 1))  # each rank its own draws
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    fitted = Fitted(final={}, bf16=bf16, graphs=graphs, compiled=compile_model, autocast=autocast)
+    fitted = Fitted(final={}, bf16=bf16, graphs=graphs, compiled=mode != "none", autocast=autocast)
     epochs = tqdm(range(tr["epochs"]), desc=f"{run['task']}/{run['method']['variant']}/s{run['seed']}",
                   disable=quiet, leave=False)
     for epoch in epochs:
@@ -130,7 +136,7 @@ def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, wo
         point = {"epoch": epoch + 1, "loss": epoch_loss, "seconds": epoch_time}
         if (epoch + 1) % tr["eval_every"] == 0 or epoch + 1 == tr["epochs"]:  # always the final epoch
             start = time.perf_counter()  # evaluate syncs before it starts and when it ends
-            fitted.final = evaluate(model, inputs.eval, transform, tr["eval_batch_size"], autocast)
+            fitted.final = evaluate(model, inputs.eval, transform, tr["eval_batch_size"], autocast, eval_forward)
             fitted.eval_seconds += time.perf_counter() - start
             fitted.evals += 1
             point["accuracy"] = fitted.final["accuracy"]
@@ -141,4 +147,5 @@ def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, wo
         fitted.capture_seconds = take_step.capture_seconds
     else:
         fitted.first_step_seconds = take_step.seconds or 0.0
+    fitted.compile = compile_cost.report()
     return fitted

@@ -1,0 +1,159 @@
+"""`train.compile`: how a run's model is torch.compile'd, where the compile's artifacts are cached, and what the
+compile cost (for the run's record).
+
+Modes:
+- none: eager (still CUDA graphs on one GPU, run/cuda_graph.py).
+- model: the whole model in one torch.compile (27-55 s per process on ViT-B/16 on an H200, RESULTS.md).
+- regional: each repeated transformer block compiled on its own (PyTorch's "regional compilation" recipe). The
+  blocks share their class's forward, so dynamo traces and inductor compiles one block and every other block
+  of that shape reuses the code: compile time stops growing with depth. A PEFT model compiles its first block
+  twice (its input needs no gradient, the later blocks' inputs do), and once more for no-grad evaluation.
+
+Caches: inductor's FX graph cache and AOTAutograd's cache (on by default) are pointed at
+<data.cache_dir>/compile, so the first process compiles a (model, method, batch shape, torch version) and every
+later process and sweep worker sharing the cache loads the kernels instead (their keys hold the graph, the
+shapes, the device and the torch and triton versions; writes are atomic, so workers may share the folder).
+AURORA_VISION_COMPILE_CACHE names another folder.
+"""
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..config.sections import COMPILE_MODES as MODES
+from ..errors import UserError
+
+# train.compile's older boolean spelling keeps its meaning
+_SPELLINGS = {False: "none", True: "model", None: "none"}
+CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+OWN_CACHE_ENV = "AURORA_VISION_COMPILE_CACHE"  # a folder of one's own instead of <data.cache_dir>/compile
+# regional compiles share one code object (a block class's forward): a ViT meets it with and without an input
+# gradient, with and without grad mode, at the batch and the tail batch; dynamo's default of 8 entries per code
+# object would silently fall back to eager past that
+RECOMPILE_LIMIT = 64
+
+
+def compile_mode(value) -> str:
+    """'none', 'regional' or 'model' for a `train.compile` value (true/false still mean model/none)."""
+    mode = _SPELLINGS.get(value, value) if isinstance(value, (bool, type(None))) else value
+    if mode not in MODES:
+        raise UserError(f"train.compile must be one of {', '.join(MODES)} (or true/false), got {value!r}")
+    return mode
+
+
+def _signature(module: nn.Module) -> tuple:
+    return type(module), tuple((name, tuple(p.shape)) for name, p in module.named_parameters())
+
+
+def _is_repeated(container: nn.Module) -> bool:
+    """A ModuleList/Sequential of blocks of one model class and one parameter layout (a ViT's `blocks`, a Swin
+    stage's `blocks`); not one of torch.nn's own layers (a Sequential of Linears is no transformer block)."""
+    children = list(container.children())
+    if not isinstance(container, (nn.ModuleList, nn.Sequential)) or not children:
+        return False
+    first = _signature(children[0])
+    return type(children[0]).__module__.split(".")[0] != "torch" and all(_signature(c) == first for c in children)
+
+
+def repeated_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, block) of every repeated block, outermost first found: a repeated container's blocks, and none of
+    what lies inside them (Swin's stages differ in width, so its `layers` is no repeat; each stage's `blocks`
+    is)."""
+    found, inside = [], []
+    for name, module in model.named_modules():
+        if any(name.startswith(p + ".") for p in inside):
+            continue
+        if _is_repeated(module):
+            found += [(f"{name}.{child}" if name else child, block) for child, block in module.named_children()]
+            inside.append(name)
+    return found
+
+
+def compile_regions(model: nn.Module, **options) -> list[str]:
+    """Compile every repeated block of `model` in place (`nn.Module.compile`, with torch.compile `options`);
+    returns their names. Static shapes: the step replays per batch size in CUDA graphs anyway, and a static
+    graph fuses best."""
+    blocks = repeated_blocks(model)
+    if not blocks:
+        raise UserError(f"train.compile=regional found no repeated blocks in {type(model).__name__} (a "
+                        "ModuleList/Sequential of one block class); use train.compile=model")
+    torch._dynamo.reset()  # a worker's earlier models: a clean slate for this one's entries
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+    for _, block in blocks:
+        block.compile(**{"dynamic": False, **options})
+    return [name for name, _ in blocks]
+
+
+def compiled(model: nn.Module) -> nn.Module:
+    """torch.compile on a clean slate. Models of one process (a sweep worker's runs, speed.py's methods)
+    share timm's forward code, and past dynamo's recompile limit (8 per code object) a later model would
+    silently run eager: speed.py's first compiled table lost LoRA and AuroRA at batch 256 that way."""
+    torch._dynamo.reset()
+    return torch.compile(model)
+
+
+def for_training(step_model: nn.Module, model: nn.Module, mode: str) -> nn.Module:
+    """What the training step calls: `step_model` (the model, or its DDP wrapper) compiled whole, or as it is
+    with `model`'s blocks compiled in place (DDP then stays outside every compiled region)."""
+    if mode == "model":
+        return compiled(step_model)
+    if mode == "regional":
+        compile_regions(model)
+    return step_model
+
+
+def eager():
+    """A context in which compiled regions run eagerly: one-off passes (the merged evaluations) that would
+    otherwise compile the blocks again for a single use."""
+    return torch.compiler.set_stance("force_eager")
+
+
+def use_cache(directory) -> str:
+    """Point inductor's on-disk caches (it reads TORCHINDUCTOR_CACHE_DIR at each use) at `directory`, or at
+    AURORA_VISION_COMPILE_CACHE when set; before the compile. Returns the folder in use."""
+    folder = str(Path(os.environ.get(OWN_CACHE_ENV) or directory).expanduser().resolve())
+    os.environ[CACHE_ENV] = folder
+    return folder
+
+
+def cache_dir_for(data_cache) -> Path:
+    """The compile cache of a sweep: beside its decoded images (data.cache_dir), shared by its workers."""
+    from ..data.cache import DEFAULT_CACHE
+    return Path(data_cache or DEFAULT_CACHE) / "compile"
+
+
+_HITS = {"fx_graph": ("inductor", "fxgraph_cache_hit", "fxgraph_cache_miss", "fxgraph_cache_bypass"),
+         "aot_autograd": ("aot_autograd", "autograd_cache_hit", "autograd_cache_miss", "autograd_cache_bypass")}
+
+
+def _now() -> dict:
+    from torch._dynamo.utils import calculate_time_spent, counters
+    out = {"seconds": calculate_time_spent().get("total_wall_time", 0.0),
+           "graphs": counters["stats"]["unique_graphs"], "graph_breaks": sum(counters["graph_break"].values())}
+    for cache, (group, hit, miss, bypass) in _HITS.items():
+        out[cache] = {"hit": counters[group][hit], "miss": counters[group][miss], "bypass": counters[group][bypass]}
+    return out
+
+
+class CompileCost:
+    """Counts what torch.compile did from its creation on: `report()` gives the record's `compile` entry."""
+
+    def __init__(self, mode: str, cache: str = None):
+        self.mode, self.cache, self.start = mode, cache, _now()
+
+    def report(self) -> dict:
+        """{mode, cache_dir, seconds (dynamo + AOTAutograd + inductor, forward and backward), graphs,
+        graph_breaks, fx_graph / aot_autograd cache hits, misses and bypasses, and `cache`: 'warm' (every
+        compiled graph came from the cache), 'cold' (none did), 'partial', or None without a compile}."""
+        if self.mode == "none":
+            return {"mode": "none"}
+        now, start = _now(), self.start
+        out = {"mode": self.mode, "cache_dir": self.cache, "seconds": now["seconds"] - start["seconds"],
+               "graphs": now["graphs"] - start["graphs"], "graph_breaks": now["graph_breaks"] - start["graph_breaks"]}
+        for cache in _HITS:
+            out[cache] = {k: now[cache][k] - start[cache][k] for k in now[cache]}
+        fx = out["fx_graph"]
+        out["cache"] = (None if fx["hit"] + fx["miss"] == 0 else "warm" if fx["miss"] == 0
+                        else "cold" if fx["hit"] == 0 else "partial")
+        return out

@@ -1,0 +1,199 @@
+"""train.compile (none / regional / model), its blocks, its cache record, and the padded (graphable) evaluation."""
+import pytest
+import timm
+import torch
+
+import aurora_vision as av
+from aurora_bench.config import load_config, resolve_run
+from aurora_bench.errors import UserError
+from aurora_bench.run import compiling, train_run
+from aurora_bench.run.evaluate import PAD_LABEL, evaluate, pad_batch
+from aurora_bench.data import DeviceSplit, DeviceTransform
+from fixtures import TINY, tiny_cfg, tiny_input, tiny_model
+
+METHODS = {"aurora": {"r": 2, "alpha": 4, "targets": "qv"}, "lora": {"r": 2, "targets": "qv"}}
+
+
+def test_compile_modes_keep_the_boolean_meaning():
+    assert [compiling.compile_mode(v) for v in (False, True, "none", "regional", "model")] == \
+        ["none", "model", "none", "regional", "model"]
+    with pytest.raises(UserError, match="train.compile must be one of none, regional, model"):
+        compiling.compile_mode("fast")
+
+
+def test_config_takes_regional_and_the_old_booleans(tmp_path):
+    base = {"name": "t", "tasks": ["mytask"], "methods": ["lora"], "data": {"root": str(tmp_path)}}
+    for value in (True, False, "regional", "model", "none"):
+        assert load_config({**base, "train": {"compile": value}})["train"]["compile"] == value  # as given
+    with pytest.raises(UserError, match="train.compile must be one of none, regional, model"):
+        load_config({**base, "train": {"compile": "fast"}})
+
+
+@pytest.mark.parametrize("family, names", [("vit", ["blocks.0", "blocks.1"]),
+                                           ("swin", ["layers.0.blocks.0", "layers.1.blocks.0"])])
+def test_repeated_blocks_are_the_transformer_blocks(family, names):
+    model = av.apply(tiny_model(family), "aurora", METHODS["aurora"])
+    assert [n for n, _ in compiling.repeated_blocks(model)] == names
+
+
+def test_repeated_blocks_of_every_tiny_family_are_blocks_and_never_nested():
+    for family in TINY:
+        names = [n for n, _ in compiling.repeated_blocks(tiny_model(family))]
+        assert names and all(n.split(".")[-2] == "blocks" for n in names), (family, names)
+        assert not any(a != b and b.startswith(a + ".") for a in names for b in names)
+
+
+def test_a_model_without_repeated_blocks_is_a_user_error():
+    with pytest.raises(UserError, match="found no repeated blocks"):
+        compiling.compile_regions(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU()))
+
+
+def _block_inputs(model, x):
+    seen = {}
+    hooks = [b.register_forward_pre_hook(lambda m, args, n=n: seen.setdefault(n, args))
+             for n, b in compiling.repeated_blocks(model)]
+    model(x)
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+@pytest.mark.parametrize("family", ["vit", "swin"])
+@pytest.mark.parametrize("method", list(METHODS))
+def test_an_adapted_block_compiles_without_graph_breaks(family, method):
+    """The adapter layers (and the sigma formula the CPU runs) trace whole, training and no-grad (folded)."""
+    model = av.apply(tiny_model(family), method, METHODS[method])
+    name, block = compiling.repeated_blocks(model)[-1]
+    args = _block_inputs(model, tiny_input(family))[name]
+    for grad in (True, False):
+        model.train(grad)
+        with torch.set_grad_enabled(grad):
+            explained = torch._dynamo.explain(block)(*args)
+        assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+
+
+def test_regional_compile_traces_one_block_for_all_and_matches_eager():
+    """Four identical blocks: dynamo compiles the first (its input needs no gradient) and one shared by the
+    other three; outputs and adapter gradients equal the eager model's."""
+    from torch._dynamo.utils import counters
+    name, arch = TINY["vit"]
+    deep = lambda: av.apply(timm.create_model(name, num_classes=5, **{**arch, "depth": 4}), "aurora", METHODS["aurora"])
+    eager, regional = deep(), deep()
+    regional.load_state_dict(eager.state_dict())
+    names = compiling.compile_regions(regional, backend="aot_eager")
+    assert names == [f"blocks.{i}" for i in range(4)]
+    before = counters["stats"]["unique_graphs"]
+    x = tiny_input("vit", 3)
+    out, ref = regional(x), eager(x)
+    out.square().sum().backward()
+    ref.square().sum().backward()
+    assert counters["stats"]["unique_graphs"] - before == 2
+    torch.testing.assert_close(out, ref)
+    for (n, p), (_, q) in zip(regional.named_parameters(), eager.named_parameters()):
+        if p.requires_grad:
+            torch.testing.assert_close(p.grad, q.grad, msg=n)
+
+
+def test_eager_stance_runs_compiled_blocks_without_compiling():
+    from torch._dynamo.utils import counters
+    model = tiny_model("vit")
+    compiling.compile_regions(model, backend="eager")
+    before = counters["stats"]["unique_graphs"]
+    with compiling.eager():
+        model(tiny_input("vit"))
+    assert counters["stats"]["unique_graphs"] == before
+
+
+def test_cache_dir_is_beside_the_decoded_images(tmp_path, monkeypatch):
+    monkeypatch.delenv(compiling.OWN_CACHE_ENV, raising=False)
+    monkeypatch.setenv(compiling.CACHE_ENV, "/elsewhere")  # inductor's default, once it has run
+    folder = compiling.use_cache(compiling.cache_dir_for(tmp_path / "cache"))
+    assert folder == str((tmp_path / "cache" / "compile").resolve())
+    assert compiling.os.environ[compiling.CACHE_ENV] == folder
+    monkeypatch.setenv(compiling.OWN_CACHE_ENV, str(tmp_path / "mine"))
+    assert compiling.use_cache(tmp_path) == str(tmp_path / "mine")
+
+
+def test_compile_cost_without_a_compile_says_none():
+    assert compiling.CompileCost("none").report() == {"mode": "none"}
+
+
+# the padded evaluation the graphed one runs
+
+def test_pad_batch_fills_to_the_graph_shape_with_rows_that_never_count():
+    x, y = torch.ones(3, 3, 4, 4, dtype=torch.uint8), torch.tensor([0, 1, 2])
+    px, py = pad_batch(x, y, 5)
+    assert px.shape == (5, 3, 4, 4) and py.tolist() == [0, 1, 2, PAD_LABEL, PAD_LABEL]
+    assert px[3:].eq(0).all() and px[:3].eq(1).all()
+    assert pad_batch(x, y, 3)[0] is x
+
+
+def test_padded_evaluation_gives_the_plain_accuracy():
+    """Ten images in batches of 4: the tail of 2 is padded to 4 and its padding adds nothing."""
+    torch.manual_seed(0)
+    model = tiny_model("vit", num_classes=3).eval()
+    images = torch.randint(0, 255, (10, 32, 32, 3), dtype=torch.uint8)
+    labels = model(DeviceTransform(32, (0.5,) * 3, (0.5,) * 3)(images.permute(0, 3, 1, 2))).argmax(-1)
+    labels[:3] = (labels[:3] + 1) % 3  # 7 of 10 right
+    split, transform = DeviceSplit(images, labels, "cpu"), DeviceTransform(32, (0.5,) * 3, (0.5,) * 3)
+    shapes = []
+
+    def forward(x):
+        shapes.append(x.shape[0])
+        return model(transform(x))
+    autocast = lambda: torch.autocast("cpu", enabled=False)
+    plain = evaluate(model, split, transform, 4, autocast)
+    padded = evaluate(model, split, transform, 4, autocast, forward=forward)
+    assert plain["accuracy"] == padded["accuracy"] == pytest.approx(70.0)
+    assert shapes == [4, 4, 4]
+
+
+@pytest.mark.slow
+def test_runner_with_regional_compile_records_a_cold_then_a_warm_compile(tmp_path):
+    """Inductor on the CPU; the second run's kernels come from the cache the first one wrote."""
+    cfg = tiny_cfg(tmp_path)
+    cfg["train"].update(compile="regional", epochs=1, warmup_epochs=0, eval_every=1)
+    run = resolve_run(cfg, "mytask", "aurora", 0)
+    first, second = train_run(run, quiet=True), train_run(run, quiet=True)
+    assert first["compile"]["mode"] == "regional" and first["compile"]["cache"] == "cold"
+    assert first["compile"]["cache_dir"] == str((tmp_path / "cache" / "compile").resolve())
+    assert first["compile"]["seconds"] > 0 and first["compile"]["graph_breaks"] == 0
+    assert second["compile"]["cache"] == "warm" and second["compile"]["fx_graph"]["hit"] > 0
+    assert second["accuracy"] == first["accuracy"]
+
+
+@pytest.mark.slow
+def test_compile_cost_measures_every_mode_cold_and_warm_in_fresh_processes(tmp_path):
+    """Tiny ViT on the CPU, inductor for real: cold and warm compile seconds per mode, JSON and markdown."""
+    import json
+    from aurora_bench.perf import compile_cost
+    kwargs = '{"img_size": 16, "patch_size": 8, "depth": 2, "embed_dim": 16, "num_heads": 2}'
+    compile_cost.main(["--model", "vit_tiny_patch16_224", "--model-kwargs", kwargs, "--batch", "2", "--steps", "1",
+                       "--repeats", "1", "--device", "cpu", "--out", str(tmp_path)])
+    res = json.loads((tmp_path / "compile_cost.json").read_text())
+    assert list(res["modes"]) == ["none", "regional", "model"]
+    assert res["modes"]["none"]["warm"]["compile"] == {"mode": "none"}
+    for mode in ("regional", "model"):
+        cold, warm = res["modes"][mode]["cold"]["compile"], res["modes"][mode]["warm"]["compile"]
+        assert (cold["mode"], cold["cache"], warm["cache"]) == (mode, "cold", "warm")
+        assert warm["seconds"] < cold["seconds"]
+    assert "| regional |" in (tmp_path / "compile_cost.md").read_text()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the Triton sigma)")
+def test_triton_sigma_traces_inside_a_compiled_block_on_the_gpu():
+    """AuroRA's Triton sigma (a custom autograd function launching user Triton kernels) inside a block: whether
+    dynamo takes it without a graph break, and the compiled block's output and gradients equal eager's."""
+    model = av.apply(tiny_model("vit"), "aurora", METHODS["aurora"]).cuda()
+    name, block = compiling.repeated_blocks(model)[-1]
+    (x,) = _block_inputs(model, tiny_input("vit").cuda())[name]
+    x = x.detach().requires_grad_()
+    explained = torch._dynamo.explain(block)(x)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        ref = block(x)
+        out = torch.compile(block, dynamic=False)(x)
+    torch.testing.assert_close(out, ref, rtol=2e-2, atol=2e-2)
+    g, = torch.autograd.grad(out.float().square().sum(), x)
+    r, = torch.autograd.grad(ref.float().square().sum(), x)
+    torch.testing.assert_close(g, r, rtol=5e-2, atol=5e-2)
