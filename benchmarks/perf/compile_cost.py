@@ -141,15 +141,15 @@ def main(argv=None):
         cache = Path(args.cache or out / "cache") / mode
         shutil.rmtree(cache, ignore_errors=True)  # cold means an empty cache
         cache.mkdir(parents=True)
-        res["modes"][mode] = {"cold": measure(args, mode, cache.resolve()), "warm": measure(args, mode, cache.resolve())}
-        r = res["modes"][mode]
+        cold = measure(args, mode, cache.resolve())
+        # without a compile there is no cache to warm: one process is both
+        res["modes"][mode] = r = {"cold": cold, "warm": cold if mode == "none" else measure(args, mode, cache.resolve())}
         print(f"{mode}: compile cold {r['cold']['compile'].get('seconds', 0):.1f} s, warm "
               f"{r['warm']['compile'].get('seconds', 0):.1f} s, step {r['warm']['step_ms']:.1f} ms", flush=True)
-    first = next(iter(res["modes"].values()))["cold"]
-    res["device"], res["cuda_graphs"] = first["device"], first["device"].startswith("cuda")
-    if res["cuda_graphs"]:
-        res["device"] = torch.cuda.get_device_name(0)
-    write_json(out / "compile_cost.json", res)
+        res["device"], res["cuda_graphs"] = cold["device"], cold["device"].startswith("cuda")
+        if res["cuda_graphs"]:
+            res["device"] = torch.cuda.get_device_name(0)
+        write_json(out / "compile_cost.json", res)  # after each mode: a killed measurement keeps what it made
     text = markdown(res)
     (out / "compile_cost.md").write_text(text + "\n")
     print(text)
