@@ -72,6 +72,23 @@ def test_an_adapted_block_compiles_without_graph_breaks(family, method):
         assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
 
 
+@pytest.mark.parametrize("method", ["aurora", "lora"])
+def test_adapted_blocks_make_no_untraceable_autocast_query(monkeypatch, method):
+    """torch 2.11's dynamo cannot trace torch.amp.is_autocast_available (a C function): on the H200 each query
+    inside a compiled block was a graph break, and the resumed code recompiled per block until dynamo's limit.
+    Here the query is made untraceable on purpose: a block must still trace whole, under autocast too."""
+    real = torch.amp.is_autocast_available
+    monkeypatch.setattr(torch.amp, "is_autocast_available", torch._dynamo.disable(lambda t: real(t)))
+    model = av.apply(tiny_model("vit"), method, METHODS[method])
+    name, block = compiling.repeated_blocks(model)[-1]
+    args = _block_inputs(model, tiny_input("vit"))[name]
+    for grad in (True, False):
+        model.train(grad)
+        with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=torch.bfloat16):
+            explained = torch._dynamo.explain(block)(*args)
+        assert explained.graph_break_count == 0, explained.break_reasons
+
+
 def test_regional_compile_traces_one_block_for_all_and_matches_eager():
     """Four identical blocks: dynamo compiles the first (its input needs no gradient) and one shared by the
     other three; outputs and adapter gradients equal the eager model's."""
