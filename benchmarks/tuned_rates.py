@@ -73,13 +73,15 @@ def require_tuned_rates(cfg: dict, config_path, runs: list) -> None:
     variants = tested_variants(runs)
     if not cfg["tune"]["require_rates"] or not variants:
         return
-    problems = rate_problems(cfg, config_path, variants)
+    problems = rate_problems(cfg, config_path, runs)
     if problems:
         raise UntunedRates(refusal(cfg, config_path, problems))
 
 
-def rate_problems(cfg: dict, config_path, variants: list) -> dict:
-    """{rates file (or a description): [(variant, what is wrong)]} for the variants without a sound rate."""
+def rate_problems(cfg: dict, config_path, runs: list) -> dict:
+    """{rates file (or a description): [(variant, what is wrong)]} for the variants of the test-split runs
+    without a sound rate."""
+    variants = tested_variants(runs)
     files = config_files(config_path) if config_path else []
     rates_files = [p for p, data in files if Path(p) != Path(config_path) and ("lrs" in data or "lrs_tuned" in data)]
     default = str(rates_files[-1]) if rates_files else "the config (it includes no rates file)"
@@ -104,9 +106,23 @@ def rate_problems(cfg: dict, config_path, variants: list) -> dict:
             problem = (f"tuned with another {'/'.join(changed)} than the config's (stale)" if changed else
                        f"lrs.{v} = {lr} is not the rate tune chose ({record.get('rate')})" if lr != record.get("rate")
                        else None)
+        problem = problem or _overridden(v, lr, runs)
         if problem:
             problems.setdefault(where, []).append((v, problem))
     return problems
+
+
+def _overridden(variant: str, lr, runs: list):
+    """A train.lr in method_overrides or task_overrides sits above `lrs:` (and the fingerprint leaves the rate
+    out), so a test run can train at another rate than the one tune chose: compare the rate each run trains at."""
+    for r in runs:
+        if r["method"]["variant"] != variant or r["data"]["split_eval"] == r["data"]["tuning_eval_split"]:
+            continue
+        chosen = lr.get(r["task"]) if isinstance(lr, dict) else lr
+        if chosen is not None and float(r["train"]["lr"]) != float(chosen):
+            return (f"the {r['task']} run trains at {r['train']['lr']:g}, not at the rate tune chose ({float(chosen):g}): "
+                    f"a train.lr in method_overrides.{variant} or task_overrides.{r['task']} overrides it (remove it)")
+    return None
 
 
 def _judged_by_age(variant: str, lrs_file, config_path, files: list, rates_files: list):
