@@ -83,7 +83,7 @@ def rate_problems(cfg: dict, config_path, runs: list) -> dict:
     without a sound rate."""
     variants = tested_variants(runs)
     files = config_files(config_path) if config_path else []
-    rates_files = [p for p, data in files if Path(p) != Path(config_path) and ("lrs" in data or "lrs_tuned" in data)]
+    rates_files = [p for p, data in files if Path(p) != Path(config_path) and _is_rates_file(data)]
     default = str(rates_files[-1]) if rates_files else "the config (it includes no rates file)"
 
     def source(key, variant):  # the last file that sets key.<variant>: the one the merged config took it from
@@ -125,10 +125,18 @@ def _overridden(variant: str, lr, runs: list):
     return None
 
 
+def _is_rates_file(data: dict) -> bool:
+    """What tune writes: `lrs:` (and `lrs_tuned:`) and nothing else. A config that also holds `lrs:` (say an
+    empty one, to be filled) is no rates file: a rate set there is set by hand."""
+    return "lrs" in data and set(data) <= {"lrs", "lrs_tuned"}
+
+
 def _judged_by_age(variant: str, lrs_file, config_path, files: list, rates_files: list):
-    """A rate without a tuning record: sound only when a rates file (not the config by hand) set it after
-    the config's other files last changed."""
-    if lrs_file is None or not config_path or Path(lrs_file) == Path(config_path) or lrs_file not in rates_files:
+    """A rate without a tuning record: sound only when a rates file from before tune wrote records (one with no
+    `lrs_tuned:`; a rate missing from a file that has them was added by hand) set it after the config's other
+    files last changed."""
+    if lrs_file is None or not config_path or Path(lrs_file) == Path(config_path) or lrs_file not in rates_files \
+            or "lrs_tuned" in dict(files)[lrs_file]:
         return f"lrs.{variant} is set by hand, not by tune (no tuning record)"
     newest = max((p for p, _ in files if p not in rates_files), key=lambda p: p.stat().st_mtime)
     if Path(lrs_file).stat().st_mtime < newest.stat().st_mtime:

@@ -216,3 +216,20 @@ def test_a_train_lr_override_above_the_tuned_rate_is_refused(tmp_path):
     with pytest.raises(UntunedRates, match=r"linear: the b run trains at 0.5, not at the rate tune chose \(0.01\).*, lora: the b run"):
         check(main_yaml, "task_overrides.b.train.lr=0.5")
     check(main_yaml, "method_overrides.lora.train.lr=0.1")  # the chosen rate itself: nothing overridden
+
+
+def test_a_rate_added_by_hand_is_not_passed_by_the_age_of_its_file(tmp_path):
+    """The age rule is for rates files from before tune wrote records: a rate added by hand to a file tune wrote
+    with records, or set in an included config that holds an `lrs:`, is newer than the config yet never tuned."""
+    main_yaml = write_configs(tmp_path, methods=["linear"])
+    tune_into(main_yaml, tmp_path / "lrs.yaml")
+    rates = yaml.safe_load((tmp_path / "lrs.yaml").read_text())
+    rates["lrs"]["lora"] = 0.1  # by hand, beside tune's records
+    (tmp_path / "lrs.yaml").write_text(yaml.safe_dump(rates))
+    with pytest.raises(UntunedRates, match="lrs.lora is set by hand, not by tune"):
+        check(main_yaml, "tune.methods=[linear,lora]")
+    (tmp_path / "lrs.yaml").write_text("lrs: {}\n")
+    (tmp_path / "other.yaml").write_text("train: {epochs: 2}\nlrs: {linear: 0.01, lora: 0.1}\n")  # a config
+    (tmp_path / "main.yaml").write_text("include: [base.yaml, lrs.yaml, other.yaml]\n")
+    with pytest.raises(UntunedRates, match=r"other.yaml: linear: lrs.linear is set by hand, not by tune"):
+        check(main_yaml)
