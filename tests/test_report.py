@@ -327,3 +327,18 @@ def test_report_of_a_folder_without_results_is_one_line(tmp_path, capsys):
     from aurora_bench.cli import main
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "no result files under" in capsys.readouterr().err
+
+
+def test_reports_that_cannot_be_made_say_why_on_one_line(tmp_path, capsys):
+    from aurora_bench.cli import main
+    failed = {"status": "failed", "config": {"suite": "vtab"}, "task": "cifar", "method": "bad", "seed": 0,
+              "error": "NonFiniteLoss: nan"}
+    write_results(tmp_path / "failed", [failed])
+    assert main(["report", str(tmp_path / "failed")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "no successful runs" in err and "NonFiniteLoss" in err
+    write_results(tmp_path / "sizes", [fake_result("cifar", "lora", 0, 70.0, 100, num_eval=400),
+                                       fake_result("cifar", "full", 0, 70.0, 100, num_eval=None)])
+    assert main(["report", str(tmp_path / "sizes")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "cifar: results evaluated on different test sizes" in err
