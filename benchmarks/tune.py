@@ -111,7 +111,8 @@ def beyond_edges(chosen: dict, grids: dict) -> dict:
 
 def tune(cfg: dict, run_sweep) -> dict:
     """Tuning runs (`run_sweep(tuned config)` runs a sweep), then the choice; a variant best at an edge of its
-    grid is given the next rate out and run again, up to `tune.extend` rates per variant. Returns the choice
+    grid is given the next rate out and run again, up to `tune.extend` rounds per variant (a round adds a rate
+    on each edge a task's best lies on: two with tune.per_task, as dry_run counts). Returns the choice
     with 'tuned' (the last tuning config), 'grids', 'at_edge' (variants still best at an edge) and 'record'
     (what each rate was tuned for: the `lrs_tuned:` that tune.require_rates checks)."""
     grids, added = grids_of(cfg), {}

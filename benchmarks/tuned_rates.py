@@ -73,15 +73,17 @@ def require_tuned_rates(cfg: dict, config_path, runs: list) -> None:
     variants = tested_variants(runs)
     if not cfg["tune"]["require_rates"] or not variants:
         return
-    problems = rate_problems(cfg, config_path, variants)
+    problems = rate_problems(cfg, config_path, runs)
     if problems:
         raise UntunedRates(refusal(cfg, config_path, problems))
 
 
-def rate_problems(cfg: dict, config_path, variants: list) -> dict:
-    """{rates file (or a description): [(variant, what is wrong)]} for the variants without a sound rate."""
+def rate_problems(cfg: dict, config_path, runs: list) -> dict:
+    """{rates file (or a description): [(variant, what is wrong)]} for the variants of the test-split runs
+    without a sound rate."""
+    variants = tested_variants(runs)
     files = config_files(config_path) if config_path else []
-    rates_files = [p for p, data in files if Path(p) != Path(config_path) and ("lrs" in data or "lrs_tuned" in data)]
+    rates_files = [p for p, data in files if Path(p) != Path(config_path) and _is_rates_file(data)]
     default = str(rates_files[-1]) if rates_files else "the config (it includes no rates file)"
 
     def source(key, variant):  # the last file that sets key.<variant>: the one the merged config took it from
@@ -104,15 +106,37 @@ def rate_problems(cfg: dict, config_path, variants: list) -> dict:
             problem = (f"tuned with another {'/'.join(changed)} than the config's (stale)" if changed else
                        f"lrs.{v} = {lr} is not the rate tune chose ({record.get('rate')})" if lr != record.get("rate")
                        else None)
+        problem = problem or _overridden(v, lr, runs)
         if problem:
             problems.setdefault(where, []).append((v, problem))
     return problems
 
 
+def _overridden(variant: str, lr, runs: list):
+    """A train.lr in method_overrides or task_overrides sits above `lrs:` (and the fingerprint leaves the rate
+    out), so a test run can train at another rate than the one tune chose: compare the rate each run trains at."""
+    for r in runs:
+        if r["method"]["variant"] != variant or r["data"]["split_eval"] == r["data"]["tuning_eval_split"]:
+            continue
+        chosen = lr.get(r["task"]) if isinstance(lr, dict) else lr
+        if chosen is not None and float(r["train"]["lr"]) != float(chosen):
+            return (f"the {r['task']} run trains at {r['train']['lr']:g}, not at the rate tune chose ({float(chosen):g}): "
+                    f"a train.lr in method_overrides.{variant} or task_overrides.{r['task']} overrides it (remove it)")
+    return None
+
+
+def _is_rates_file(data: dict) -> bool:
+    """What tune writes: `lrs:` (and `lrs_tuned:`) and nothing else. A config that also holds `lrs:` (say an
+    empty one, to be filled) is no rates file: a rate set there is set by hand."""
+    return "lrs" in data and set(data) <= {"lrs", "lrs_tuned"}
+
+
 def _judged_by_age(variant: str, lrs_file, config_path, files: list, rates_files: list):
-    """A rate without a tuning record: sound only when a rates file (not the config by hand) set it after
-    the config's other files last changed."""
-    if lrs_file is None or not config_path or Path(lrs_file) == Path(config_path) or lrs_file not in rates_files:
+    """A rate without a tuning record: sound only when a rates file from before tune wrote records (one with no
+    `lrs_tuned:`; a rate missing from a file that has them was added by hand) set it after the config's other
+    files last changed."""
+    if lrs_file is None or not config_path or Path(lrs_file) == Path(config_path) or lrs_file not in rates_files \
+            or "lrs_tuned" in dict(files)[lrs_file]:
         return f"lrs.{variant} is set by hand, not by tune (no tuning record)"
     newest = max((p for p, _ in files if p not in rates_files), key=lambda p: p.stat().st_mtime)
     if Path(lrs_file).stat().st_mtime < newest.stat().st_mtime:

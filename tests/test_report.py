@@ -140,6 +140,20 @@ def test_identical_methods_are_within_noise():
     assert c["ci_low"] < 0 < c["ci_high"] and c["verdict"] == "within noise" and c["wilcoxon_p"] > 0.5
 
 
+def test_the_interval_is_about_seed_noise_not_the_spread_between_tasks():
+    """Better by 3 points on one task and worse by 2 on the other, each within ±0.5 over seeds: on these tasks the
+    mean (+0.5) is outside seed noise. Pairs resampled across tasks put the 5-point gap between tasks into the
+    interval as if it were noise (it covered zero); whether the sign holds across tasks is Wilcoxon's question."""
+    diffs = {("a", 0): 3.0, ("a", 1): 3.5, ("a", 2): 2.5, ("b", 0): -2.0, ("b", 1): -1.5, ("b", 2): -2.5}
+    c = paired_comparison(accs_of({k: (70 + d, 70.0) for k, d in diffs.items()}), "m", "ref")
+    assert c["mean_diff"] == pytest.approx(0.5) and 0 < c["ci_low"] < 0.5 < c["ci_high"] < 1.0
+    assert c["verdict"] == "better (few pairs)" and c["wilcoxon_p"] == pytest.approx(1.0)
+    # a task's three seeds resampled: the mean's variance is s²/n, not the plain bootstrap's (n-1)/n of it
+    draws = np.random.default_rng(0).normal(0.0, 1.0, (300, 3))
+    widths = [np.subtract(*bootstrap_interval(x, resamples=2000)[::-1]) for x in draws]
+    assert np.mean(widths) == pytest.approx(2 * 1.96 / np.sqrt(3) * 0.886, rel=0.1)  # E[s] = 0.886 sigma at n=3
+
+
 def test_pairs_only_where_both_ran_the_seed():
     accs = {("a", "m"): {0: 71.0, 1: 72.0, 2: 90.0}, ("a", "ref"): {0: 70.0, 1: 70.0}, ("b", "m"): {0: 1.0}}
     c = paired_comparison(accs, "m", "ref")
@@ -313,3 +327,18 @@ def test_report_of_a_folder_without_results_is_one_line(tmp_path, capsys):
     from aurora_bench.cli import main
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "no result files under" in capsys.readouterr().err
+
+
+def test_reports_that_cannot_be_made_say_why_on_one_line(tmp_path, capsys):
+    from aurora_bench.cli import main
+    failed = {"status": "failed", "config": {"suite": "vtab"}, "task": "cifar", "method": "bad", "seed": 0,
+              "error": "NonFiniteLoss: nan"}
+    write_results(tmp_path / "failed", [failed])
+    assert main(["report", str(tmp_path / "failed")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "no successful runs" in err and "NonFiniteLoss" in err
+    write_results(tmp_path / "sizes", [fake_result("cifar", "lora", 0, 70.0, 100, num_eval=400),
+                                       fake_result("cifar", "full", 0, 70.0, 100, num_eval=None)])
+    assert main(["report", str(tmp_path / "sizes")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "cifar: results evaluated on different test sizes" in err

@@ -203,3 +203,33 @@ def test_the_clean_validation_sweeps_accept_the_rates_their_own_tunes_write(tmp_
     assert lrs["full"]["cifar10"] == 2.7e-3 and lrs["aurora"]["pacs_sketch"] == 3e-3
     with pytest.raises(UntunedRates, match="clean_validation_lrs.yaml: linear, full, .*: tuned with another recipe"):
         check(tmp_path / "clean_validation.yaml", *data[:2], "model.file=/w/other.safetensors")
+
+
+def test_a_train_lr_override_above_the_tuned_rate_is_refused(tmp_path):
+    """method_overrides and task_overrides sit above lrs:, and the fingerprint leaves train.lr out: a test run
+    could train at another rate than tune chose while the rates file looks fresh."""
+    main_yaml = write_configs(tmp_path)
+    tune_into(main_yaml, tmp_path / "lrs.yaml")
+    with pytest.raises(UntunedRates, match=r"lora: the a run trains at 0.5, not at the rate tune chose \(0.1\): "
+                                           r"a train.lr in method_overrides.lora"):
+        check(main_yaml, "method_overrides.lora.train.lr=0.5")
+    with pytest.raises(UntunedRates, match=r"linear: the b run trains at 0.5, not at the rate tune chose \(0.01\).*, lora: the b run"):
+        check(main_yaml, "task_overrides.b.train.lr=0.5")
+    check(main_yaml, "method_overrides.lora.train.lr=0.1")  # the chosen rate itself: nothing overridden
+
+
+def test_a_rate_added_by_hand_is_not_passed_by_the_age_of_its_file(tmp_path):
+    """The age rule is for rates files from before tune wrote records: a rate added by hand to a file tune wrote
+    with records, or set in an included config that holds an `lrs:`, is newer than the config yet never tuned."""
+    main_yaml = write_configs(tmp_path, methods=["linear"])
+    tune_into(main_yaml, tmp_path / "lrs.yaml")
+    rates = yaml.safe_load((tmp_path / "lrs.yaml").read_text())
+    rates["lrs"]["lora"] = 0.1  # by hand, beside tune's records
+    (tmp_path / "lrs.yaml").write_text(yaml.safe_dump(rates))
+    with pytest.raises(UntunedRates, match="lrs.lora is set by hand, not by tune"):
+        check(main_yaml, "tune.methods=[linear,lora]")
+    (tmp_path / "lrs.yaml").write_text("lrs: {}\n")
+    (tmp_path / "other.yaml").write_text("train: {epochs: 2}\nlrs: {linear: 0.01, lora: 0.1}\n")  # a config
+    (tmp_path / "main.yaml").write_text("include: [base.yaml, lrs.yaml, other.yaml]\n")
+    with pytest.raises(UntunedRates, match=r"other.yaml: linear: lrs.linear is set by hand, not by tune"):
+        check(main_yaml)

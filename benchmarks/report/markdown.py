@@ -77,10 +77,11 @@ def comparisons_section(s: dict, paired: dict, missing: list) -> list:
     lines = ["## Paired comparisons", "",
              f"Each method against each reference on the (task, seed) runs both have: the mean of the paired "
              f"accuracy differences (method − reference, points) with a {LEVEL:.0%} bootstrap interval "
-             f"({RESAMPLES:,} resamples of the pairs, seeded), and a two-sided Wilcoxon signed-rank test across "
-             "tasks on the per-task mean differences. `within noise`: the interval covers zero. The interval "
-             "treats the pairs as exchangeable, so it speaks for these tasks; the Wilcoxon test asks whether the "
-             "sign holds across tasks, and with n tasks its p cannot go below 2/2^n (0.5 at 2 tasks, 0.0625 at 5). "
+             f"({RESAMPLES:,} resamples of the pairs within each task, seeded), and a two-sided Wilcoxon signed-rank "
+             "test across tasks on the per-task mean differences. `within noise`: the interval covers zero. The "
+             "interval is about seed noise on these tasks (each task keeps its pairs; the spread between tasks is "
+             "not noise); the Wilcoxon test asks whether the sign holds across tasks, and with n tasks its p "
+             "cannot go below 2/2^n (0.5 at 2 tasks, 0.0625 at 5). "
              f"`few pairs`: under {FEW_PAIRS} pairs the interval is little wider than the differences themselves "
              "and understates the uncertainty. "
              "Static-merge rows are left out (see the accuracy table)."]

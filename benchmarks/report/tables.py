@@ -3,6 +3,7 @@ and each task's test size with the binomial noise of one accuracy."""
 import statistics
 
 from ..data.tasks import SUITES, VTAB_GROUPS, lookup
+from ..errors import UserError
 from .families import family_of, family_rank
 from .stats import binomial_se
 
@@ -114,7 +115,8 @@ def task_info(summary: dict, results: list[dict]) -> dict:
     for t in summary["tasks"]:
         sizes = list({r.get("num_eval") for r in results if r["status"] == "ok" and r["task"] == t})
         if len(sizes) > 1:
-            raise ValueError(f"{t}: results evaluated on different test sizes {sizes}; report them separately")
+            raise UserError(f"{t}: results evaluated on different test sizes ({', '.join(map(str, sizes))}; None: "
+                            "not recorded): one binomial SE would not fit them; report them from separate folders")
         n = sizes[0]
         means = [summary["cells"][(t, m)]["mean"] for m in summary["methods"]
                  if (t, m) in summary["cells"] and not summary["info"][m]["static_merge_of"]]

@@ -20,7 +20,8 @@ def write_report(results_dir, lora: str = "lora", full: str = "full", baselines=
     results = load_results(results_dir)
     s = summarize(results)
     if not s["methods"]:
-        raise ValueError(f"no successful runs under {results_dir}; failed: {[r['error'] for r in s['failed']]}")
+        raise UserError(f"no successful runs under {results_dir} to report ({len(s['failed'])} failed, e.g. "
+                        f"{s['failed'][0]['error']!r}); run them again with sweep --retry-failed")
     unknown = [b for b in baselines if b not in s["info"]]
     if unknown:
         raise UserError(f"--baseline {', '.join(unknown)}: not in {results_dir}; methods there: {', '.join(s['methods'])}")
