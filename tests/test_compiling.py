@@ -135,6 +135,18 @@ def test_compile_cost_without_a_compile_says_none():
     assert compiling.CompileCost("none").report() == {"mode": "none"}
 
 
+def test_compile_cost_counts_a_graph_that_bypassed_the_cache_as_compiled():
+    """A graph the FX cache refuses (an uncacheable op) is compiled anew in every process: never 'warm'."""
+    from torch._dynamo.utils import counters
+    cost = compiling.CompileCost("regional", "/cache")
+    counters["inductor"]["fxgraph_cache_bypass"] += 2
+    assert cost.report()["cache"] == "cold"  # every graph compiled, none loaded: not "no compile"
+    counters["inductor"]["fxgraph_cache_hit"] += 3
+    assert cost.report()["cache"] == "partial"  # three loaded, two compiled: not "warm"
+    assert compiling.cache_state({"hit": 3, "miss": 0, "bypass": 0}) == "warm"
+    assert compiling.cache_state({"hit": 0, "miss": 0, "bypass": 0}) is None
+
+
 # the padded evaluation the graphed one runs
 
 def test_pad_batch_fills_to_the_graph_shape_with_rows_that_never_count():

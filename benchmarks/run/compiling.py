@@ -145,7 +145,8 @@ class CompileCost:
     def report(self) -> dict:
         """{mode, cache_dir, seconds (dynamo + AOTAutograd + inductor, forward and backward), graphs,
         graph_breaks, fx_graph / aot_autograd cache hits, misses and bypasses, and `cache`: 'warm' (every
-        compiled graph came from the cache), 'cold' (none did), 'partial', or None without a compile}."""
+        compiled graph came from the cache), 'cold' (none did), 'partial', or None without a compile}.
+        A bypass is a graph the cache refused (an uncacheable op) and inductor compiled anew: it is no hit."""
         if self.mode == "none":
             return {"mode": "none"}
         now, start = _now(), self.start
@@ -153,7 +154,13 @@ class CompileCost:
                "graphs": now["graphs"] - start["graphs"], "graph_breaks": now["graph_breaks"] - start["graph_breaks"]}
         for cache in _HITS:
             out[cache] = {k: now[cache][k] - start[cache][k] for k in now[cache]}
-        fx = out["fx_graph"]
-        out["cache"] = (None if fx["hit"] + fx["miss"] == 0 else "warm" if fx["miss"] == 0
-                        else "cold" if fx["hit"] == 0 else "partial")
+        out["cache"] = cache_state(out["fx_graph"])
         return out
+
+
+def cache_state(fx: dict):
+    """'warm', 'cold', 'partial' or None (nothing compiled) from the FX graph cache's hit/miss/bypass counts."""
+    compiled_graphs = fx["hit"] + fx["miss"] + fx["bypass"]
+    if compiled_graphs == 0:
+        return None
+    return "warm" if fx["hit"] == compiled_graphs else "cold" if fx["hit"] == 0 else "partial"
