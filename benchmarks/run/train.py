@@ -78,6 +78,18 @@ def lr_lambda(schedule: str, warmup_steps: int, total_steps: int):
 
 def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, world: int, logger,
         quiet: bool = False) -> Fitted:
+    """Train and evaluate `model` as `run` says; the process-wide compile settings hold for this run only."""
+    tr = run["train"]
+    mode = compiling.compile_mode(tr.get("compile"))
+    if mode == "none" and fp8.implies_compile(tr, device.type):
+        mode = "regional"  # fp8 runs compiled on CUDA (run/fp8.py); per block, the cheapest compile
+    cache = compiling.cache_folder(compiling.cache_dir_for(run["data"].get("cache_dir"))) if mode != "none" else None
+    with compiling.settings(cache):
+        return _fit(run, model, inputs, transform, device, rank, world, logger, quiet, mode, cache)
+
+
+def _fit(run: dict, model, inputs, transform, device: torch.device, rank: int, world: int, logger,
+         quiet: bool, mode: str, cache) -> Fitted:
     tr = run["train"]
     # fp8 on CUDA: bf16 autocast around torchao's FP8 linears (run/fp8.py); their emulation elsewhere runs the
     # rest in fp32, as torchao's Float8Linear follows CUDA's autocast only
@@ -89,10 +101,6 @@ def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, wo
     steps_per_epoch = math.ceil(len(inputs.train) / tr["batch_size"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(tr["schedule"], steps_per_epoch * tr["warmup_epochs"], steps_per_epoch * tr["epochs"]))
-    mode = compiling.compile_mode(tr.get("compile"))
-    if mode == "none" and fp8.implies_compile(tr, device.type):
-        mode = "regional"  # fp8 runs compiled on CUDA (run/fp8.py); per block, the cheapest compile
-    cache = compiling.use_cache(compiling.cache_dir_for(run["data"].get("cache_dir"))) if mode != "none" else None
     step_model = compiling.for_training(ddp.wrap(model, device), model, mode)
     compile_cost = compiling.CompileCost(mode, cache)  # after for_training's dynamo reset, which zeroes its timers
 
