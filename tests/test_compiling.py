@@ -124,15 +124,58 @@ def test_eager_stance_runs_compiled_blocks_without_compiling():
 def test_cache_dir_is_beside_the_decoded_images(tmp_path, monkeypatch):
     monkeypatch.delenv(compiling.OWN_CACHE_ENV, raising=False)
     monkeypatch.setenv(compiling.CACHE_ENV, "/elsewhere")  # inductor's default, once it has run
-    folder = compiling.use_cache(compiling.cache_dir_for(tmp_path / "cache"))
+    folder = compiling.cache_folder(compiling.cache_dir_for(tmp_path / "cache"))
     assert folder == str((tmp_path / "cache" / "compile").resolve())
-    assert compiling.os.environ[compiling.CACHE_ENV] == folder
+    with compiling.settings(folder):
+        assert compiling.os.environ[compiling.CACHE_ENV] == folder
     monkeypatch.setenv(compiling.OWN_CACHE_ENV, str(tmp_path / "mine"))
-    assert compiling.use_cache(tmp_path) == str(tmp_path / "mine")
+    assert compiling.cache_folder(tmp_path) == str(tmp_path / "mine")
+
+
+def test_compile_settings_are_the_runs_own_and_restored_after_an_error(tmp_path, monkeypatch):
+    """A sweep worker's next run must not inherit a run's cache folders or its raised recompile limit."""
+    monkeypatch.setenv(compiling.CACHE_ENV, "/users/own")
+    monkeypatch.delenv(compiling.TRITON_CACHE_ENV, raising=False)
+    with torch._dynamo.config.patch(recompile_limit=8):
+        with pytest.raises(RuntimeError, match="diverged"), compiling.settings(str(tmp_path)):
+            assert compiling.os.environ[compiling.CACHE_ENV] == str(tmp_path)
+            assert compiling.os.environ[compiling.TRITON_CACHE_ENV] == str(tmp_path / "triton")
+            compiling.compile_regions(tiny_model("vit"), backend="eager")
+            assert torch._dynamo.config.recompile_limit == compiling.RECOMPILE_LIMIT
+            raise RuntimeError("diverged")
+        assert torch._dynamo.config.recompile_limit == 8
+    assert compiling.os.environ[compiling.CACHE_ENV] == "/users/own"
+    assert compiling.TRITON_CACHE_ENV not in compiling.os.environ
+
+
+def test_a_compiled_run_leaves_the_process_settings_as_it_found_them(tmp_path, monkeypatch):
+    regions = compiling.compile_regions
+    monkeypatch.setattr(compiling, "compile_regions", lambda model: regions(model, backend="eager"))  # fast
+    monkeypatch.delenv(compiling.CACHE_ENV, raising=False)
+    monkeypatch.delenv(compiling.TRITON_CACHE_ENV, raising=False)
+    cfg = tiny_cfg(tmp_path)
+    cfg["train"].update(compile="regional", epochs=1, warmup_epochs=0)
+    with torch._dynamo.config.patch(recompile_limit=8):
+        result = train_run(resolve_run(cfg, "mytask", "lora", 0), quiet=True)
+        assert torch._dynamo.config.recompile_limit == 8
+    assert result["compile"]["cache_dir"] == str((tmp_path / "cache" / "compile").resolve())
+    assert compiling.CACHE_ENV not in compiling.os.environ and compiling.TRITON_CACHE_ENV not in compiling.os.environ
 
 
 def test_compile_cost_without_a_compile_says_none():
     assert compiling.CompileCost("none").report() == {"mode": "none"}
+
+
+def test_compile_cost_counts_a_graph_that_bypassed_the_cache_as_compiled():
+    """A graph the FX cache refuses (an uncacheable op) is compiled anew in every process: never 'warm'."""
+    from torch._dynamo.utils import counters
+    cost = compiling.CompileCost("regional", "/cache")
+    counters["inductor"]["fxgraph_cache_bypass"] += 2
+    assert cost.report()["cache"] == "cold"  # every graph compiled, none loaded: not "no compile"
+    counters["inductor"]["fxgraph_cache_hit"] += 3
+    assert cost.report()["cache"] == "partial"  # three loaded, two compiled: not "warm"
+    assert compiling.cache_state({"hit": 3, "miss": 0, "bypass": 0}) == "warm"
+    assert compiling.cache_state({"hit": 0, "miss": 0, "bypass": 0}) is None
 
 
 # the padded evaluation the graphed one runs

@@ -50,6 +50,26 @@ def test_timing_parts_add_up_and_the_cache_is_told(tmp_path):
     assert check_record(first, "test") is first
 
 
+def test_one_off_costs_are_timed_apart_at_every_batch_size_and_out_of_eval():
+    """A static-shape compile compiles the tail batch again, and a graphed evaluation captures once: both
+    are capture/compile time, not steady training or evaluation."""
+    import time
+    import torch
+    from aurora_bench.run import add_training
+    from aurora_bench.run.timing import RunTimer
+    from aurora_bench.run.train import Fitted, FirstCallsTimed
+    step = FirstCallsTimed(lambda x: time.sleep(0.05 if x.shape[0] not in seen else 0) or seen.add(x.shape[0]),
+                           torch.device("cpu"))
+    seen = set()
+    for rows in (4, 4, 2, 4, 2):
+        step(torch.zeros(rows))
+    assert 0.1 <= step.seconds < 0.15  # the first batch of 4 and the first tail of 2
+    timer = RunTimer()
+    add_training(timer, Fitted(final={}, train_seconds=10.0, capture_seconds=3.0, eval_seconds=5.0,
+                               eval_capture_seconds=2.0))
+    assert (timer.seconds["graph_capture"], timer.seconds["train_steady"], timer.seconds["eval"]) == (5.0, 7.0, 3.0)
+
+
 def test_a_record_without_timing_stays_valid_and_a_broken_one_is_refused(tmp_path):
     cfg = tiny_cfg(tmp_path)
     result = train_run(resolve_run(cfg, "mytask", "linear", 0), quiet=True)

@@ -122,7 +122,7 @@ TRAIN = {
     # the default is one line: False (none) today; "regional" once measured on the GPU (issue 18)
     "compile": Option((bool, str), False, nullable=False, check=check_compile,
                       help="torch.compile: none (false), regional (each repeated transformer block compiled once "
-                      "and reused by the others: seconds, cached in <data.cache_dir>/compile for later processes) "
+                      "and reused by the others; its kernels cached in <data.cache_dir>/compile for later processes) "
                       "or model (true: the whole model, tens of seconds per process)"),
     "deterministic": Option(bool, False, nullable=False,
                             help="deterministic algorithms: the same seed gives the same numbers, at some speed"),

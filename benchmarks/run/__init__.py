@@ -98,12 +98,13 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
 
 
 def add_training(timer: RunTimer, fitted) -> None:
-    """fit's own timings as phases: its one-off costs apart from the steady epochs, and its evaluations."""
+    """fit's own timings as phases: its one-off costs (the step's and the evaluation's graph captures, the
+    eager first steps) apart from the steady epochs and evaluations."""
     one_off = fitted.capture_seconds + fitted.first_step_seconds
-    timer.add("graph_capture", fitted.capture_seconds)
+    timer.add("graph_capture", fitted.capture_seconds + fitted.eval_capture_seconds)
     timer.add("first_step", fitted.first_step_seconds)
     timer.add("train_steady", max(0.0, fitted.train_seconds - one_off))
-    timer.add("eval", fitted.eval_seconds)
+    timer.add("eval", max(0.0, fitted.eval_seconds - fitted.eval_capture_seconds))
 
 
 def run_safely(run: dict, output, quiet: bool = False, runner=train_run) -> dict:

@@ -10,12 +10,13 @@ Modes:
   twice (its input needs no gradient, the later blocks' inputs do), and once more for no-grad evaluation.
 
 Caches: inductor's FX graph cache and AOTAutograd's cache (on by default) are pointed at
-<data.cache_dir>/compile, so the first process compiles a (model, method, batch shape, torch version) and every
-later process and sweep worker sharing the cache loads the kernels instead (their keys hold the graph, the
-shapes, the device and the torch and triton versions; writes are atomic, so workers may share the folder).
-AURORA_VISION_COMPILE_CACHE names another folder.
+<data.cache_dir>/compile for the length of a run (`settings`), so the first process compiles a (model,
+method, batch shape, torch version) and every later process and sweep worker sharing the cache loads the
+kernels instead (their keys hold the graph, the shapes, the device and the torch and triton versions; writes
+are atomic, so workers may share the folder). AURORA_VISION_COMPILE_CACHE names another folder.
 """
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -27,6 +28,7 @@ from ..errors import UserError
 # train.compile's older boolean spelling keeps its meaning
 _SPELLINGS = {False: "none", True: "model", None: "none"}
 CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+TRITON_CACHE_ENV = "TRITON_CACHE_DIR"
 OWN_CACHE_ENV = "AURORA_VISION_COMPILE_CACHE"  # a folder of one's own instead of <data.cache_dir>/compile
 # regional compiles share one code object (a block class's forward): a ViT meets it with and without an input
 # gradient, with and without grad mode, at the batch and the tail batch; dynamo's default of 8 entries per code
@@ -109,12 +111,33 @@ def eager():
     return torch.compiler.set_stance("force_eager")
 
 
-def use_cache(directory) -> str:
-    """Point inductor's on-disk caches (it reads TORCHINDUCTOR_CACHE_DIR at each use) at `directory`, or at
-    AURORA_VISION_COMPILE_CACHE when set; before the compile. Returns the folder in use."""
-    folder = str(Path(os.environ.get(OWN_CACHE_ENV) or directory).expanduser().resolve())
-    os.environ[CACHE_ENV] = folder
-    return folder
+def cache_folder(directory) -> str:
+    """The compile cache folder a run uses: `directory`, or AURORA_VISION_COMPILE_CACHE when set."""
+    return str(Path(os.environ.get(OWN_CACHE_ENV) or directory).expanduser().resolve())
+
+
+@contextmanager
+def settings(folder):
+    """One run's process-wide compile settings: inductor's caches (it reads TORCHINDUCTOR_CACHE_DIR at each
+    use) and Triton's pointed at `folder` (None leaves them), and on leaving, also after an error, those two
+    variables and dynamo's recompile limit (compile_regions raises it) as they were. A sweep worker's next
+    run (another data.cache_dir, or no compile) then starts from the process's own settings. Triton's folder
+    is set here because inductor sets TRITON_CACHE_DIR for the whole process on its first kernel, under the
+    first run's cache, where every later run's kernels would go."""
+    saved = {name: os.environ.get(name) for name in (CACHE_ENV, TRITON_CACHE_ENV)}
+    limit = torch._dynamo.config.recompile_limit
+    if folder is not None:
+        os.environ[CACHE_ENV] = folder
+        os.environ[TRITON_CACHE_ENV] = str(Path(folder) / "triton")
+    try:
+        yield folder
+    finally:
+        torch._dynamo.config.recompile_limit = limit
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def cache_dir_for(data_cache) -> Path:
@@ -145,7 +168,8 @@ class CompileCost:
     def report(self) -> dict:
         """{mode, cache_dir, seconds (dynamo + AOTAutograd + inductor, forward and backward), graphs,
         graph_breaks, fx_graph / aot_autograd cache hits, misses and bypasses, and `cache`: 'warm' (every
-        compiled graph came from the cache), 'cold' (none did), 'partial', or None without a compile}."""
+        compiled graph came from the cache), 'cold' (none did), 'partial', or None without a compile}.
+        A bypass is a graph the cache refused (an uncacheable op) and inductor compiled anew: it is no hit."""
         if self.mode == "none":
             return {"mode": "none"}
         now, start = _now(), self.start
@@ -153,7 +177,13 @@ class CompileCost:
                "graphs": now["graphs"] - start["graphs"], "graph_breaks": now["graph_breaks"] - start["graph_breaks"]}
         for cache in _HITS:
             out[cache] = {k: now[cache][k] - start[cache][k] for k in now[cache]}
-        fx = out["fx_graph"]
-        out["cache"] = (None if fx["hit"] + fx["miss"] == 0 else "warm" if fx["miss"] == 0
-                        else "cold" if fx["hit"] == 0 else "partial")
+        out["cache"] = cache_state(out["fx_graph"])
         return out
+
+
+def cache_state(fx: dict):
+    """'warm', 'cold', 'partial' or None (nothing compiled) from the FX graph cache's hit/miss/bypass counts."""
+    compiled_graphs = fx["hit"] + fx["miss"] + fx["bypass"]
+    if compiled_graphs == 0:
+        return None
+    return "warm" if fx["hit"] == compiled_graphs else "cold" if fx["hit"] == 0 else "partial"

@@ -32,15 +32,21 @@ class GraphedEval:
     """`forward(x)` -> logits of `model(transform(x))` (no grad, eval mode), replayed as a CUDA graph per batch
     shape (cuda_graph.graphed_forward), transform included. The weights are updated in place by the training
     step, so one capture serves every epoch's evaluation; a model whose forward changes path (an adapter
-    merged) needs a new one."""
+    merged) needs a new one. `capture_seconds` sums the captures (synced; a compile's no-grad graphs happen
+    there): a run's one-off cost, which the run's timing moves out of its evaluation time."""
 
     def __init__(self, model, transform, autocast):
         self.model, self.transform, self.autocast, self.graphs = model, transform, autocast, {}
+        self.capture_seconds = 0.0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         key = tuple(x.shape)
         if key not in self.graphs:
+            sync(x.device)
+            start = time.perf_counter()
             self.graphs[key] = graphed_forward(lambda inp: self.model(self.transform(inp)), x, self.autocast)
+            sync(x.device)
+            self.capture_seconds += time.perf_counter() - start
         return self.graphs[key](x)
 
 

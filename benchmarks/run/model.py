@@ -7,7 +7,6 @@ from torch import nn
 
 import aurora_vision as av
 
-from .compiling import compiled  # noqa: F401  (where perf scripts import it from)
 from .hub import WeightsUnavailable, cache_only, hub_offline, offline_message
 
 

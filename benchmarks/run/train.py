@@ -27,9 +27,10 @@ class Fitted:
     final: dict
     curve: list = field(default_factory=list)
     train_seconds: float = 0.0       # all epochs, one-off costs included (graph capture, first step)
-    capture_seconds: float = 0.0     # CUDA-graph captures, within train_seconds
-    first_step_seconds: float = 0.0  # the eager path's first step (compile, heuristics), within train_seconds
+    capture_seconds: float = 0.0     # CUDA-graph captures of the step, within train_seconds
+    first_step_seconds: float = 0.0  # eager: each batch size's first step (compile...), within train_seconds
     eval_seconds: float = 0.0        # every evaluation during training, outside train_seconds
+    eval_capture_seconds: float = 0.0  # the evaluation's CUDA-graph captures, within eval_seconds
     evals: int = 0
     bf16: bool = False
     graphs: bool = False
@@ -47,21 +48,23 @@ def use_cuda_graphs(device: torch.device, world: int) -> bool:
     return device.type == "cuda" and world == 1 and os.environ.get("AURORA_VISION_CUDA_GRAPHS", "1") != "0"
 
 
-class FirstCallTimed:
-    """`fn`, its first call synced and timed (`seconds`): the eager step's one-off costs (torch.compile,
-    cuDNN/cuBLAS heuristics) land there. Later calls pass straight through, unsynced."""
+class FirstCallsTimed:
+    """`fn(x, ...)`, its first call at each batch size synced and timed (`seconds`, summed): the eager step's
+    one-off costs land there (torch.compile, cuDNN/cuBLAS heuristics; a static-shape compile compiles the
+    epoch's smaller tail batch again). Later calls pass straight through, unsynced."""
 
     def __init__(self, fn, device: torch.device):
-        self.fn, self.device, self.seconds = fn, device, None
+        self.fn, self.device, self.seconds, self.sizes = fn, device, 0.0, set()
 
-    def __call__(self, *args):
-        if self.seconds is not None:
-            return self.fn(*args)
+    def __call__(self, x, *args):
+        if x.shape[0] in self.sizes:
+            return self.fn(x, *args)
         sync(self.device)
         start = time.perf_counter()
-        out = self.fn(*args)
+        out = self.fn(x, *args)
         sync(self.device)
-        self.seconds = time.perf_counter() - start
+        self.seconds += time.perf_counter() - start
+        self.sizes.add(x.shape[0])
         return out
 
 
@@ -78,6 +81,18 @@ def lr_lambda(schedule: str, warmup_steps: int, total_steps: int):
 
 def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, world: int, logger,
         quiet: bool = False) -> Fitted:
+    """Train and evaluate `model` as `run` says; the process-wide compile settings hold for this run only."""
+    tr = run["train"]
+    mode = compiling.compile_mode(tr.get("compile"))
+    if mode == "none" and fp8.implies_compile(tr, device.type):
+        mode = "regional"  # fp8 runs compiled on CUDA (run/fp8.py); per block, the cheapest compile
+    cache = compiling.cache_folder(compiling.cache_dir_for(run["data"].get("cache_dir"))) if mode != "none" else None
+    with compiling.settings(cache):
+        return _fit(run, model, inputs, transform, device, rank, world, logger, quiet, mode, cache)
+
+
+def _fit(run: dict, model, inputs, transform, device: torch.device, rank: int, world: int, logger,
+         quiet: bool, mode: str, cache) -> Fitted:
     tr = run["train"]
     # fp8 on CUDA: bf16 autocast around torchao's FP8 linears (run/fp8.py); their emulation elsewhere runs the
     # rest in fp32, as torchao's Float8Linear follows CUDA's autocast only
@@ -89,10 +104,6 @@ def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, wo
     steps_per_epoch = math.ceil(len(inputs.train) / tr["batch_size"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(tr["schedule"], steps_per_epoch * tr["warmup_epochs"], steps_per_epoch * tr["epochs"]))
-    mode = compiling.compile_mode(tr.get("compile"))
-    if mode == "none" and fp8.implies_compile(tr, device.type):
-        mode = "regional"  # fp8 runs compiled on CUDA (run/fp8.py); per block, the cheapest compile
-    cache = compiling.use_cache(compiling.cache_dir_for(run["data"].get("cache_dir"))) if mode != "none" else None
     step_model = compiling.for_training(ddp.wrap(model, device), model, mode)
     compile_cost = compiling.CompileCost(mode, cache)  # after for_training's dynamo reset, which zeroes its timers
 
@@ -102,7 +113,7 @@ def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, wo
         return F.cross_entropy(logits.float(), y, label_smoothing=tr["label_smoothing"])
 
     take_step = (GraphedTrainStep(model, optimizer, loss_of) if graphs
-                 else FirstCallTimed(partial(train_step, optimizer, loss_of), device))
+                 else FirstCallsTimed(partial(train_step, optimizer, loss_of), device))
     # evaluation as graphed forward passes too: the weights change in place, so one capture serves every epoch
     eval_forward = GraphedEval(model, transform, autocast) if graphs else None
     order = torch.Generator().manual_seed(run["seed"])  # the same batch order on every rank
@@ -145,7 +156,8 @@ def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, wo
         fitted.curve.append(point)
     if graphs:
         fitted.capture_seconds = take_step.capture_seconds
+        fitted.eval_capture_seconds = eval_forward.capture_seconds
     else:
-        fitted.first_step_seconds = take_step.seconds or 0.0
+        fitted.first_step_seconds = take_step.seconds
     fitted.compile = compile_cost.report()
     return fitted
