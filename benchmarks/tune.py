@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from . import store
-from .config import deep_merge
+from .config import deep_merge, merge_data
 from .errors import UserError
 from .report import load_results
 from .tuned_rates import tuned_record
@@ -34,6 +34,25 @@ def grids_of(cfg: dict) -> dict:
             raise ValueError(f"tune.lrs has no grid for {v!r} and no 'default' grid")
         out[v] = sorted(float(lr) for lr in rates)
     return out
+
+
+class TuningOnReportedSplit(UserError):
+    """The tuning runs would be evaluated on the split the sweep reports: selection on test data."""
+
+
+def refuse_tuning_on_reported_split(cfg: dict) -> None:
+    """Rates are chosen on validation data only: a tuning split that is also the split the sweep reports (for
+    any task and variant, overrides merged as a run merges them) is refused."""
+    for task in cfg["tune"]["tasks"] or cfg["tasks"]:
+        to = cfg["task_overrides"].get(task) or {}
+        for variant in grids_of(cfg):
+            mo = cfg["method_overrides"].get(variant) or {}
+            data = merge_data(merge_data(cfg["data"], to.get("data") or {}), mo.get("data") or {})
+            if data["tuning_eval_split"] == data["eval_split"]:
+                raise TuningOnReportedSplit(
+                    f"tune would choose {variant}'s rate on {task}'s {data['eval_split']!r} split, the split the sweep "
+                    "reports: that is selection on test data; set data.tuning_eval_split to a validation split "
+                    "(e.g. val200) that the sweep does not report")
 
 
 def tuning_config(cfg: dict, grids: dict | None = None) -> dict:
@@ -115,6 +134,7 @@ def tune(cfg: dict, run_sweep) -> dict:
     on each edge a task's best lies on: two with tune.per_task, as dry_run counts). Returns the choice
     with 'tuned' (the last tuning config), 'grids', 'at_edge' (variants still best at an edge) and 'record'
     (what each rate was tuned for: the `lrs_tuned:` that tune.require_rates checks)."""
+    refuse_tuning_on_reported_split(cfg)
     grids, added = grids_of(cfg), {}
     while True:
         tuned = tuning_config(cfg, grids)

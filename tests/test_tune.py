@@ -6,7 +6,8 @@ import yaml
 
 from aurora_bench.cli import main
 from aurora_bench.config import load_config, resolve_run
-from aurora_bench.tune import choose, tune, tuning_config, write_lrs
+from aurora_bench.tune import (TuningOnReportedSplit, choose, refuse_tuning_on_reported_split, tune, tuning_config,
+                               write_lrs)
 
 from parallel_runners import fake_record
 from fixtures import tiny_cfg
@@ -121,3 +122,22 @@ def test_per_task_rates_are_chosen_written_and_applied_per_task(tmp_path):
     assert [resolve_run(tuned_cfg, t, "lora", 0)["train"]["lr"] for t in ("a", "b")] == [1e-2, 1e-3]
     with pytest.raises(ValueError, match=r"lrs.lora holds rates per task and none for 'c'"):
         load_config(tmp_path / "main.yaml", ["tasks=[a,b,c]"])
+
+
+@pytest.mark.parametrize("where", ["data", "task_overrides", "method_overrides"])
+def test_tune_refuses_to_choose_on_the_split_the_sweep_reports(tmp_path, where):
+    """Selection on validation data only: a tuning split that is the reported split, set for the whole config
+    or through one task's or variant's overrides, is refused before any tuning run."""
+    same = {"data": {"tuning_eval_split": "test"}}
+    cfg = load_config({"name": "g", "tasks": ["a", "b"], "methods": ["full", "lora"], "output": str(tmp_path / "o"),
+                       "tune": {"lrs": {"default": [1e-3, 1e-2]}},
+                       **({"data": same["data"]} if where == "data" else
+                          {"task_overrides": {"b": same}} if where == "task_overrides" else
+                          {"method_overrides": {"lora": same}})})
+    made = []
+    with pytest.raises(TuningOnReportedSplit, match="split the sweep reports.*data.tuning_eval_split"):
+        tune(cfg, made.append)
+    assert made == []
+    fine = load_config({"name": "g", "tasks": ["a"], "methods": ["full"], "output": str(tmp_path / "p"),
+                        "tune": {"lrs": {"default": [1e-3]}}, "data": {"eval_split": "val200", "tuning_eval_split": "val100"}})
+    refuse_tuning_on_reported_split(fine)  # a sweep reporting a validation split tunes on another one
