@@ -8,7 +8,6 @@ validation split; the rates file then maps variant -> task -> rate.
 
     aurora-bench tune configs/shared_validation.yaml --gpus all     # -> <output>-tune/lrs-<name>.yaml
 """
-import statistics
 from pathlib import Path
 
 import yaml
@@ -16,8 +15,8 @@ import yaml
 from . import store
 from .config import deep_merge, merge_data
 from .errors import UserError
-from .report import load_results
 from .tuned_rates import tuned_record
+from .tuning_runs import read_tuning_runs, rate_summary, tuning_name
 
 
 class UnfinishedTuning(UserError, ValueError):
@@ -63,7 +62,7 @@ def tuning_config(cfg: dict, grids: dict | None = None) -> dict:
     for v, rates in (grids or grids_of(cfg)).items():
         base = cfg["method_overrides"].get(v, {}) or {}
         for lr in rates:
-            name = f"{v}_lr{lr:g}"
+            name = tuning_name(v, lr)
             # the calibrated merge is a test-time measurement: it has no say in the rate
             overrides[name] = deep_merge(base, {"method": base.get("method", v),
                                                 "train": {"lr": float(lr), "calibrated_merge": False}})
@@ -75,42 +74,29 @@ def tuning_config(cfg: dict, grids: dict | None = None) -> dict:
 
 def choose(tuned: dict, results_dir) -> dict:
     """{'lrs': {variant: rate}, 'table': {variant: {rate: mean val accuracy}}, 'spread': {variant: {rate: std
-    over tuning seeds of the mean over tasks}}} from the tuning runs. A sweep gives a variant its own rate,
+    over tuning seeds of the mean over tasks}}} from the tuning runs (read as the report reads them:
+    tuning_runs.py); a rate competes once all its runs are finished. A sweep gives a variant its own rate,
     and an untuned variant its method's (lora_r4 takes lora's). With tune.per_task, 'lrs' maps variant ->
     task -> rate and 'per_task' holds each task's table."""
-    variant_of = {name: name.rsplit("_lr", 1)[0] for name in tuned["methods"]}
-    accs = {}  # variant -> rate -> [(seed, task, val accuracy)]
-    for r in load_results(results_dir):
-        if r["status"] == "ok" and r["method"] in variant_of and r["task"] in tuned["tasks"] and r["seed"] in tuned["seeds"]:
-            accs.setdefault(variant_of[r["method"]], {}).setdefault(r["config"]["train"]["lr"], []).append(
-                (r["seed"], r["task"], r["accuracy"]))
-    expected = len(tuned["tasks"]) * len(tuned["seeds"])
+    tasks, seeds = tuned["tasks"], tuned["seeds"]
     table, spread, lrs, per_task = {}, {}, {}, {}
-    for v in dict.fromkeys(variant_of.values()):
-        complete = {lr: a for lr, a in accs.get(v, {}).items() if len(a) == expected}
+    for v, rates in read_tuning_runs(tuned, results_dir).items():
+        complete = {lr: a for lr, a in rates.items() if rate_summary(a, tasks, seeds)["complete"]}
         if not complete:
-            raise UnfinishedTuning(f"no rate of {v!r} has all {expected} tuning runs finished; see {results_dir}")
-        table[v] = {lr: statistics.fmean(acc for _, _, acc in a) for lr, a in complete.items()}
-        spread[v] = {lr: _seed_spread(a) for lr, a in complete.items()}
+            raise UnfinishedTuning(f"no rate of {v!r} has all {len(tasks) * len(seeds)} tuning runs finished; "
+                                   f"see {results_dir}")
+        summaries = {lr: rate_summary(a, tasks, seeds) for lr, a in complete.items()}
+        table[v] = {lr: c["mean"] for lr, c in summaries.items()}
+        spread[v] = {lr: c["spread"] or 0.0 for lr, c in summaries.items()}  # one seed: no spread
         lrs[v] = _best(table[v])
         if tuned["tune"].get("per_task"):
-            per_task[v] = {t: {lr: statistics.fmean(acc for _, task, acc in a if task == t) for lr, a in complete.items()}
-                           for t in tuned["tasks"]}
+            per_task[v] = {t: {lr: rate_summary(a, [t], seeds)["mean"] for lr, a in complete.items()} for t in tasks}
             lrs[v] = {t: _best(row) for t, row in per_task[v].items()}
     return {"lrs": lrs, "table": table, "spread": spread, "per_task": per_task}
 
 
 def _best(row: dict) -> float:
     return max(sorted(row), key=lambda lr: row[lr])  # ties: the smaller rate
-
-
-def _seed_spread(pairs: list) -> float:
-    """Std over seeds of the mean over tasks (0 with one seed): how far the choice could move with the seed."""
-    by_seed = {}
-    for seed, _, acc in pairs:
-        by_seed.setdefault(seed, []).append(acc)
-    means = [statistics.fmean(a) for a in by_seed.values()]
-    return statistics.stdev(means) if len(means) > 1 else 0.0
 
 
 def beyond_edges(chosen: dict, grids: dict) -> dict:

@@ -79,8 +79,9 @@ def require_tuned_rates(cfg: dict, config_path, runs: list) -> None:
 
 
 def rate_problems(cfg: dict, config_path, runs: list) -> dict:
-    """{rates file (or a description): [(variant, what is wrong)]} for the variants of the test-split runs
-    without a sound rate."""
+    """{rates file (or a description): [(variant, what is wrong, its fix)]} for the variants of the test-split
+    runs without a sound rate; the fix is None where tune must run (a rate missing, stale or set by hand), else
+    what to remove (a train.lr override above the tuned rate)."""
     variants = tested_variants(runs)
     files = config_files(config_path) if config_path else []
     rates_files = [p for p, data in files if Path(p) != Path(config_path) and _is_rates_file(data)]
@@ -106,23 +107,34 @@ def rate_problems(cfg: dict, config_path, runs: list) -> dict:
             problem = (f"tuned with another {'/'.join(changed)} than the config's (stale)" if changed else
                        f"lrs.{v} = {lr} is not the rate tune chose ({record.get('rate')})" if lr != record.get("rate")
                        else None)
-        problem = problem or _overridden(v, lr, runs)
         if problem:
-            problems.setdefault(where, []).append((v, problem))
+            problems.setdefault(where, []).append((v, problem, None))
+        elif overridden := _overridden(cfg, v, lr, runs, files):
+            problems.setdefault(where, []).append((v, *overridden))
     return problems
 
 
-def _overridden(variant: str, lr, runs: list):
+def _overridden(cfg: dict, variant: str, lr, runs: list, files: list):
     """A train.lr in method_overrides or task_overrides sits above `lrs:` (and the fingerprint leaves the rate
-    out), so a test run can train at another rate than the one tune chose: compare the rate each run trains at."""
+    out), so a test run can train at another rate than the one tune chose: compare the rate each run trains at.
+    (what is wrong, the fix: the override to remove) or None."""
     for r in runs:
         if r["method"]["variant"] != variant or r["data"]["split_eval"] == r["data"]["tuning_eval_split"]:
             continue
         chosen = lr.get(r["task"]) if isinstance(lr, dict) else lr
         if chosen is not None and float(r["train"]["lr"]) != float(chosen):
-            return (f"the {r['task']} run trains at {r['train']['lr']:g}, not at the rate tune chose ({float(chosen):g}): "
-                    f"a train.lr in method_overrides.{variant} or task_overrides.{r['task']} overrides it (remove it)")
+            # method_overrides merge over task_overrides: the variant's own rate is the one the run took
+            key = f"method_overrides.{variant}" if _override_lr(cfg, "method_overrides", variant) is not None \
+                else f"task_overrides.{r['task']}"
+            setter = [p for p, data in files if _override_lr(data, *key.split(".", 1)) is not None]
+            return (f"the {r['task']} run trains at {r['train']['lr']:g}, not at the rate tune chose "
+                    f"({float(chosen):g}): {key} sets train.lr",
+                    f"remove the train.lr override in {key}" + (f" ({setter[-1]})" if setter else ""))
     return None
+
+
+def _override_lr(data: dict, section: str, name: str):
+    return ((((data.get(section) or {}).get(name) or {}).get("train") or {})).get("lr")
 
 
 def _is_rates_file(data: dict) -> bool:
@@ -144,18 +156,25 @@ def _judged_by_age(variant: str, lrs_file, config_path, files: list, rates_files
     return None
 
 
-def _grouped(items: list) -> str:
-    """'a, b: no rate (missing), c: ...': the variants that share a problem named together."""
+def _clauses(where: str, items: list) -> list:
+    """'<where>: a, b: no rate (missing)' per problem: the variants that share a problem named together, each
+    problem its own clause."""
     by_problem = {}
-    for variant, problem in items:
+    for variant, problem, _ in items:
         by_problem.setdefault(problem, []).append(variant)
-    return ", ".join(f"{', '.join(vs)}: {problem}" for problem, vs in by_problem.items())
+    return [f"{where}: {', '.join(vs)}: {problem}" for problem, vs in by_problem.items()]
 
 
 def refusal(cfg: dict, config_path, problems: dict) -> str:
-    target = next(iter(problems))
-    write = f" --write {target}" if target.endswith((".yaml", ".yml")) else \
-        f" --write <rates file> (then add it to include:)"
-    what = "; ".join(f"{where}: " + _grouped(items) for where, items in problems.items())
-    return (f"tune.require_rates refuses the test-split runs: {what}; run `aurora-bench tune "
-            f"{config_path or '<config>'}{write}` first (validation runs are never refused)")
+    """One line: each problem a clause ('; '), then the fixes they need: the overrides to remove, and
+    `aurora-bench tune` for rates missing, stale or set by hand."""
+    what = "; ".join(c for where, items in problems.items() for c in _clauses(where, items))
+    removes = list(dict.fromkeys(fix for items in problems.values() for _, _, fix in items if fix))
+    to_tune = [where for where, items in problems.items() if any(fix is None for _, _, fix in items)]
+    fixes = removes
+    if to_tune:
+        write = f" --write {to_tune[0]}" if to_tune[0].endswith((".yaml", ".yml")) else \
+            " --write <rates file> (then add it to include:)"
+        fixes = fixes + [f"run `aurora-bench tune {config_path or '<config>'}{write}` first"]
+    return (f"tune.require_rates refuses the test-split runs: {what}; {', and '.join(fixes)} "
+            "(validation runs are never refused)")

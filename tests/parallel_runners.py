@@ -24,6 +24,12 @@ def crash_once_runner(run, logdir=None, quiet=False):
     return ok_runner(run)
 
 
+def failing_runner(run, logdir=None, quiet=False):
+    """Works for 0.2 s, then fails (say, out of memory): a failed run that held its device."""
+    time.sleep(0.2)
+    raise RuntimeError("CUDA out of memory (made up)")
+
+
 def env_runner(run, logdir=None, quiet=False):
     """Reports the device pinning its worker was given."""
     keys = ("CUDA_VISIBLE_DEVICES", "AURORA_VISION_DEVICE_SHARED_BY")

@@ -1,4 +1,5 @@
 import json
+import os
 from functools import partial
 from pathlib import Path
 
@@ -46,6 +47,8 @@ def test_worker_crash_is_retried_once_then_recorded(tmp_path):
     assert res["t__b__seed0"]["status"] == "ok" and res["t__b__seed1"]["status"] == "ok"  # retried after a crash
     assert res["t__always__seed0"]["status"] == "failed"
     assert "worker process died (exit code 9) in this run, twice" in res["t__always__seed0"]["error"]
+    timing = res["t__always__seed0"]["timing"]  # the second attempt held its worker: busy time, not idle
+    assert timing["wall_start"] <= timing["wall_end"] and timing["pid"] != os.getpid() and timing["gpu"] == "cpu"
 
 
 def test_ray_local_instance(tmp_path):

@@ -1,3 +1,4 @@
+import csv
 import json
 
 import numpy as np
@@ -68,6 +69,15 @@ def test_report_from_result_files(tmp_path):
     assert tasks["eurosat"][:2] == ["specialized", "2,500"]
     vs_lora = report_rows(text, "### vs `lora`")
     assert vs_lora["aurora"][:3] == ["2", "2", "+2.00"]  # (73 - 70) and (91 - 90), paired on seed 0
+    assert "| paired mean Δ (pt) |" in text and "`vs_<reference>_task_mean_diff`, the difference of the" in text
+    # two differences, each named for what it is: the task means (lora's cifar over seeds 0 and 1: 71) differ by
+    # ((73 - 71) + (91 - 90)) / 2; the paired runs by 2
+    with open(tmp_path / "methods.csv") as f:
+        methods = {r["method"]: r for r in csv.DictReader(f)}
+    assert float(methods["aurora"]["vs_lora_task_mean_diff"]) == pytest.approx(1.5)
+    with open(tmp_path / "comparisons.csv") as f:
+        paired = {(r["method"], r["reference"]): r for r in csv.DictReader(f)}
+    assert float(paired[("aurora", "lora")]["paired_mean_diff"]) == pytest.approx(2.0)
     assert "cifar / bad / seed 0: NonFiniteLoss: nan" in text
     for f in ("methods.csv", "per_task.csv", "comparisons.csv", "pareto.png", "per_task.png"):
         assert (tmp_path / f).stat().st_size > 0
@@ -125,7 +135,7 @@ def test_a_method_five_points_better_on_every_pair_is_outside_noise():
     rng = np.random.default_rng(1)
     base = {(t, s): 60 + 10 * rng.random() for t in "abcdef" for s in range(3)}
     c = paired_comparison(accs_of({k: (v + 5, v) for k, v in base.items()}), "m", "ref")
-    assert c["pairs"] == 18 and c["tasks"] == 6 and c["mean_diff"] == pytest.approx(5)
+    assert c["pairs"] == 18 and c["tasks"] == 6 and c["paired_mean_diff"] == pytest.approx(5)
     assert c["ci_low"] > 0 and c["verdict"] == "better"
     assert c["wilcoxon_p"] == pytest.approx(2 / 2**6)  # every task the same sign: the smallest p at 6 tasks
 
@@ -146,7 +156,7 @@ def test_the_interval_is_about_seed_noise_not_the_spread_between_tasks():
     interval as if it were noise (it covered zero); whether the sign holds across tasks is Wilcoxon's question."""
     diffs = {("a", 0): 3.0, ("a", 1): 3.5, ("a", 2): 2.5, ("b", 0): -2.0, ("b", 1): -1.5, ("b", 2): -2.5}
     c = paired_comparison(accs_of({k: (70 + d, 70.0) for k, d in diffs.items()}), "m", "ref")
-    assert c["mean_diff"] == pytest.approx(0.5) and 0 < c["ci_low"] < 0.5 < c["ci_high"] < 1.0
+    assert c["paired_mean_diff"] == pytest.approx(0.5) and 0 < c["ci_low"] < 0.5 < c["ci_high"] < 1.0
     assert c["verdict"] == "better (few pairs)" and c["wilcoxon_p"] == pytest.approx(1.0)
     # a task's three seeds resampled: the mean's variance is s²/n, not the plain bootstrap's (n-1)/n of it
     draws = np.random.default_rng(0).normal(0.0, 1.0, (300, 3))
@@ -157,7 +167,7 @@ def test_the_interval_is_about_seed_noise_not_the_spread_between_tasks():
 def test_pairs_only_where_both_ran_the_seed():
     accs = {("a", "m"): {0: 71.0, 1: 72.0, 2: 90.0}, ("a", "ref"): {0: 70.0, 1: 70.0}, ("b", "m"): {0: 1.0}}
     c = paired_comparison(accs, "m", "ref")
-    assert (c["pairs"], c["tasks"], c["mean_diff"], c["wilcoxon_p"]) == (2, 1, 1.5, None)
+    assert (c["pairs"], c["tasks"], c["paired_mean_diff"], c["wilcoxon_p"]) == (2, 1, 1.5, None)
     assert paired_comparison({("a", "m"): {0: 1.0}, ("a", "ref"): {1: 1.0}}, "m", "ref") is None
 
 

@@ -12,7 +12,7 @@ from aurora_bench.run.timing import PHASES
 from aurora_bench.store.record import InvalidRecord, check_record
 
 from fixtures import tiny_cfg
-from parallel_runners import counts, fake_record
+from parallel_runners import counts, failing_runner, fake_record
 
 def test_train_run_records_everything(tmp_path):
     cfg = tiny_cfg(tmp_path)
@@ -76,6 +76,30 @@ def test_a_record_without_timing_stays_valid_and_a_broken_one_is_refused(tmp_pat
     check_record({k: v for k, v in result.items() if k != "timing"}, "an old record")
     with pytest.raises(InvalidRecord, match="timing must hold the numbers total_seconds"):
         check_record({**result, "timing": {"wall_start": 1.0}}, "a record")
+
+
+def test_a_failed_run_records_when_and_where_it_ran_and_its_gpu_time_counts_as_busy(tmp_path):
+    import socket
+    import time
+    from aurora_bench import store
+    from aurora_bench.perf.sweep_breakdown import breakdown
+    cfg = tiny_cfg(tmp_path, methods=["a"])
+    start = time.time()
+    assert sweep(cfg, quiet=True, runner=failing_runner) == counts(failed=1)
+    end = time.time()
+    rec = json.loads(result_path(cfg["output"], resolve_run(cfg, "mytask", "a", 0)).read_text())
+    t = rec["timing"]
+    assert rec["status"] == "failed" and "CUDA out of memory" in rec["error"]
+    assert start <= t["wall_start"] and t["wall_start"] + 0.2 <= t["wall_end"] <= end
+    assert (t["pid"], t["host"], t["device"], t["gpu"]) == (os.getpid(), socket.gethostname(), "cpu", "cpu")
+    assert t["total_seconds"] == pytest.approx(t["wall_end"] - t["wall_start"])
+    check_record({k: v for k, v in rec.items() if k != "timing"}, "a failure recorded before timing")
+    with pytest.raises(InvalidRecord, match="timing must hold the numbers total_seconds"):
+        check_record({**rec, "timing": {"wall_start": 1.0}}, "a record")
+    b = breakdown(store.load_all(cfg["output"]), [[start, end]])
+    g = b["gpus"][f"{socket.gethostname()}:cpu"]
+    assert g["runs"] == 0 and g["failed_runs"] == pytest.approx(g["busy"]) == pytest.approx(t["total_seconds"])
+    assert g["busy"] + g["idle_before"] + g["idle_between"] + g["idle_after"] == pytest.approx(end - start)
 
 
 def test_same_seed_same_result(tmp_path):

@@ -5,6 +5,7 @@ import pytest
 import yaml
 
 from aurora_bench.cli import main
+from aurora_bench.report.tuning import tuning_rows
 from aurora_bench.config import load_config, resolve_run
 from aurora_bench.tune import (TuningOnReportedSplit, choose, refuse_tuning_on_reported_split, tune, tuning_config,
                                write_lrs)
@@ -15,10 +16,15 @@ from fixtures import tiny_cfg
 
 def fake_results(tuned, accuracy):
     """Result files as the tuning sweep writes them, accuracy(variant, lr, task) made up."""
+    fake_seeded_results(tuned, lambda v, lr, t, seed: accuracy(v, lr, t))
+
+
+def fake_seeded_results(tuned, accuracy):
+    """fake_results with accuracy(variant, lr, task, seed)."""
     for run in (resolve_run(tuned, t, m, s) for t in tuned["tasks"] for m in tuned["methods"] for s in tuned["seeds"]):
         path = tuned["output"] / "runs" / f"{run['task']}__{run['method']['variant']}__seed{run['seed']}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        acc = accuracy(run["method"]["variant"].rsplit("_lr", 1)[0], run["train"]["lr"], run["task"])
+        acc = accuracy(run["method"]["variant"].rsplit("_lr", 1)[0], run["train"]["lr"], run["task"], run["seed"])
         path.write_text(json.dumps(fake_record(run, acc)))
 
 
@@ -141,3 +147,35 @@ def test_tune_refuses_to_choose_on_the_split_the_sweep_reports(tmp_path, where):
     fine = load_config({"name": "g", "tasks": ["a"], "methods": ["full"], "output": str(tmp_path / "p"),
                         "tune": {"lrs": {"default": [1e-3]}}, "data": {"eval_split": "val200", "tuning_eval_split": "val100"}})
     refuse_tuning_on_reported_split(fine)  # a sweep reporting a validation split tunes on another one
+
+
+@pytest.mark.parametrize("per_task", [False, True])
+def test_the_report_tuning_table_shows_the_numbers_tune_chose_by(tmp_path, per_task):
+    """tune's choice and the report's tuning table read the tuning runs through one reader: the same mean,
+    seed spread and chosen rate per variant (and task), a rate with an unfinished run shown but not chosen."""
+    cfg = load_config({"name": "g", "tasks": ["a", "b"], "methods": ["full", "lora"], "output": str(tmp_path / "o"),
+                       "tune": {"lrs": {"default": [1e-3, 1e-2, 1e-1]}, "seeds": [0, 1, 2], "per_task": per_task}})
+    tuned = {**tuning_config(cfg), "output": tmp_path / "o-tune"}
+    score = {("full", "a"): 1e-3, ("full", "b"): 1e-2, ("lora", "a"): 1e-1, ("lora", "b"): 1e-1}
+    fake_seeded_results(tuned, lambda v, lr, t, s: 70 - 3 * abs(__import__("math").log10(lr / score[(v, t)]))
+                        + [0.0, 1.5, -0.7][s] * (1 + lr))
+    (tuned["output"] / "runs" / "b__lora_lr0.1__seed2.json").unlink()  # lora's best rate is unfinished
+    chosen = choose(tuned, tuned["output"])
+    rates = write_lrs(chosen, tuned, tuned["output"] / "lrs-g.yaml")
+    (tuned["output"] / "sweep-g-tune.yaml").write_text(yaml.safe_dump({**tuned, "output": str(tuned["output"])}))
+    rows = tuning_rows(rates)
+    assert len(rows) == 2 * 3 * (2 if per_task else 1)
+    for r in rows:
+        v, lr = r["variant"], r["lr"]
+        best = chosen["lrs"][v][r["task"]] if per_task else chosen["lrs"][v]
+        assert r["chosen"] == (lr == best)
+        if v == "lora" and lr == 1e-1:  # a rate competes once all its runs (every task's) are finished
+            assert lr not in chosen["table"][v] and not r["chosen"]
+            assert r["runs"] == r["expected_runs"] - (r["task"] in ("b", "all"))  # shown with what is on file
+            continue
+        assert r["runs"] == r["expected_runs"]
+        if per_task:
+            assert r["mean"] == chosen["per_task"][v][r["task"]][lr]
+        else:
+            assert (r["mean"], r["spread"]) == (chosen["table"][v][lr], chosen["spread"][v][lr])
+            assert r["spread"] > 0

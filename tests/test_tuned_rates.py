@@ -211,9 +211,12 @@ def test_a_train_lr_override_above_the_tuned_rate_is_refused(tmp_path):
     main_yaml = write_configs(tmp_path)
     tune_into(main_yaml, tmp_path / "lrs.yaml")
     with pytest.raises(UntunedRates, match=r"lora: the a run trains at 0.5, not at the rate tune chose \(0.1\): "
-                                           r"a train.lr in method_overrides.lora"):
+                                           r"method_overrides.lora sets train.lr; remove the train.lr override in "
+                                           r"method_overrides.lora \(validation runs") as e:
         check(main_yaml, "method_overrides.lora.train.lr=0.5")
-    with pytest.raises(UntunedRates, match=r"linear: the b run trains at 0.5, not at the rate tune chose \(0.01\).*, lora: the b run"):
+    assert "aurora-bench tune" not in str(e.value)  # tuning again would not help: the override still wins
+    with pytest.raises(UntunedRates, match=r"linear: the b run trains at 0.5, not at the rate tune chose \(0.01\): "
+                                           r"task_overrides.b sets train.lr; .*lrs.yaml: lora: the b run"):
         check(main_yaml, "task_overrides.b.train.lr=0.5")
     check(main_yaml, "method_overrides.lora.train.lr=0.1")  # the chosen rate itself: nothing overridden
 
@@ -233,3 +236,21 @@ def test_a_rate_added_by_hand_is_not_passed_by_the_age_of_its_file(tmp_path):
     (tmp_path / "main.yaml").write_text("include: [base.yaml, lrs.yaml, other.yaml]\n")
     with pytest.raises(UntunedRates, match=r"other.yaml: linear: lrs.linear is set by hand, not by tune"):
         check(main_yaml)
+
+
+def test_a_refusal_with_several_problems_gives_each_its_clause_and_its_fix(tmp_path):
+    """A variant whose rate is missing needs tune; one whose rate an override replaces needs the override gone
+    (tuning again would leave it): one clause per problem, the fixes after them, each naming where."""
+    main_yaml = write_configs(tmp_path, methods=["linear"])
+    tune_into(main_yaml, tmp_path / "lrs.yaml")
+    base = yaml.safe_load((tmp_path / "base.yaml").read_text())
+    base["task_overrides"] = {"b": {"train": {"lr": 0.5}}}
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    rates = tmp_path / "lrs.yaml"
+    with pytest.raises(UntunedRates) as e:
+        check(main_yaml, "tune.methods=[linear,lora]")
+    assert str(e.value) == (
+        f"tune.require_rates refuses the test-split runs: {rates}: linear: the b run trains at 0.5, not at the rate "
+        f"tune chose (0.01): task_overrides.b sets train.lr; {rates}: lora: no rate (missing); remove the train.lr "
+        f"override in task_overrides.b ({tmp_path / 'base.yaml'}), and run `aurora-bench tune {main_yaml} --write "
+        f"{rates}` first (validation runs are never refused)")

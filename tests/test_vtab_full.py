@@ -10,7 +10,7 @@ from aurora_bench.data import list_split
 from aurora_bench.data.raw import DataError
 from aurora_bench.data.tasks import VTAB1K, VTAB1K_TEST_SIZES
 from aurora_bench.perf import vtab_full
-from aurora_bench.perf.sweep_breakdown import idle
+from aurora_bench.perf.sweep_breakdown import breakdown, idle, markdown
 from aurora_bench.perf.vtab_synthetic import generate, task_sizes
 
 from fixtures import TINY_MODEL
@@ -67,6 +67,27 @@ def test_idle_time_of_a_gpu_between_before_and_after_its_runs():
     got = idle(spans, [[10, 30], [35, 50], [60, 70]])
     assert got == {"busy": 6 + 5 + 5, "idle_before": 2 + 5 + 10, "idle_between": 2, "idle_after": 5 + 5}
     assert sum(got.values()) == 20 + 15 + 10
+
+
+def test_a_failed_run_is_busy_time_of_its_gpu_not_idle():
+    """GPU 0: an ok run 10-20 s, then one that fails 20-35 s; GPU 1: only a failure, 12-18 s; a failure from
+    before records carried timing is listed but not timed. Segment 5-40 s."""
+    def rec(status, method, gpu, start, end, **timing):
+        r = {"status": status, "task": "t", "method": method, "num_classes": 2, "num_train": 8, "num_eval": 4,
+             "timing": {"wall_start": start, "wall_end": end, "host": "h", "gpu": gpu, **timing}}
+        return r if status == "ok" else {**r, "error": f"{method} broke"}
+    records = [rec("ok", "m", "0", 10, 20, train_steady_seconds=6.0, eval_seconds=1.0),
+               rec("failed", "f", "0", 20, 35), rec("failed", "g", "1", 12, 18),
+               {"status": "failed", "task": "t", "method": "old", "error": "before timing"}]
+    b = breakdown(records, [[5, 40]])
+    g0, g1 = b["gpus"]["h:0"], b["gpus"]["h:1"]
+    assert (g0["runs"], g0["in_runs"], g0["train"], g0["eval"], g0["other"]) == (1, 10, 6, 1, 3)  # the ok run's phases
+    assert (g0["failed_runs"], g0["busy"], g0["idle_before"], g0["idle_between"], g0["idle_after"]) == (15, 25, 5, 0, 5)
+    assert (g1["runs"], g1["failed_runs"], g1["busy"], g1["idle_before"], g1["idle_after"]) == (0, 6, 6, 7, 22)
+    assert (b["total"]["failed_runs"], b["total"]["busy"]) == (21, 31) and len(b["failed"]) == 3
+    text = markdown(b)
+    assert "| other in runs | failed runs | busy | idle before |" in text
+    assert "| h:0 | 1 | 10.0 | 6.0 | 1.0 | 0.0 | 0.0 | 0.0 | 0.0 | 0.0 | 3.0 | 15.0 | 25.0 | 5.0 | 0.0 | 5.0 |" in text
 
 
 def _tiny(tmp_path, *extra):

@@ -9,6 +9,8 @@ and recorded as failed if it dies again.
 import multiprocessing as mp
 import multiprocessing.connection
 import os
+import socket
+import time
 
 from tqdm.auto import tqdm
 
@@ -61,10 +63,19 @@ class _Slot:
                                    daemon=True)
         self.process.start()
         child.close()
-        self.held = None
+        self.device = device
+        self.held, self.sent_at = None, None
+
+    def death_timing(self) -> dict:
+        """The `timing` of the run this worker died in (its last attempt): from when it was handed the run
+        to now, on its device, so that a sweep's breakdown counts that time as busy."""
+        now = time.time()
+        return {"total_seconds": now - self.sent_at, "wall_start": self.sent_at, "wall_end": now,
+                "pid": self.process.pid, "host": socket.gethostname(),
+                "device": "cpu" if self.device is None else "cuda:0", "gpu": self.device or "cpu"}
 
 
-def _record_death(job: store.Pending, output, exitcode) -> tuple:
+def _record_death(job: store.Pending, output, exitcode, timing: dict) -> tuple:
     """A failure record for a run whose worker died in it twice: (status, error, unsaved) as counted."""
     from ..run.record import failure
 
@@ -72,7 +83,7 @@ def _record_death(job: store.Pending, output, exitcode) -> tuple:
         if not held:
             return "elsewhere", None, False
         error = f"worker process died (exit code {exitcode}) in this run, twice"
-        saved = store.save(output, job.run, failure(job.run, error), replace=job.replace)
+        saved = store.save(output, job.run, failure(job.run, error, timing=timing), replace=job.replace)
         return "failed", error, not saved.in_store
 
 
@@ -102,7 +113,7 @@ def run_parallel(jobs: list, output, runner, devices=(None,), quiet: bool = Fals
         for slot in slots:
             if slot.held is None and todo and slot.process.is_alive():
                 job = todo.pop(0)
-                slot.held = job.key
+                slot.held, slot.sent_at = job.key, time.time()
                 attempts[job.key] += 1
                 slot.conn.send(job)
         mp.connection.wait([s.conn for s in slots] + [s.process.sentinel for s in slots], timeout=1.0)
@@ -130,7 +141,7 @@ def run_parallel(jobs: list, output, runner, devices=(None,), quiet: bool = Fals
                 elif attempts[job.key] < 2:
                     todo.insert(0, job)
                 else:
-                    finish(job.key, *_record_death(job, output, slot.process.exitcode))
+                    finish(job.key, *_record_death(job, output, slot.process.exitcode, slot.death_timing()))
             if len(finished) < len(by_key):
                 slots[i] = _Slot(ctx, devices[i], output, runner, sharing.get(devices[i], 1))
     for slot in slots:

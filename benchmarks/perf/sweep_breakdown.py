@@ -1,11 +1,13 @@
 """Where a sweep's time went, from its records' `timing` (run/timing.py): per GPU and per task, the seconds in
-training, evaluation, data loading, capture/compile and model building, and the time each GPU had no run
-(before its first, between consecutive ones, after its last).
+training, evaluation, data loading, capture/compile and model building, the seconds in runs that failed
+(busy: a failed run holds its GPU too; no phases), and the time each GPU had no run (before its first,
+between consecutive ones, after its last).
 
 A sweep may take several segments (an interrupted one resumed): `segments` are their [start, end] wall
 times, and a GPU's idle time is counted within each. Runs overlapping on one GPU (several workers on it)
 count once towards its busy time, each towards the phase sums; so per GPU, busy + idle = the wall time,
-and the phase columns + other = the runs' own time."""
+and the phase columns + other = the finished runs' own time (`in_runs`; failed runs: `failed_runs`).
+Failures recorded before they carried timing are listed, not timed."""
 
 # the breakdown's columns: each sums these phases of run/timing.py
 COLUMNS = {
@@ -69,15 +71,24 @@ def gpu_of(record: dict) -> str:
 
 
 def breakdown(records: list, segments: list) -> dict:
-    """{'wall_seconds', 'gpus': {gpu: sums + idle}, 'total': the same summed over GPUs, 'tasks': {task: sums and
-    data-cache counts}, 'failed': [run keys and errors], 'untimed': runs without timing}."""
-    timed = [r for r in records if r["status"] == "ok" and isinstance(r.get("timing"), dict)]
-    by_gpu, by_task = {}, {}
+    """{'wall_seconds', 'gpus': {gpu: sums, failed runs' seconds + idle}, 'total': the same summed over GPUs,
+    'tasks': {task: sums and data-cache counts}, 'failed': [run keys and errors], 'untimed': runs without
+    timing}."""
+    has_timing = [r for r in records if isinstance(r.get("timing"), dict)]
+    timed = [r for r in has_timing if r["status"] == "ok"]
+    by_gpu, failed_by_gpu, by_task = {}, {}, {}
     for r in timed:
         by_gpu.setdefault(gpu_of(r), []).append(r)
         by_task.setdefault(r["task"], []).append(r)
-    gpus = {g: {**_sums(rs), **idle([_span(r) for r in rs], segments)} for g, rs in sorted(by_gpu.items())}
-    keys = ("runs", "in_runs", *COLUMNS, "other", "busy", "idle_before", "idle_between", "idle_after")
+    for r in has_timing:
+        if r["status"] != "ok":
+            failed_by_gpu.setdefault(gpu_of(r), []).append(r)
+    gpus = {}
+    for g in sorted({*by_gpu, *failed_by_gpu}):
+        ok, failed = by_gpu.get(g, []), failed_by_gpu.get(g, [])
+        gpus[g] = {**_sums(ok), "failed_runs": sum(end - start for start, end in map(_span, failed)),
+                   **idle([_span(r) for r in ok + failed], segments)}
+    keys = ("runs", "in_runs", *COLUMNS, "other", "failed_runs", "busy", "idle_before", "idle_between", "idle_after")
     total = {k: sum(g[k] for g in gpus.values()) for k in keys}
     tasks = {}
     for task, rs in by_task.items():
@@ -106,14 +117,14 @@ def markdown(b: dict) -> str:
              f"{b['total'].get('runs', 0)} timed runs"
              + (f", {len(b['failed'])} failed" if b["failed"] else "")
              + (f", {b['untimed']} without timing" if b["untimed"] else "") + ".", "",
-             "Seconds per GPU (busy + idle = wall; the phase columns + other = time in runs, which exceeds busy "
-             "when several workers share a GPU):", "",
-             "| GPU | runs | in runs | " + " | ".join(HEAD) + " | busy | idle before | idle between | idle after |",
-             "|---" * (len(HEAD) + 7) + "|"]
+             "Seconds per GPU (busy + idle = wall; the phase columns + other = time in the finished runs, which "
+             "exceeds busy when several workers share a GPU; `failed runs`: time in runs that failed, busy too):", "",
+             "| GPU | runs | in runs | " + " | ".join(HEAD) + " | failed runs | busy | idle before | idle between | "
+             "idle after |", "|---" * (len(HEAD) + 8) + "|"]
     cols = (*COLUMNS, "other")
     for name, g in [*b["gpus"].items(), ("all", b["total"])]:
         lines.append(f"| {name} | {g['runs']} | {_s(g['in_runs'])} | " + " | ".join(_s(g[c]) for c in cols)
-                     + f" | {_s(g['busy'])} | {_s(g['idle_before'])} | {_s(g['idle_between'])} | "
+                     + f" | {_s(g['failed_runs'])} | {_s(g['busy'])} | {_s(g['idle_before'])} | {_s(g['idle_between'])} | "
                        f"{_s(g['idle_after'])} |")
     lines += ["", "Seconds per task (all its runs):", "",
               "| task | classes | train / test images | runs | in runs | " + " | ".join(HEAD)

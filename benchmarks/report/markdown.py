@@ -84,7 +84,11 @@ def comparisons_section(s: dict, paired: dict, missing: list) -> list:
              "cannot go below 2/2^n (0.5 at 2 tasks, 0.0625 at 5). "
              f"`few pairs`: under {FEW_PAIRS} pairs the interval is little wider than the differences themselves "
              "and understates the uncertainty. "
-             "Static-merge rows are left out (see the accuracy table)."]
+             "Static-merge rows are left out (see the accuracy table). "
+             "This paired mean (`paired_mean_diff` in comparisons.csv) is not methods.csv's "
+             "`vs_<reference>_task_mean_diff`, the difference of the two methods' task means, each task's mean over "
+             "all its seeds, on the tasks both have: the two agree only when both ran the same seeds, as many on "
+             "each task."]
     for ref in missing:
         lines += ["", f"Reference `{ref}`: not in these results."]
     for ref, by_method in paired.items():
@@ -94,8 +98,8 @@ def comparisons_section(s: dict, paired: dict, missing: list) -> list:
                 rows.append([m, "0", "–", "–", "–", "–", "no shared (task, seed) runs"])
                 continue
             ci = "–" if c["ci_low"] is None else f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]"
-            rows.append([m, str(c["pairs"]), str(c["tasks"]), f"{c['mean_diff']:+.2f}", ci,
+            rows.append([m, str(c["pairs"]), str(c["tasks"]), f"{c['paired_mean_diff']:+.2f}", ci,
                          fmt(c["wilcoxon_p"], ".3g"), c["verdict"]])
         lines += ["", f"### vs `{ref}`", ""] + _table(
-            ["method", "pairs", "tasks", "mean Δ (pt)", f"{LEVEL:.0%} interval", "Wilcoxon p", "verdict"], rows)
+            ["method", "pairs", "tasks", "paired mean Δ (pt)", f"{LEVEL:.0%} interval", "Wilcoxon p", "verdict"], rows)
     return lines

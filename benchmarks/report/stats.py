@@ -64,7 +64,7 @@ def wilcoxon_p(task_diffs):
 
 
 def paired_comparison(accs: dict, method: str, ref: str) -> dict | None:
-    """method vs ref over the (task, seed) pairs both ran: pairs, tasks, mean difference, its bootstrap
+    """method vs ref over the (task, seed) pairs both ran: pairs, tasks, the mean paired difference, its bootstrap
     interval, the Wilcoxon p across tasks and a verdict; None when they share no pair."""
     diffs = paired_differences(accs, method, ref)
     if not diffs:
@@ -72,7 +72,7 @@ def paired_comparison(accs: dict, method: str, ref: str) -> dict | None:
     tasks = list(dict.fromkeys(t for t, _ in diffs))
     per_task = [float(np.mean([d for (t, _), d in diffs.items() if t == task])) for task in tasks]
     interval = bootstrap_interval(list(diffs.values()), [t for t, _ in diffs])
-    return {"pairs": len(diffs), "tasks": len(tasks), "mean_diff": float(np.mean(list(diffs.values()))),
+    return {"pairs": len(diffs), "tasks": len(tasks), "paired_mean_diff": float(np.mean(list(diffs.values()))),
             "ci_low": interval[0] if interval else None, "ci_high": interval[1] if interval else None,
             "wilcoxon_p": wilcoxon_p(per_task), "verdict": verdict(interval, len(diffs))}
 

@@ -95,7 +95,9 @@ def _ratio(a, b):
 
 
 def compare(summary: dict, method: str, ref: str) -> dict | None:
-    """Mean accuracy difference over the tasks both have, and parameter / MAC ratios, of method vs ref."""
+    """method vs ref: 'task_mean_diff', the difference of their task means (each task's mean over all its
+    seeds, unpaired) on the tasks both have, and parameter / MAC ratios. Not the paired mean difference of
+    stats.paired_comparison, which is over the (task, seed) runs both have."""
     if ref not in summary["info"]:
         return None
     both = [t for t in summary["tasks"] if (t, method) in summary["cells"] and (t, ref) in summary["cells"]]
@@ -103,7 +105,7 @@ def compare(summary: dict, method: str, ref: str) -> dict | None:
         return None
     delta = statistics.fmean(summary["cells"][(t, method)]["mean"] - summary["cells"][(t, ref)]["mean"] for t in both)
     a, b = summary["info"][method], summary["info"][ref]
-    return {"delta_acc": delta, "param_ratio": _ratio(a["trainable"], b["trainable"]),
+    return {"task_mean_diff": delta, "param_ratio": _ratio(a["trainable"], b["trainable"]),
             "mac_ratio": _ratio(a["gmacs"], b["gmacs"])}
 
 

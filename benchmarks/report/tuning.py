@@ -3,12 +3,11 @@ sweep (lrs-<name>.yaml in the results folder, in <results>-tune/, or in the -tun
 sweep configs name), per variant (and task, with tune.per_task): the grid, the validation accuracy at each
 rate (mean ± std over tuning seeds), the chosen rate and whether it lies on an edge of its grid. Read from
 the tuning runs' records and the tuning config tune left beside them (sweep-<name>-tune.yaml)."""
-import statistics
 from pathlib import Path
 
 import yaml
 
-from .. import store
+from ..tuning_runs import rate_summary, read_tuning_runs
 
 
 def rates_files(results_dir) -> list[Path]:
@@ -27,38 +26,24 @@ def _tuning_config_path(rates_path: Path) -> Path:
 
 
 def tuning_rows(rates_path: Path) -> list[dict]:
-    """A row per (variant, task or 'all', rate) with the validation accuracy over the tuning seeds."""
+    """A row per (variant, task or 'all', rate) with the validation accuracy over the tuning seeds, read and
+    summarised as tune chose (tuning_runs.py): the runs on file, finished or not."""
     tuned = yaml.safe_load(_tuning_config_path(rates_path).read_text())
     chosen = (yaml.safe_load(rates_path.read_text()) or {}).get("lrs") or {}
     per_task = bool((tuned.get("tune") or {}).get("per_task"))
     tasks, seeds = tuned["tasks"], tuned["seeds"]
-    variant_of = {name: name.rsplit("_lr", 1)[0] for name in tuned["methods"]}
-    rate_of = {name: float(tuned["method_overrides"][name]["train"]["lr"]) for name in tuned["methods"]}
-    accs = {}  # (variant, rate) -> {(task, seed): accuracy}
-    for r in store.load_all(rates_path.parent):
-        if r["status"] == "ok" and r["method"] in variant_of and r["task"] in tasks and r["seed"] in seeds:
-            accs.setdefault((variant_of[r["method"]], rate_of[r["method"]]), {})[(r["task"], r["seed"])] = r["accuracy"]
     rows = []
-    for v in dict.fromkeys(variant_of.values()):
-        grid = sorted(rate_of[n] for n in tuned["methods"] if variant_of[n] == v)
+    for v, rates in read_tuning_runs(tuned, rates_path.parent).items():
+        grid = sorted(rates)
         for task in (tasks if per_task else [None]):
             best = chosen.get(v, {}).get(task) if per_task and isinstance(chosen.get(v), dict) else chosen.get(v)
             for lr in grid:
-                cell = _cell(accs.get((v, lr), {}), [task] if task else tasks, seeds)
-                rows.append({"rates_file": str(rates_path), "variant": v, "task": task or "all", "lr": lr, **cell,
+                cell = rate_summary(rates[lr], [task] if task else tasks, seeds)
+                rows.append({"rates_file": str(rates_path), "variant": v, "task": task or "all", "lr": lr,
+                             **{k: cell[k] for k in ("mean", "spread", "seeds", "runs", "expected_runs")},
                              "chosen": best is not None and float(best) == lr,
                              "at_edge": best is not None and len(grid) > 1 and float(best) in (grid[0], grid[-1])})
     return rows
-
-
-def _cell(accs: dict, tasks: list, seeds: list) -> dict:
-    """Mean validation accuracy over the tasks and seeds on file; spread: the std over seeds of the mean over
-    tasks (seeds with every task only), as tune chooses by."""
-    per_seed = [statistics.fmean(accs[(t, s)] for t in tasks) for s in seeds if all((t, s) in accs for t in tasks)]
-    values = [a for (t, _), a in accs.items() if t in tasks]
-    return {"mean": statistics.fmean(values) if values else None,
-            "spread": statistics.stdev(per_seed) if len(per_seed) > 1 else None,
-            "seeds": len(per_seed), "runs": len(values), "expected_runs": len(tasks) * len(seeds)}
 
 
 def tuning_section(tables: dict) -> list:

@@ -21,7 +21,7 @@ from .inputs import decoded_splits, to_device, transform_for
 from .model import build_model
 from .status import status
 from .tensorboard import RunLogger, run_hparams, trial_id
-from .timing import RunTimer, init_device
+from .timing import RunTimer, failed_run_timing, init_device
 from .train import NonFiniteLoss, fit, use_cuda_graphs  # noqa: F401  (NonFiniteLoss: what a diverging run raises)
 
 
@@ -109,15 +109,25 @@ def add_training(timer: RunTimer, fitted) -> None:
 
 def run_safely(run: dict, output, quiet: bool = False, runner=train_run) -> dict:
     """The run's result, 'ok' or 'failed' with the reason: a failing run is a result, not an exception
-    (KeyboardInterrupt still stops). A runner that returns no valid record fails the run, saying why."""
+    (KeyboardInterrupt still stops). A runner that returns no valid record fails the run, saying why; a
+    failure records when and where it ran (its `timing`), so a sweep's breakdown counts its time as busy."""
+    wall_start = time.time()
+    timing = lambda: failed_run_timing(wall_start, _device_of(run))  # noqa: E731
     try:
         result = runner(run, logdir=store.logdir(output, run), quiet=quiet)
     except Exception as e:  # the sweep must go on; the record says what broke
-        return record.failure(run, f"{type(e).__name__}: {e}", traceback.format_exc())
+        return record.failure(run, f"{type(e).__name__}: {e}", traceback.format_exc(), timing())
     try:
         return store.check_record(result, f"the result {getattr(runner, '__name__', 'the runner')} returned")
     except store.InvalidRecord as e:
-        return record.failure(run, f"InvalidRecord: {e}")
+        return record.failure(run, f"InvalidRecord: {e}", timing=timing())
+
+
+def _device_of(run: dict) -> torch.device:
+    try:
+        return resolve_device(run["train"]["device"])
+    except Exception:  # a bad device name may be why the run failed
+        return resolve_device("auto")
 
 
 @dataclass(frozen=True)

@@ -46,9 +46,11 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
-def failure(run: dict, error: str, tb: str = "") -> dict:
+def failure(run: dict, error: str, tb: str = "", timing: dict | None = None) -> dict:
+    """The record of a failed run; `timing` (timing.failed_run_timing) when and where it ran, where known."""
     return {"status": "failed", "config": run, "task": run["task"], "method": run["method"]["variant"],
-            "seed": run["seed"], "error": error, "traceback": tb, "versions": versions(), "git": git_commit()}
+            "seed": run["seed"], "error": error, "traceback": tb, "versions": versions(), "git": git_commit(),
+            **({"timing": timing} if timing else {})}
 
 
 def success(run: dict, fitted, inputs, cost: dict, device: torch.device, world: int,

@@ -70,3 +70,19 @@ class RunTimer:
         return {"total_seconds": total, **parts, "other_seconds": max(0.0, total - sum(self.seconds.values())),
                 "wall_start": self.wall_start, "wall_end": time.time(), "pid": os.getpid(),
                 "host": socket.gethostname(), "device": str(device), "gpu": physical_gpu(device), **extra}
+
+
+def failed_run_timing(wall_start: float, device: torch.device) -> dict:
+    """The `timing` of a run that failed: when (time.time(), as RunTimer.record) and where it ran, without
+    phases, so that a sweep's breakdown counts its time as busy. Asks CUDA nothing that could fail again
+    after a CUDA error, nor initialises it."""
+    wall_end = time.time()
+    try:
+        index = device.index if device.index is not None else (
+            torch.cuda.current_device() if torch.cuda.is_initialized() else 0)
+        visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+        gpu = device.type if device.type != "cuda" else visible[index] if index < len(visible) else str(index)
+    except Exception:  # a broken CUDA state: the record still says when the run ran
+        gpu = "?"
+    return {"total_seconds": wall_end - wall_start, "wall_start": wall_start, "wall_end": wall_end,
+            "pid": os.getpid(), "host": socket.gethostname(), "device": str(device), "gpu": gpu}

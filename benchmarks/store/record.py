@@ -42,7 +42,12 @@ OK_FIELDS = {
     "timing": Option(dict, check=_timing_ok, help="seconds per phase of the run, its wall start/end, pid and GPU "
                                                   "(run/timing.py)"),
 }
-FAILED_FIELDS = {"error": Option(str, required=True, help="why the run failed")}
+FAILED_FIELDS = {
+    "error": Option(str, required=True, help="why the run failed"),
+    # optional: failures recorded before it was added have none
+    "timing": Option(dict, check=_timing_ok, help="when and where the failed run ran: its wall start/end, pid, "
+                                                  "host and device, no phases (run/timing.failed_run_timing)"),
+}
 
 
 def check_record(record, where: str) -> dict:

@@ -1,0 +1,44 @@
+"""The one reader of tuning runs, for tune's choice (tune.py) and the report's tuning table (report/tuning.py),
+so the two cannot give different numbers: a tuning config names each (variant, rate) run '<variant>_lr<rate>'
+and gives it that rate in its method_overrides; the records of the ok runs of its tasks and seeds are grouped
+per variant and rate, and summarised the way tune chooses by."""
+import statistics
+
+from . import store
+
+
+def tuning_name(variant: str, rate: float) -> str:
+    """The variant name of `variant`'s tuning runs at `rate`."""
+    return f"{variant}_lr{rate:g}"
+
+
+def variant_and_rate(tuned: dict, name: str) -> tuple:
+    """(variant, rate) of a tuning config's variant `name` ('<variant>_lr<rate>'): the rate is the one the
+    config trains it at."""
+    return name.rsplit("_lr", 1)[0], float(tuned["method_overrides"][name]["train"]["lr"])
+
+
+def read_tuning_runs(tuned: dict, results_dir) -> dict:
+    """{variant: {rate: {(task, seed): validation accuracy}}} for every rate of each variant's grid in the
+    tuning config `tuned` (a rate with no finished run: {}), from the ok runs of its tasks and seeds."""
+    of = {name: variant_and_rate(tuned, name) for name in tuned["methods"]}
+    out = {}
+    for v, lr in of.values():
+        out.setdefault(v, {})[lr] = {}
+    for r in store.load_all(results_dir):
+        if r["status"] == "ok" and r["method"] in of and r["task"] in tuned["tasks"] and r["seed"] in tuned["seeds"]:
+            v, lr = of[r["method"]]
+            out[v][lr][(r["task"], r["seed"])] = r["accuracy"]
+    return out
+
+
+def rate_summary(accs: dict, tasks: list, seeds: list) -> dict:
+    """One rate over `tasks` and `seeds` ({(task, seed): accuracy} as read_tuning_runs gives): 'mean' over the
+    runs on file (None: none), 'spread' the std over seeds of the mean over tasks (seeds with every task only;
+    None under two such seeds), 'seeds' with every task, 'runs' on file, 'expected_runs', 'complete'."""
+    per_seed = [statistics.fmean(accs[(t, s)] for t in tasks) for s in seeds if all((t, s) in accs for t in tasks)]
+    values = [a for (t, s), a in accs.items() if t in tasks and s in seeds]
+    expected = len(tasks) * len(seeds)
+    return {"mean": statistics.fmean(values) if values else None,
+            "spread": statistics.stdev(per_seed) if len(per_seed) > 1 else None,
+            "seeds": len(per_seed), "runs": len(values), "expected_runs": expected, "complete": len(values) == expected}
