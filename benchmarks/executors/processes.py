@@ -9,7 +9,6 @@ and recorded as failed if it dies again.
 import multiprocessing as mp
 import multiprocessing.connection
 import os
-import socket
 import time
 
 from tqdm.auto import tqdm
@@ -69,10 +68,8 @@ class _Slot:
     def death_timing(self) -> dict:
         """The `timing` of the run this worker died in (its last attempt): from when it was handed the run
         to now, on its device, so that a sweep's breakdown counts that time as busy."""
-        now = time.time()
-        return {"total_seconds": now - self.sent_at, "wall_start": self.sent_at, "wall_end": now,
-                "pid": self.process.pid, "host": socket.gethostname(),
-                "device": "cpu" if self.device is None else "cuda:0", "gpu": self.device or "cpu"}
+        from ..run.timing import span
+        return span(self.sent_at, "cpu" if self.device is None else "cuda:0", self.device or "cpu", self.process.pid)
 
 
 def _record_death(job: store.Pending, output, exitcode, timing: dict) -> tuple:

@@ -30,12 +30,22 @@ def init_device(device: torch.device) -> None:
 
 
 def physical_gpu(device: torch.device) -> str:
-    """The GPU as the host numbers it: a sweep worker sees its GPU as cuda:0 under CUDA_VISIBLE_DEVICES=3."""
+    """The GPU as the host numbers it: a sweep worker sees its GPU as cuda:0 under CUDA_VISIBLE_DEVICES=3. Asks
+    CUDA nothing when it is not initialised (a failed run's record must not start it)."""
     if device.type != "cuda":
         return device.type
-    index = device.index if device.index is not None else torch.cuda.current_device()
+    index = device.index if device.index is not None else (
+        torch.cuda.current_device() if torch.cuda.is_initialized() else 0)
     visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
     return visible[index] if index < len(visible) else str(index)
+
+
+def span(wall_start: float, device: str, gpu: str, pid: int | None = None) -> dict:
+    """When and where a run ran, from `wall_start` (time.time()) to now: the part of `timing` that every record
+    has, a failed run's too, so that a sweep's breakdown can place it on its GPU."""
+    wall_end = time.time()
+    return {"total_seconds": wall_end - wall_start, "wall_start": wall_start, "wall_end": wall_end,
+            "pid": os.getpid() if pid is None else pid, "host": socket.gethostname(), "device": device, "gpu": gpu}
 
 
 class RunTimer:
@@ -65,24 +75,17 @@ class RunTimer:
     def record(self, device: torch.device, **extra) -> dict:
         """The `timing` field of the run's record: total, each phase, what none covers, and where and when
         the run ran (`wall_start`/`wall_end` are time.time(): comparable across the processes of one host)."""
-        total = time.perf_counter() - self.started
+        total = time.perf_counter() - self.started  # the monotonic clock, as the phases
         parts = {f"{k}_seconds": v for k, v in self.seconds.items()}
-        return {"total_seconds": total, **parts, "other_seconds": max(0.0, total - sum(self.seconds.values())),
-                "wall_start": self.wall_start, "wall_end": time.time(), "pid": os.getpid(),
-                "host": socket.gethostname(), "device": str(device), "gpu": physical_gpu(device), **extra}
+        return {**span(self.wall_start, str(device), physical_gpu(device)), "total_seconds": total, **parts,
+                "other_seconds": max(0.0, total - sum(self.seconds.values())), **extra}
 
 
 def failed_run_timing(wall_start: float, device: torch.device) -> dict:
-    """The `timing` of a run that failed: when (time.time(), as RunTimer.record) and where it ran, without
-    phases, so that a sweep's breakdown counts its time as busy. Asks CUDA nothing that could fail again
-    after a CUDA error, nor initialises it."""
-    wall_end = time.time()
+    """The `timing` of a run that failed: when and where it ran, without phases, so that a sweep's breakdown
+    counts its time as busy."""
     try:
-        index = device.index if device.index is not None else (
-            torch.cuda.current_device() if torch.cuda.is_initialized() else 0)
-        visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
-        gpu = device.type if device.type != "cuda" else visible[index] if index < len(visible) else str(index)
+        gpu = physical_gpu(device)
     except Exception:  # a broken CUDA state: the record still says when the run ran
         gpu = "?"
-    return {"total_seconds": wall_end - wall_start, "wall_start": wall_start, "wall_end": wall_end,
-            "pid": os.getpid(), "host": socket.gethostname(), "device": str(device), "gpu": gpu}
+    return span(wall_start, str(device), gpu)
