@@ -20,6 +20,7 @@ from PIL import Image
 from ..config import load_config, resolve_run
 from ..data import list_split, load_split
 from ..run import train_run
+from ..run.compiling import add_compile_option
 from ..run.record import device_name, git_commit, versions
 from ..store import write_json
 
@@ -113,9 +114,8 @@ def main(argv=None):
     p.add_argument("--n-test", type=int, default=10000)
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--workers", type=int, default=8, help="DataLoader workers of the conventional pipeline")
-    p.add_argument("--compile", nargs="?", const="model", default="none", choices=("none", "regional", "model"),
-                   help="train.compile for our model: model (--compile alone) or regional; its kernels replayed in the "
-                   "CUDA graphs, its artifacts cached under --data's cache (a second invocation compiles warm)")
+    add_compile_option(p, "train.compile for our model: model (--compile alone) or regional; its kernels replayed "
+                          "in the CUDA graphs, its artifacts cached under --data's cache (a second invocation compiles warm)")
     p.add_argument("--eval-batch-size", type=int, default=None, help="train.eval_batch_size (default: the config's)")
     p.add_argument("--data", default="/tmp/aurora_e2e")
     p.add_argument("--out", default="results/e2e")

@@ -15,7 +15,7 @@ from torch.profiler import ProfilerActivity, profile
 
 import aurora_vision as av
 
-from ..run.compiling import for_training
+from ..run.compiling import add_compile_option, for_training
 from ..run.model import param_groups
 
 
@@ -29,8 +29,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--rows", type=int, default=25)
     p.add_argument("--eval", action="store_true", help="profile the no-grad forward (eval) instead")
-    p.add_argument("--compile", nargs="?", const="model", default="none", choices=("none", "regional", "model"),
-                   help="torch.compile the model as train.compile does: whole (--compile alone) or regional")
+    add_compile_option(p, "torch.compile the model as train.compile does: whole (--compile alone) or regional")
     args = p.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg = {"r": args.r, "targets": args.targets} if args.method in ("lora", "aurora") else {}

@@ -23,7 +23,7 @@ from aurora_vision import kernels
 
 from ..errors import UserError
 from ..run import fp8
-from ..run.compiling import compile_mode, for_training
+from ..run.compiling import add_compile_option, compile_mode, for_training, run_mode
 from ..run.model import param_groups
 from ..run.cuda_graph import GraphedTrainStep, adamw, graphed_forward, train_step
 from ..run.flops import count_macs
@@ -186,8 +186,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--compile", nargs="?", const="model", default="none", choices=("none", "regional", "model"),
-                   help="torch.compile each model: whole (--compile alone, or model) or per block (regional)")
+    add_compile_option(p, "torch.compile each model: whole (--compile alone, or model) or per block (regional)")
     p.add_argument("--graphs", action="store_true",
                    help="train steps and eval passes as CUDA graphs (as the runner trains on one GPU)")
     p.add_argument("--precision", choices=("bf16", "fp8"), default="bf16",
@@ -202,8 +201,7 @@ def main(argv=None):
             fp8.check_available(device)
         except UserError as e:
             raise SystemExit(str(e))
-        if args.compile == "none" and fp8.implies_compile({"precision": "fp8"}, device.type):
-            args.compile = "regional"
+        args.compile = run_mode({"compile": args.compile, "precision": "fp8"}, device.type)
     macs = count_macs(timm.create_model(args.model, num_classes=100), 224)["gmacs"]
     res = {"device": device_name(device), "model": args.model, "steps": args.steps, "repeats": args.repeats,
            "warmup": args.warmup, "compile": args.compile, "cuda_graphs": args.graphs, "aurora_sigma": kernels.SIGMA_ON_CUDA,

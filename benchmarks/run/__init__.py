@@ -45,8 +45,7 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
     timer = RunTimer()
     with timer.timed("setup"):
         device_type = resolve_device(run["train"]["device"]).type  # no CUDA work: fp8 compiles on CUDA
-        compiles = compiling.compile_mode(run["train"]["compile"]) != "none" or fp8.implies_compile(run["train"],
-                                                                                                   device_type)
+        compiles = compiling.run_mode(run["train"], device_type) != "none"
         forced = determinism.configure(run["train"]["deterministic"], compiles)  # before any CUDA work
         seed_everything(run["seed"])
         rank, world = ddp.init()

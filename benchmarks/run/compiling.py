@@ -24,6 +24,7 @@ from torch import nn
 
 from ..config.sections import COMPILE_MODES as MODES
 from ..errors import UserError
+from . import fp8
 
 # train.compile's older boolean spelling keeps its meaning
 _SPELLINGS = {False: "none", True: "model", None: "none"}
@@ -42,6 +43,18 @@ def compile_mode(value) -> str:
     if mode not in MODES:
         raise UserError(f"train.compile must be one of {', '.join(MODES)} (or true/false), got {value!r}")
     return mode
+
+
+def run_mode(train_cfg: dict, device_type: str) -> str:
+    """The mode a run compiles with: train.compile's, except that fp8 on CUDA compiles (run/fp8.py), per
+    block unless train.compile says otherwise (the cheapest compile)."""
+    mode = compile_mode(train_cfg.get("compile"))
+    return "regional" if mode == "none" and fp8.implies_compile(train_cfg, device_type) else mode
+
+
+def add_compile_option(parser, help: str) -> None:
+    """The perf scripts' --compile: alone it means the whole model, `--compile regional` per block."""
+    parser.add_argument("--compile", nargs="?", const="model", default="none", choices=MODES, help=help)
 
 
 def _signature(module: nn.Module) -> tuple:

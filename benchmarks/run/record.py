@@ -77,7 +77,7 @@ def success(run: dict, fitted, inputs, cost: dict, device: torch.device, world: 
         "peak_memory_mb": peak, "peak_memory_kind": "cuda max allocated" if device.type == "cuda" else "process max RSS",
         "precision": "fp8" if fp8 else "bf16 autocast" if fitted.bf16 else "fp32",
         "fp8": fp8,  # torchao's version, linears converted and skipped, emulation; None unless precision fp8
-        "compiled": fitted.compiled, "device": device_name(device), "world_size": world,
+        "compiled": fitted.compile["mode"] != "none", "device": device_name(device), "world_size": world,
         "aurora_sigma": kernels.SIGMA_ON_CUDA if device.type == "cuda" else "eager",  # how AuroRA's nonlinearity ran
         # how adapted layers ran without autograd: the Triton fold serves half-precision GEMMs only
         "eval_fold": kernels.FOLD_ON_CUDA if device.type == "cuda" and fitted.bf16 else "torch",

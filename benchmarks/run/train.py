@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import compiling, ddp, fp8
+from . import compiling, ddp
 from .cuda_graph import GraphedTrainStep, adamw, train_step
 from .evaluate import GraphedEval, evaluate, sync
 from .model import param_groups
@@ -34,7 +34,6 @@ class Fitted:
     evals: int = 0
     bf16: bool = False
     graphs: bool = False
-    compiled: bool = False
     autocast: object = None
     compile: dict = field(default_factory=lambda: {"mode": "none"})  # compiling.CompileCost.report()
 
@@ -83,9 +82,7 @@ def fit(run: dict, model, inputs, transform, device: torch.device, rank: int, wo
         quiet: bool = False) -> Fitted:
     """Train and evaluate `model` as `run` says; the process-wide compile settings hold for this run only."""
     tr = run["train"]
-    mode = compiling.compile_mode(tr.get("compile"))
-    if mode == "none" and fp8.implies_compile(tr, device.type):
-        mode = "regional"  # fp8 runs compiled on CUDA (run/fp8.py); per block, the cheapest compile
+    mode = compiling.run_mode(tr, device.type)
     cache = compiling.cache_folder(compiling.cache_dir_for(run["data"].get("cache_dir"))) if mode != "none" else None
     with compiling.settings(cache):
         return _fit(run, model, inputs, transform, device, rank, world, logger, quiet, mode, cache)
@@ -120,7 +117,7 @@ def _fit(run: dict, model, inputs, transform, device: torch.device, rank: int, w
     augment = torch.Generator().manual_seed(run["seed"] + 7919 * (rank + 1))  # each rank its own draws
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    fitted = Fitted(final={}, bf16=bf16, graphs=graphs, compiled=mode != "none", autocast=autocast)
+    fitted = Fitted(final={}, bf16=bf16, graphs=graphs, autocast=autocast)
     epochs = tqdm(range(tr["epochs"]), desc=f"{run['task']}/{run['method']['variant']}/s{run['seed']}",
                   disable=quiet, leave=False)
     for epoch in epochs:
