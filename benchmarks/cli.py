@@ -232,7 +232,7 @@ def _run(args) -> int:
 
 
 def _tune(args) -> int:
-    from .tune import tune, tuning_config, write_lrs
+    from .tune import rates_path, tune, tuning_config, write_lrs
     cfg = load_config(args.config, args.set)
     if args.dry_run:
         from .dry_run import tune_listing
@@ -244,7 +244,7 @@ def _tune(args) -> int:
         print("tuning " + summary(sweep(tuned, quiet=args.quiet, executor=_executor(args)), tuned["output"]))
     chosen = tune(cfg, run_sweep)
     tuned = chosen["tuned"]
-    record = Path(tuned["output"]) / f"lrs-{cfg['name']}.yaml"  # one per config: tunes can share a folder
+    record = rates_path(cfg, tuned)
     for path in [record] + ([args.write] if args.write else []):
         print(f"wrote {write_lrs(chosen, tuned, path)}")
     write_report(tuned["output"])  # after the rates file: its tuning section reads it

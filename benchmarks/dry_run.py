@@ -1,10 +1,8 @@
 """`--dry-run` of sweep and tune: the runs a command would make and their count, from the config alone (no
 data read, nothing written; a record on file counts as made, whatever its config)."""
-from pathlib import Path
-
 from . import store
 from .sweep import expand
-from .tune import grids_of, tuning_config
+from .tune import grids_of, rates_path, tuning_config
 
 
 def run_lines(runs: list, output) -> tuple[list, int]:
@@ -43,5 +41,5 @@ def tune_listing(cfg: dict) -> str:
             f"{sum(map(len, grids.values()))} (variant, rate) pairs x {len(tuned['tasks'])} tasks x "
             f"{len(tuned['seeds'])} seeds; {done} on file, {len(runs) - done} to make); up to "
             f"{max_extension_runs(cfg)} more if best rates stay on a grid edge (tune.extend={cfg['tune']['extend']})")
-    return "\n".join([head, *lines, f"rates file: {Path(tuned['output']) / ('lrs-' + cfg['name'] + '.yaml')}",
+    return "\n".join([head, *lines, f"rates file: {rates_path(cfg, tuned)}",
                       "dry run: nothing was made"])

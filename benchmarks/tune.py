@@ -13,9 +13,9 @@ from pathlib import Path
 import yaml
 
 from . import store
-from .config import deep_merge, merge_data
+from .config import deep_merge, resolve_run
 from .errors import UserError
-from .tuned_rates import tuned_record
+from .tuned_rates import tuned_record, tuning_tasks
 from .tuning_runs import read_tuning_runs, rate_summary, tuning_name
 
 
@@ -41,12 +41,11 @@ class TuningOnReportedSplit(UserError):
 
 def refuse_tuning_on_reported_split(cfg: dict) -> None:
     """Rates are chosen on validation data only: a tuning split that is also the split the sweep reports (for
-    any task and variant, overrides merged as a run merges them) is refused."""
-    for task in cfg["tune"]["tasks"] or cfg["tasks"]:
-        to = cfg["task_overrides"].get(task) or {}
+    any task and variant, its overrides merged as its run merges them) is refused."""
+    untuned = {**cfg, "lrs": {}}  # the splits, whatever rates are on file yet
+    for task in tuning_tasks(cfg):
         for variant in grids_of(cfg):
-            mo = cfg["method_overrides"].get(variant) or {}
-            data = merge_data(merge_data(cfg["data"], to.get("data") or {}), mo.get("data") or {})
+            data = resolve_run(untuned, task, variant, 0)["data"]
             if data["tuning_eval_split"] == data["eval_split"]:
                 raise TuningOnReportedSplit(
                     f"tune would choose {variant}'s rate on {task}'s {data['eval_split']!r} split, the split the sweep "
@@ -68,7 +67,7 @@ def tuning_config(cfg: dict, grids: dict | None = None) -> dict:
                                                 "train": {"lr": float(lr), "calibrated_merge": False}})
             methods.append(name)
     return {**cfg, "name": f"{cfg['name']}-tune", "tuning": True, "methods": methods,
-            "tasks": tune["tasks"] or cfg["tasks"], "seeds": tune["seeds"] or [0],
+            "tasks": tuning_tasks(cfg), "seeds": tune["seeds"] or [0],
             "output": f"{cfg['output']}-tune", "method_overrides": overrides, "lrs": {}}
 
 
@@ -133,6 +132,12 @@ def tune(cfg: dict, run_sweep) -> dict:
         for v, rates in further.items():
             grids[v] = sorted(grids[v] + rates)
             added[v] = added.get(v, 0) + 1
+
+
+def rates_path(cfg: dict, tuned: dict) -> Path:
+    """Where tune writes `cfg`'s rates: in the folder of its tuning runs (`tuned`), one file per config (tunes
+    can share a folder)."""
+    return Path(tuned["output"]) / f"lrs-{cfg['name']}.yaml"
 
 
 def write_lrs(chosen: dict, tuned: dict, path) -> Path:

@@ -60,10 +60,14 @@ def tuned_record(cfg: dict, chosen: dict) -> dict:
             for v, rate in chosen["lrs"].items()}
 
 
+def is_test_run(run: dict) -> bool:
+    """Evaluated on another split than its validation split: what tune.require_rates guards."""
+    return run["data"]["split_eval"] != run["data"]["tuning_eval_split"]
+
+
 def tested_variants(runs: list) -> list:
-    """The variants of the runs evaluated on another split than their validation split."""
-    return list(dict.fromkeys(r["method"]["variant"] for r in runs
-                              if r["data"]["split_eval"] != r["data"]["tuning_eval_split"]))
+    """The variants of the runs evaluated on a test split."""
+    return list(dict.fromkeys(r["method"]["variant"] for r in runs if is_test_run(r)))
 
 
 def require_tuned_rates(cfg: dict, config_path, runs: list) -> None:
@@ -119,7 +123,7 @@ def _overridden(cfg: dict, variant: str, lr, runs: list, files: list):
     out), so a test run can train at another rate than the one tune chose: compare the rate each run trains at.
     (what is wrong, the fix: the override to remove) or None."""
     for r in runs:
-        if r["method"]["variant"] != variant or r["data"]["split_eval"] == r["data"]["tuning_eval_split"]:
+        if r["method"]["variant"] != variant or not is_test_run(r):
             continue
         chosen = lr.get(r["task"]) if isinstance(lr, dict) else lr
         if chosen is not None and float(r["train"]["lr"]) != float(chosen):
