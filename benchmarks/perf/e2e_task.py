@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from ..config import load_config, resolve_run
 from ..data import list_split, load_split
@@ -23,6 +22,7 @@ from ..run import train_run
 from ..run.compiling import add_compile_option
 from ..run.record import device_name, git_commit, versions
 from ..store import write_json
+from .vtab_synthetic import smooth_image
 
 
 def make_task(root: Path, n_train: int, n_test: int, num_classes: int = 10, size: int = 224) -> None:
@@ -34,8 +34,7 @@ def make_task(root: Path, n_train: int, n_test: int, num_classes: int = 10, size
         lines = []
         for i in range(n):
             label = i % num_classes
-            base = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)  # smooth images: realistic JPEG sizes
-            img = Image.fromarray(base).resize((size, size), Image.BICUBIC)
+            img = smooth_image(rng, size)
             rel = f"images/{split}/{i:06d}.jpg"
             (root / "task" / rel).parent.mkdir(parents=True, exist_ok=True)
             img.save(root / "task" / rel, quality=90)

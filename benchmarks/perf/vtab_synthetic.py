@@ -28,10 +28,13 @@ def task_sizes(task: str, scale: float = 1.0) -> dict:
     return {split: n if scale == 1 else max(2, round(n * scale)) for split, n in real.items()}
 
 
-def _image(task_index: int, split_index: int, i: int, px: int) -> Image.Image:
-    # smooth images (8x8 noise, upsampled): JPEG sizes like real photos', unlike pure noise
-    rng = np.random.default_rng([task_index, split_index, i])
+def smooth_image(rng: np.random.Generator, px: int) -> Image.Image:
+    """8x8 noise upsampled to px x px: as a JPEG about a real photo's size, unlike pure noise."""
     return Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).resize((px, px), Image.BICUBIC)
+
+
+def _image(task_index: int, split_index: int, i: int, px: int) -> Image.Image:
+    return smooth_image(np.random.default_rng([task_index, split_index, i]), px)  # any chunk, any process
 
 
 def _write_chunk(item) -> int:

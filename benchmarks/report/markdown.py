@@ -16,7 +16,8 @@ def _cell(c) -> str:
     return f"{c['mean']:.1f} ± {c['std']:.1f} (n={c['n']})" if c["n"] > 1 else f"{c['mean']:.1f} (n=1)"
 
 
-def _table(header: list, rows: list) -> list:
+def table(header: list, rows: list) -> list:
+    """A markdown table: a header row, its rule, a row per list of cells."""
     return ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
@@ -34,7 +35,7 @@ def accuracy_section(s: dict, avgs: dict) -> list:
              "approximate merged form, evaluated on the same trained model) last.")
     rows = [[m] + [_cell(s["cells"].get((t, m))) for t in s["tasks"]] + [fmt(avgs[m].get(k)) for k in cols]
             for m in s["methods"]]
-    return [text, ""] + _table(["method"] + s["tasks"] + cols, rows)
+    return [text, ""] + table(["method"] + s["tasks"] + cols, rows)
 
 
 def tasks_section(tinfo: dict) -> list:
@@ -46,7 +47,7 @@ def tasks_section(tinfo: dict) -> list:
     header = ["task"] + (["group"] if groups else []) + ["test images", "mean accuracy", "binomial SE (pt)"]
     rows = [[t] + ([i["group"] or "–"] if groups else []) +
             [fmt(i["num_eval"], ","), fmt(i["mean_accuracy"]), fmt(i["binomial_se"], ".2f")] for t, i in tinfo.items()]
-    return ["## Tasks", "", text, ""] + _table(header, rows)
+    return ["## Tasks", "", text, ""] + table(header, rows)
 
 
 def cost_section(s: dict, refs: dict) -> list:
@@ -69,7 +70,7 @@ def cost_section(s: dict, refs: dict) -> list:
             row += [fmt(cm and cm["param_ratio"], ".3g") + ("x" if cm and cm["param_ratio"] is not None else ""),
                     fmt(cm and cm["mac_ratio"], ".4f") + ("x" if cm and cm["mac_ratio"] is not None else "")]
         rows.append(row)
-    return ["## Cost", "", text, ""] + _table(header, rows)
+    return ["## Cost", "", text, ""] + table(header, rows)
 
 
 def comparisons_section(s: dict, paired: dict, missing: list) -> list:
@@ -100,6 +101,6 @@ def comparisons_section(s: dict, paired: dict, missing: list) -> list:
             ci = "–" if c["ci_low"] is None else f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]"
             rows.append([m, str(c["pairs"]), str(c["tasks"]), f"{c['paired_mean_diff']:+.2f}", ci,
                          fmt(c["wilcoxon_p"], ".3g"), c["verdict"]])
-        lines += ["", f"### vs `{ref}`", ""] + _table(
+        lines += ["", f"### vs `{ref}`", ""] + table(
             ["method", "pairs", "tasks", "paired mean Δ (pt)", f"{LEVEL:.0%} interval", "Wilcoxon p", "verdict"], rows)
     return lines

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from ..tuning_runs import rate_summary, read_tuning_runs
+from .markdown import table
 
 
 def rates_files(results_dir) -> list[Path]:
@@ -58,15 +59,14 @@ def tuning_section(tables: dict) -> list:
              "optimum may lie further out. `(k/n runs)`: a rate with unfinished tuning runs."]
     for path, rows in tables.items():
         lines += ["", f"From `{path}`:", ""]
-        table = {}
+        by_cell = {}
         for r in rows:
-            table.setdefault((r["variant"], r["task"]), []).append(r)
+            by_cell.setdefault((r["variant"], r["task"]), []).append(r)
         body = [[v, t, " ".join(f"{lr['lr']:g}" for lr in rs), ", ".join(map(_value, rs)),
                  next((f"{lr['lr']:g}" for lr in rs if lr["chosen"]), "–"),
-                 "edge" if any(lr["at_edge"] for lr in rs) else ""] for (v, t), rs in table.items()]
+                 "edge" if any(lr["at_edge"] for lr in rs) else ""] for (v, t), rs in by_cell.items()]
         header = ["variant", "task", "grid", "validation accuracy at each rate", "chosen", "edge"]
-        lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"] + \
-                 ["| " + " | ".join(row) + " |" for row in body]
+        lines += table(header, body)
     return lines
 
 
