@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Issue 17's clean validation as one resumable script: tune both configs, then sweep them, then report; every
+# The clean validation of the shared tasks as one resumable script: tune both configs, then sweep them, then report; every
 # step resumes where an earlier call stopped (finished runs are on file), so the same command is given again
-# in each device call until it prints "all done". Plan and run counts: RESULTS.md "Clean validation (issue 17)".
+# in each device call until it prints "all done". Plan and run counts: RESULTS.md, "Clean validation".
 #
 #   bash benchmarks/clean_validation.sh "data.root=... model.file=... data.cache_dir=..." [SECONDS]
 #

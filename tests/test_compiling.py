@@ -74,7 +74,7 @@ def test_an_adapted_block_compiles_without_graph_breaks(family, method):
 
 @pytest.mark.parametrize("method", ["aurora", "lora"])
 def test_adapted_blocks_make_no_untraceable_autocast_query(monkeypatch, method):
-    """torch 2.11's dynamo cannot trace torch.amp.is_autocast_available (a C function): on the H200 each query
+    """torch 2.11's dynamo cannot trace torch.amp.is_autocast_available (a C function): on CUDA each query
     inside a compiled block was a graph break, and the resumed code recompiled per block until dynamo's limit.
     Here the query is made untraceable on purpose: a block must still trace whole, under autocast too."""
     real = torch.amp.is_autocast_available

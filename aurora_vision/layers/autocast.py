@@ -6,7 +6,7 @@ import torch
 
 # Whether a device type has autocast, read once for the common ones: torch 2.11's dynamo cannot trace the C
 # query, and inside a regionally compiled block each call was a graph break whose resume code recompiled for
-# every block until dynamo's limit (H200, benchmarks/RESULTS.md "Levers").
+# every block until dynamo's limit (benchmarks/RESULTS.md, the speed levers).
 _AUTOCAST_AVAILABLE = {t: torch.amp.is_autocast_available(t) for t in ("cpu", "cuda")}
 
 

@@ -119,7 +119,7 @@ TRAIN = {
     "eval_every": Option(int, 10, nullable=False, check=at_least(1), help="evaluate every N epochs (and the last)"),
     "eval_batch_size": Option(int, 256, nullable=False, check=at_least(1), help="evaluation batch size"),
     "device": Option(str, "auto", nullable=False, check=_device, help="auto (CUDA when there is one), cpu, cuda:N"),
-    # the default is one line: False (none) today; "regional" once measured on the GPU (issue 18)
+    # off by default: regional compile's cost on CUDA is not measured yet (RESULTS.md); turning it on is this line
     "compile": Option((bool, str), False, nullable=False, check=check_compile,
                       help="torch.compile: none (false), regional (each repeated transformer block compiled once "
                       "and reused by the others; its kernels cached in <data.cache_dir>/compile for later processes) "

@@ -114,7 +114,8 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--workers", type=int, default=8, help="DataLoader workers of the conventional pipeline")
     add_compile_option(p, "train.compile for our model: model (--compile alone) or regional; its kernels replayed "
-                          "in the CUDA graphs, its artifacts cached under --data's cache (a second invocation compiles warm)")
+                          "in the CUDA graphs, its artifacts cached under --data's cache (a second invocation "
+                          "compiles warm)")
     p.add_argument("--eval-batch-size", type=int, default=None, help="train.eval_batch_size (default: the config's)")
     p.add_argument("--data", default="/tmp/aurora_e2e")
     p.add_argument("--out", default="results/e2e")

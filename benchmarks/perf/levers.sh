@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Issue 18's levers measured in one short GPU session (one H200), most valuable first, each step bounded so a
+# The speed levers measured in one short GPU session (one GPU), most valuable first, each step bounded so a
 # slow one cannot starve the rest. Results under $OUT (default results/levers), one folder per step, and a log.
 #
 #   bash benchmarks/perf/levers.sh                 # needs aurora_bench importable, fvcore, torchao (fp8 step)
 #
 # 1. compile cost of the regional compile, cold (fresh caches) and warm (a second process on them), and the
-#    steady b64 AuroRA r=2 q/v step it gives, graphed (the issue's 13 ms target), against no compile;
+#    steady b64 AuroRA r=2 q/v step it gives, graphed, against no compile;
 # 2. the b256 step of full fine-tuning and AuroRA, graphed + regional compile (the 0.80 ratio target);
 # 3. the same AuroRA steps with the frozen linears in FP8 (torchao; regional compile implied);
 # 4. the CUDA tests of the code these paths run (graphs, regional compile with the Triton sigma, FP8).

@@ -1,4 +1,4 @@
-"""The whole VTAB-1k at its real size, timed (issue 18): 19 tasks with their real class counts and test-set
+"""The whole VTAB-1k at its real size, timed: 19 tasks with their real class counts and test-set
 sizes (387,904 test images; synthetic 224-px JPEGs, perf/vtab_synthetic.py), LoRA r=8 q/v and AuroRA r=2
 q/v on ViT-B/16 (no pretrained weights: the times are the same), one seed, the recipe of
 configs/vtab1k.yaml, made by the normal sweep (the path `aurora-bench sweep --gpus ...` takes). Then where

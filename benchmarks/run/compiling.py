@@ -3,7 +3,7 @@ compile cost (for the run's record).
 
 Modes:
 - none: eager (still CUDA graphs on one GPU, run/cuda_graph.py).
-- model: the whole model in one torch.compile (27-55 s per process on ViT-B/16 on an H200, RESULTS.md).
+- model: the whole model in one torch.compile (tens of seconds per process on ViT-B/16, RESULTS.md).
 - regional: each repeated transformer block compiled on its own (PyTorch's "regional compilation" recipe). The
   blocks share their class's forward, so dynamo traces and inductor compiles one block and every other block
   of that shape reuses the code: compile time stops growing with depth. A PEFT model compiles its first block
