@@ -118,20 +118,26 @@ def differences(recorded: dict, run: dict, limit: int = 3) -> str:
 
 def changed_message(output, changed: list) -> str:
     """One line for ConfigChanged: `changed` is [(record, run)] of the records that another config made."""
-    record, run = changed[0]
-    return (f"{len(changed)} result(s) in {Path(output) / RUNS_DIR} were made with another config than this one "
-            f"asks for (e.g. {key_of(run)}.json: {differences(record['config'], run)}); use another output "
-            f"folder, or --replace-changed to keep them in {Path(output) / REPLACED_DIR / RUNS_DIR} and make "
-            "those runs again")
+    return _config_changed_line(output, changed, "were made with another config than this one asks for",
+                                lambda record, run: key_of(run),
+                                f"use another output folder, or --replace-changed to keep them in "
+                                f"{Path(output) / REPLACED_DIR / RUNS_DIR} and make those runs again")
 
 
 def mixed_message(output, mixed: list) -> str:
     """One line for ConfigChanged: `mixed` is [(record, run)] of records of other seeds of run's (task, method)."""
-    record, run = mixed[0]
-    return (f"{len(mixed)} result(s) in {Path(output) / RUNS_DIR} are other seeds of this config's (task, method) "
-            f"pairs, made with another config (e.g. {run_key(record['task'], record['method'], record['seed'])}.json: "
-            f"{differences(record['config'], run)}); the report would average them with this one's: use another "
-            "output folder, or add their seeds to this config and use --replace-changed")
+    return _config_changed_line(output, mixed, "are other seeds of this config's (task, method) pairs, made with "
+                                "another config", lambda record, run: run_key(record["task"], record["method"],
+                                                                             record["seed"]),
+                                "the report would average them with this one's: use another output folder, or add "
+                                "their seeds to this config and use --replace-changed")
+
+
+def _config_changed_line(output, pairs: list, what: str, example_key, fix: str) -> str:
+    """'<n> result(s) in <runs> <what> (e.g. <file>: <differences>); <fix>', the first pair as the example."""
+    record, run = pairs[0]
+    return (f"{len(pairs)} result(s) in {Path(output) / RUNS_DIR} {what} (e.g. {example_key(record, run)}.json: "
+            f"{differences(record['config'], run)}); {fix}")
 
 
 def other_seeds_of_another_recipe(records: list, runs: list) -> list:
