@@ -10,8 +10,9 @@ from . import ddp
 from .cuda_graph import graphed_forward
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
+def sync(device: torch.device | None) -> None:
+    """Wait for `device`'s queued work (a CUDA device; nothing else, or None, needs it)."""
+    if device is not None and device.type == "cuda":
         torch.cuda.synchronize(device)
 
 

@@ -12,14 +12,11 @@ from contextlib import contextmanager
 
 import torch
 
+from .evaluate import sync
+
 # the phases, in the order a run passes through them; `other_seconds` is what none of them covers
 PHASES = ("setup", "device_init", "data_load", "to_device", "model_build", "macs_count", "graph_capture",
           "first_step", "train_steady", "eval", "merge_eval")
-
-
-def sync(device: torch.device) -> None:
-    if device is not None and device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def init_device(device: torch.device) -> None:
