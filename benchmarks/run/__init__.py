@@ -44,12 +44,12 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
     started = time.perf_counter()
     timer = RunTimer()
     with timer.timed("setup"):
-        device_type = resolve_device(run["train"]["device"]).type  # no CUDA work: fp8 compiles on CUDA
-        compiles = compiling.run_mode(run["train"], device_type) != "none"
+        requested = resolve_device(run["train"]["device"])  # no CUDA work: fp8 compiles on CUDA
+        compiles = compiling.run_mode(run["train"], requested.type) != "none"
         forced = determinism.configure(run["train"]["deterministic"], compiles)  # before any CUDA work
         seed_everything(run["seed"])
         rank, world = ddp.init()
-        device = ddp.local_device(resolve_device(run["train"]["device"]))
+        device = ddp.local_device(requested)
         if run["train"]["precision"] == "fp8":
             fp8.check_available(device)  # torchao and an FP8 GPU (or emulation), before any data or model work
     with timer.timed("device_init", device):
