@@ -134,6 +134,7 @@ def test_report_shows_the_tuning_table_grid_values_choice_and_edge(tmp_path):
     sweep(cfg, quiet=True, runner=peaked_runner)  # the test runs, into out/ beside out-tune/
     text = write_report(cfg["output"]).read_text()
     section = text.split("## Tuning (validation split)")[1].split("\n## ")[0]
+    assert text.index("Ops fvcore left uncounted") < text.index("## Tuning")  # the cost section's notes stay with it
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
             for line in section.splitlines() if line.startswith("| ") and not line.startswith("| variant")}
     # linear at 1e-2: 70 on both tasks at seed 0, 71 at seed 1 -> 70.5 ± 0.7; chosen inside its grid

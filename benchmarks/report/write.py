@@ -40,15 +40,15 @@ def write_report(results_dir, lora: str = "lora", full: str = "full", baselines=
     lines += [""] + md.tasks_section(tinfo)
     lines += [""] + md.comparisons_section(s, paired, missing)
     lines += [""] + md.cost_section(s, costs)
-    tuning = {p: tuning_rows(p) for p in rates_files(results_dir)}  # the tune output beside the results
-    if tuning:
-        lines += [""] + tuning_section(tuning)
     shared = max(i["device_shared_by"] for i in s["info"].values())
     if shared > 1:
         lines += ["", f"Train img/s: up to {shared} runs shared one GPU at a time (parallel sweep workers), so "
                   "these are rates on a shared device, not a method's speed; benchmarks/perf/speed.py measures that."]
     uncounted = sorted({op for i in s["info"].values() for op in i["uncounted_ops"]})
     lines += ["", f"Ops fvcore left uncounted (elementwise outside AuroRA's nonlinearity): {', '.join(uncounted) or 'none'}."]
+    tuning = {p: tuning_rows(p) for p in rates_files(results_dir)}  # the tune output beside the results
+    if tuning:
+        lines += [""] + tuning_section(tuning)
     if s["failed"]:
         lines += ["", "## Failed runs", ""] + [f"- {r['task']} / {r['method']} / seed {r['seed']}: {r['error']}"
                                                for r in s["failed"]]
