@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# One session's round of the clean validation, run from the pinned commit (benchmarks/results/clean-validation/PINNED)
+# however far main has moved. The tasks and weights do not fit one device call (64 MiB), so a round is several
+# back-to-back calls on one warm machine: each carries a part of the data, the first starts a driver that outlives
+# the calls (setsid), and every call waits, reports progress and returns the records so far.
+#
+# Here, before the calls (fills the ignored .device*/ folders; prints what each call carries):
+#   bash benchmarks/clean_validation_round.sh pack
+# Each device call (carry: the folder `pack` named for it), as many as the session's device time allows:
+#   bash benchmarks/clean_validation_round.sh serve 540
+# Then unpack $OUT/results.tgz over benchmarks/results/ and commit the records, rates and logs.
+#
+# The driver runs the issue's order: tune clean_validation.yaml -> sweep it -> report -> tune clean_ranks.yaml ->
+# sweep it -> the final report. A step runs on the tasks whose splits have arrived and is finished (rates
+# written, report made) once all of its tasks have; every step resumes from the records on file, and a killed run
+# is made again. Data and weights sit at fixed paths, because both are part of what the rates were tuned for.
+set -uo pipefail
+A=/tmp/cv                                    # the fixed place of code, data, weights and cache on the device
+WEIGHTS=vit_small_patch14_dinov2.imgfocus_fp16.safetensors
+D="data.root=$A/vtab-1k model.file=$A/$WEIGHTS data.cache_dir=$A/cache"
+FIVE=(cifar10 pacs_photo pacs_art_painting pacs_cartoon pacs_sketch)
+TWO=(cifar10 pacs_sketch)
+RESULTS=(clean-validation clean-validation-tune)
+here=$(cd "$(dirname "$0")/.." && pwd)
+pin() { sed -n 's/^commit: *//p' "$here/benchmarks/results/clean-validation/PINNED"; }
+
+pack_split() {  # pack_split OUT_DIR TASK SPLIT...: the task's list files and the named splits' images, one .tgz
+  local out=$here/$1 task=$2; shift 2
+  local images=(); for s in "$@"; do images+=("$task/images/$s"); done
+  (cd "${SHARED:-$here/../shared}/data/vtab-1k" &&
+     tar czf "$out/$task.$(IFS=-; echo "$*").tgz" "$task"/*.txt "${images[@]}") || exit 1
+}
+
+pack() {  # the pinned code, wheels and weights for call 1; the splits spread over the calls by size
+  cd "$here"
+  rm -rf .device .device-2 .device-3 && "${SHARED:-../shared}/tools/device-pack" > /dev/null
+  git archive --format=tar.gz -o .device/pinned.tgz "$(pin)" aurora_vision benchmarks configs tests pyproject.toml
+  mkdir -p .device-2 .device-3
+  for t in cifar10 pacs_photo pacs_sketch; do pack_split .device "$t" train800 val200; done
+  for t in pacs_art_painting pacs_cartoon; do pack_split .device-2 "$t" train800 val200; done
+  for t in cifar10 pacs_sketch pacs_cartoon; do pack_split .device-2 "$t" train800val200 test; done
+  for t in pacs_photo pacs_art_painting; do pack_split .device-3 "$t" train800val200 test; done
+  for d in .device .device-2 .device-3; do echo "call carrying [\"$d\"]: $(du -sh --apparent-size $d | cut -f1)"; done
+  echo "plus the working tree: $(git ls-files -z | xargs -0 du -cb --apparent-size | tail -1 | cut -f1) bytes"
+}
+
+present() {  # present SPLIT SPLIT TASK...: the tasks whose two splits have arrived, as a YAML list
+  local a=$1 b=$2 out=""; shift 2
+  for t in "$@"; do [ -e "$A/vtab-1k/$t/.has-$a" ] && [ -e "$A/vtab-1k/$t/.has-$b" ] && out="$out$t,"; done
+  echo "[${out%,}]"
+}
+
+step() {  # step NAME SPLIT SPLIT "TASK..." FINISH SUBSET: run SUBSET on the tasks present until all are, then FINISH
+  local name=$1 a=$2 b=$3 tasks=($4) finish=$5 subset=$6
+  [ -e "$A/done.$name" ] && return 0
+  local all; all="[$(IFS=,; echo "${tasks[*]}")]"
+  while :; do
+    local have; have=$(present "$a" "$b" "${tasks[@]}")
+    echo "$(date +%T) == $name on $have"
+    if [ "$have" = "$all" ]; then
+      eval "$finish" && touch "$A/done.$name" && return 0
+      echo "$(date +%T) == $name failed; stopping"; return 1
+    fi
+    [ "$have" != "[]" ] && { eval "$subset" || echo "$(date +%T) == $name on $have: exit $?"; }
+    sleep 30  # the rest of its data comes with a later call
+  done
+}
+
+driver() {
+  cd "$A/code" || exit 1
+  export PYTHONPATH=/tmp/site:$A/code PYTHONUNBUFFERED=1 AURORA_VISION_GIT_COMMIT=$(cat "$A/commit")
+  local bench="python3 -m aurora_bench.cli" ex="--gpus all --workers ${WORKERS:-3} --quiet"
+  if [ ! -e "$A/code/results/clean-validation/gpu_tests.log" ]; then  # once per pin: the default path's GPU tests
+    python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py tests/test_layers.py \
+      tests/test_triton_kernels.py > "$A/code/results/clean-validation/gpu_tests.log" 2>&1 &
+  fi
+  local cv=configs/clean_validation.yaml cr=configs/clean_ranks.yaml
+  # a subset of tasks keeps the sweep's fingerprint by naming all the tuning tasks (tune.tasks) explicitly
+  step tune_cv train800 val200 "${FIVE[*]}" \
+    "$bench tune $cv --write configs/clean_validation_lrs.yaml $ex --set $D" \
+    "$bench tune $cv $ex --set $D tasks=\$have" || return
+  step sweep_cv train800val200 test "${FIVE[*]}" \
+    "$bench sweep $cv $ex --no-report --set $D && $bench report results/clean-validation" \
+    "$bench sweep $cv $ex --no-report --set $D tasks=\$have tune.tasks=[$(IFS=,; echo "${FIVE[*]}")]" || return
+  step tune_cr train800 val200 "${TWO[*]}" \
+    "$bench tune $cr --write configs/clean_ranks_lrs.yaml $ex --set $D" "false" || return
+  step sweep_cr train800val200 test "${TWO[*]}" \
+    "$bench sweep $cr $ex --no-report --set $D && $bench report results/clean-validation" "false" || return
+  echo "$(date +%T) == all done"
+}
+
+unpack_data() {  # each carried split appears whole (unpacked aside, then moved) and is marked as arrived
+  for f in .device*/*.*.tgz; do
+    [ -e "$f" ] || continue
+    local name task splits; name=$(basename "$f" .tgz); task=${name%%.*}; splits=${name#*.}
+    [ -e "$A/vtab-1k/$task/.has-${splits%%-*}" ] && continue
+    rm -rf "$A/in" && mkdir -p "$A/in" && tar xzf "$f" -C "$A/in" && mkdir -p "$A/vtab-1k/$task/images" &&
+      cp -n "$A/in/$task"/*.txt "$A/vtab-1k/$task/" && mv "$A/in/$task"/images/* "$A/vtab-1k/$task/images/" &&
+      for s in ${splits//-/ }; do touch "$A/vtab-1k/$task/.has-$s"; done
+  done
+}
+
+serve() {  # one device call: set up once, take what this call carried, start the driver once, wait, report
+  local deadline=$(( $(date +%s) + ${1:-540} ))
+  mkdir -p "$A/vtab-1k" "$A/logs"
+  [ -d /tmp/site ] || python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.whl
+  [ -e "$A/$WEIGHTS" ] || cp ".device/$WEIGHTS" "$A/"
+  unpack_data
+  if [ ! -d "$A/code" ]; then
+    [ -e .device/pinned.tgz ] || { echo "the first call carries .device (pinned code, wheels, weights)"; exit 2; }
+    mkdir -p "$A/code" && tar xzf .device/pinned.tgz -C "$A/code"
+    mkdir -p /tmp/site && ln -sfn "$A/code/benchmarks" /tmp/site/aurora_bench  # the runner's installed name
+    pin > "$A/commit"
+    for r in "${RESULTS[@]}"; do  # the records so far: every step resumes from them
+      mkdir -p "$A/code/results/$r" && cp -r "benchmarks/results/$r/." "$A/code/results/$r/" 2>/dev/null
+    done
+    cp configs/clean_validation_lrs.yaml configs/clean_ranks_lrs.yaml "$A/code/configs/"  # rates committed so far
+    cp "$here/benchmarks/clean_validation_round.sh" "$A/round.sh"  # a later call rewrites the tree's copy
+    setsid nohup bash "$A/round.sh" driver > "$A/logs/driver.log" 2>&1 < /dev/null &
+  fi
+  while [ "$(date +%s)" -lt "$deadline" ] && ! grep -q "all done\|failed; stopping" "$A/logs/driver.log"; do
+    sleep 30
+    echo "$(date +%T) records: $(cat "$A"/code/results/clean-validation*/runs/*.json 2>/dev/null | grep -c '"status": "ok"') ok;" \
+      "GPU $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader)"
+  done
+  tail -n 15 "$A/logs/driver.log"
+  cp "$A"/code/configs/clean_*_lrs.yaml "$A/code/results/clean-validation/" 2>/dev/null
+  cp "$A/logs/driver.log" "$A/code/results/clean-validation/driver-$(date +%Y%m%d).log"
+  (cd "$A/code/results" && tar czf "$OUT/results.tgz" --exclude='*/tb' "${RESULTS[@]}")
+}
+
+case "${1:-}" in
+  pack) pack ;;
+  serve) serve "${2:-540}" ;;
+  driver) driver ;;
+  *) echo "usage: $0 pack | serve [SECONDS]" >&2; exit 2 ;;
+esac
