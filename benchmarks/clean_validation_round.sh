@@ -5,7 +5,7 @@
 # the calls (setsid), and every call waits, reports progress and returns the records so far.
 #
 # Here, before the calls (fills the ignored .device*/ folders; prints what each call carries):
-#   bash benchmarks/clean_validation_round.sh pack
+#   bash benchmarks/clean_validation_round.sh pack tune     # or `pack test`: the splits the next steps need
 # Each device call (carry: the folder `pack` named for it), as many as the session's device time allows:
 #   bash benchmarks/clean_validation_round.sh serve 540
 # Then unpack $OUT/results.tgz over benchmarks/results/ and commit the records, rates and logs.
@@ -31,16 +31,23 @@ pack_split() {  # pack_split OUT_DIR TASK SPLIT...: the task's list files and th
      tar czf "$out/$task.$(IFS=-; echo "$*").tgz" "$task"/*.txt "${images[@]}") || exit 1
 }
 
-pack() {  # the pinned code, wheels and weights for call 1; the splits spread over the calls by size
+pack() {  # pack tune|test: call 1 carries the pinned code, wheels and weights; the splits fill the calls by size
+  local splits; case "${1:-tune}" in tune) splits="train800 val200" ;; test) splits="train800val200 test" ;;
+    *) echo "pack tune|test" >&2; exit 2 ;; esac
   cd "$here"
-  rm -rf .device .device-2 .device-3 && "${SHARED:-../shared}/tools/device-pack" > /dev/null
+  rm -rf .device .device-[0-9] .device-stage && "${SHARED:-../shared}/tools/device-pack" > /dev/null
   git archive --format=tar.gz -o .device/pinned.tgz "$(pin)" aurora_vision benchmarks configs tests pyproject.toml
-  mkdir -p .device-2 .device-3
-  for t in cifar10 pacs_photo pacs_sketch; do pack_split .device "$t" train800 val200; done
-  for t in pacs_art_painting pacs_cartoon; do pack_split .device-2 "$t" train800 val200; done
-  for t in cifar10 pacs_sketch pacs_cartoon; do pack_split .device-2 "$t" train800val200 test; done
-  for t in pacs_photo pacs_art_painting; do pack_split .device-3 "$t" train800val200 test; done
-  for d in .device .device-2 .device-3; do echo "call carrying [\"$d\"]: $(du -sh --apparent-size $d | cut -f1)"; done
+  mkdir -p .device-stage && for t in "${FIVE[@]}"; do pack_split .device-stage "$t" $splits; done
+  local rooms=($(( 60000000 - $(du -sb --apparent-size .device | cut -f1) )))  # 64 MiB less the tree
+  for f in $(ls -S .device-stage/*.tgz); do  # first fit, largest first
+    local size i=0; size=$(stat -c %s "$f")
+    while [ $i -lt ${#rooms[@]} ] && [ "$size" -gt "${rooms[$i]}" ]; do i=$((i + 1)); done
+    [ $i -eq ${#rooms[@]} ] && rooms+=(60000000)
+    local dir=.device; [ $i -gt 0 ] && dir=.device-$((i + 1)) && mkdir -p "$dir"
+    mv "$f" "$dir/" && rooms[$i]=$(( rooms[i] - size ))
+  done
+  rmdir .device-stage
+  for d in .device .device-[0-9]; do [ -d "$d" ] && echo "call carrying [\"$d\"]: $(du -sh --apparent-size "$d" | cut -f1)"; done
   echo "plus the working tree: $(git ls-files -z | xargs -0 du -cb --apparent-size | tail -1 | cut -f1) bytes"
 }
 
