@@ -352,3 +352,16 @@ def test_reports_that_cannot_be_made_say_why_on_one_line(tmp_path, capsys):
     assert main(["report", str(tmp_path / "sizes")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "cifar: results evaluated on different test sizes" in err
+
+
+@pytest.mark.parametrize("field, value", [("accuracy", 150.0), ("accuracy", -20.0), ("accuracy", float("nan")),
+                                          ("accuracy_static_merge", float("inf")), ("num_eval", -5),
+                                          ("gmacs_per_image", float("nan"))])
+def test_a_record_with_an_impossible_number_is_quarantined_not_reported(tmp_path, caplog, field, value):
+    """A hand-edited accuracy of 150% crashed the report (math domain error); -20% was averaged in."""
+    good = [fake_result("cifar", "lora", 0, 70.0, 1000), fake_result("cifar", "full", 0, 75.0, 100000)]
+    write_results(tmp_path, good + [fake_result("cifar", "lora", 1, 72.0, 1000, **{field: value})])
+    text = write_report(tmp_path).read_text()
+    assert report_rows(text, "# Results: " + tmp_path.name)["lora"][0] == "70.0 (n=1)"
+    assert (tmp_path / "quarantine" / "runs" / "cifar__lora__seed1.json").is_file()
+    assert any("cifar__lora__seed1.json" in m and field in m for m in caplog.messages)

@@ -94,7 +94,8 @@ def test_a_best_rate_on_an_edge_extends_the_grid_up_to_the_bound(tmp_path):
                        "output": str(tmp_path / "o"),
                        "tune": {"lrs": {"default": [1e-3, 1e-2, 1e-1]}, "seeds": [0, 1], "extend": 2}})
     peak = {"full": 1e-2, "aurora": 1e-4}
-    accuracy = lambda v, lr, t: 50 + (lr * 100 if v == "lora" else -abs(__import__("math").log10(lr / peak[v])))
+    accuracy = lambda v, lr, t: 50 + (10 * __import__("math").log10(lr) if v == "lora" else
+                                      -abs(__import__("math").log10(lr / peak[v])))
 
     def run_sweep(tuned):
         tuned = {**tuned, "output": Path(tuned["output"])}
