@@ -127,10 +127,21 @@ def changed_message(output, changed: list) -> str:
 def mixed_message(output, mixed: list) -> str:
     """One line for ConfigChanged: `mixed` is [(record, run)] of records of other seeds of run's (task, method)."""
     return _config_changed_line(output, mixed, "are other seeds of this config's (task, method) pairs, made with "
-                                "another config", lambda record, run: run_key(record["task"], record["method"],
-                                                                             record["seed"]),
+                                "another config", _record_key,
                                 "the report would average them with this one's: use another output folder, or add "
                                 "their seeds to this config and use --replace-changed")
+
+
+def folder_mix_message(output, mixed: list) -> str:
+    """One line for ConfigChanged: `mixed` is [(record, config)] as `mixed_recipes` gives them."""
+    return _config_changed_line(output, mixed, "were made with another config than the other seeds of their "
+                                "(task, method)", _record_key,
+                                "the report would average them into one row: make them again with one config "
+                                "(sweep --replace-changed), or move them to another folder")
+
+
+def _record_key(record: dict, run: dict) -> str:
+    return run_key(record["task"], record["method"], record["seed"])
 
 
 def _config_changed_line(output, pairs: list, what: str, example_key, fix: str) -> str:
@@ -150,6 +161,22 @@ def other_seeds_of_another_recipe(records: list, runs: list) -> list:
         if run is not None and run_key(rec["task"], rec["method"], rec["seed"]) not in keys and \
                 recipe(rec["config"]) != recipe(run):
             mixed.append((rec, run))
+    return mixed
+
+
+def mixed_recipes(records: list) -> list:
+    """[(record, config)]: the finished records made with another recipe than most seeds of their (task, method)
+    (ties: the recipe read first), each with a config of those seeds. Such records are kept out of a folder by
+    `sweep` (mixed_message), but a folder can still get them by hand or from two sweeps' copies."""
+    by_pair = {}
+    for rec in records:
+        if rec["status"] == "ok":
+            groups = by_pair.setdefault((rec["task"], rec["method"]), {})
+            groups.setdefault(json.dumps(recipe(rec["config"]), sort_keys=True), []).append(rec)
+    mixed = []
+    for groups in by_pair.values():
+        most = max(groups.values(), key=len)
+        mixed += [(rec, most[0]["config"]) for group in groups.values() if group is not most for rec in group]
     return mixed
 
 
