@@ -152,6 +152,10 @@ def write_lrs(chosen: dict, tuned: dict, path) -> Path:
         spread = chosen.get("spread", {}).get(v, {})
         lines.append(f"#   {v}: " + ", ".join(f"{lr:g} -> {acc:.2f}" + (f" ± {spread[lr]:.2f}" if spread.get(lr) else "")
                                               for lr, acc in sorted(row.items())))
+    alone = [v for v, grid in chosen.get("grids", {}).items() if len(grid) < 2]
+    if alone:
+        lines.append(f"# Not tuned: a grid of one rate compares nothing: {', '.join(alone)} (tune.require_rates "
+                     "refuses these rates; give tune.lrs two rates or more).")
     if chosen.get("at_edge"):
         lines.append(f"# Still best at an edge of its grid after tune.extend more rates: {', '.join(chosen['at_edge'])}"
                      " (the optimum may lie further out).")
