@@ -20,7 +20,7 @@ from typing import Optional
 from ..config import without_defaults
 from ..errors import UserError
 from .files import ensure_dir, fallback_dir, write_atomic, write_fallback, write_with_retries
-from .locks import FolderInUse, RunClaim, Writer, folder_lock  # noqa: F401  (the store's API)
+from .locks import LOCKS_DIR, FolderInUse, RunClaim, Writer, folder_lock  # noqa: F401  (the store's API)
 from .record import InvalidRecord, check_record  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,10 @@ RUNS_DIR, REPLACED_DIR, QUARANTINE_DIR = "runs", "replaced", "quarantine"
 
 class ConfigChanged(UserError):
     """A record on file was made with another config than the writer now asks for."""
+
+
+class UnusableOutput(UserError):
+    """A results folder that cannot be made: a file in its way, a parent without write permission."""
 
 
 def run_key(task: str, variant: str, seed: int) -> str:
@@ -180,9 +184,22 @@ def mixed_recipes(records: list) -> list:
     return mixed
 
 
+def make_output(output) -> Path:
+    """The results folder and its lock folder, made where missing (a writer needs both); UnusableOutput, one
+    line naming the folder, where they cannot be."""
+    try:
+        ensure_dir(Path(output) / LOCKS_DIR)
+    except OSError as e:
+        raise UnusableOutput(f"output folder {output} cannot be made ({e.strerror or e}: {e.filename}); set output "
+                             "to a folder you can write, e.g. --set output=results/<name>") from None
+    return Path(output)
+
+
 def writer(output, name: str, runs: list) -> Writer:
-    """The folder registration for writing `runs` (`with store.writer(...)`); raises FolderInUse on entering
-    when a live writer makes any of their (task, method) pairs with another recipe."""
+    """The folder registration for writing `runs` (`with store.writer(...)`); raises UnusableOutput when the
+    folder cannot be made, FolderInUse on entering when a live writer makes any of their (task, method) pairs
+    with another recipe."""
+    make_output(output)
     return Writer(output, name, {pair_of(r): fingerprint(r) for r in runs})
 
 
