@@ -83,6 +83,14 @@ def test_include_set_and_overrides(tmp_path):
     ("tune.lrs.default=[0]", "tune.lrs must map each variant to a non-empty list of rates > 0"),
     ("tune.methods=[lorax]", "tune.methods: 'lorax' is neither"),
     ("tune.lrs={lora: [0.1]}", "tune.lrs has no grid for 'aurora'"),
+    # names that become file names: a task '../data/colours' wrote its record outside runs/
+    ("tasks=[a, ../data/colours]", "tasks entries must be a plain name: not empty, no '/'"),
+    ("tasks=[..]", "tasks entries must be a plain name"),
+    ("tasks=[.hidden]", "tasks entries must be a plain name"),  # runs/.hidden__*.json: never read back
+    ("tasks=['a\\b']", "tasks entries must be a plain name"),
+    ("tune.tasks=[../x]", "tune.tasks entries must be a plain name"),
+    ("method_overrides={../lora: {method: lora}}", "method_overrides: the variant name '../lora' must be a plain name"),
+    ("name=..", "name must be a plain name"),
 ])
 def test_a_bad_key_or_value_is_refused_naming_it(override, message):
     with pytest.raises(ConfigError) as e:
