@@ -56,6 +56,9 @@ class BranchStats:
 
 def fit_code(stats: BranchStats, ridge: float = DEFAULT_RIDGE) -> torch.Tensor:
     """C (n r, d_in), float64: the ridge least-squares linear map from the layer input to its branch code."""
+    if not (torch.isfinite(stats.xtx).all() and torch.isfinite(stats.xtz).all()):
+        raise ValueError(f"calibration inputs hold non-finite values (NaN or inf) at this layer ({stats.tokens} "
+                         "tokens): check the calibration batches for NaN/inf pixels (or an earlier layer overflowed)")
     scale = stats.xtx.diagonal().mean()
     if not scale > 0:
         raise ValueError(f"calibration inputs are all zero ({stats.tokens} tokens): nothing to fit a map to")

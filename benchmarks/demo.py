@@ -7,6 +7,7 @@ from safetensors.torch import save_file
 
 from aurora_vision.targets import classifier_names
 
+from . import store
 from .config import deep_merge, load_config, resolve_run
 from .run import train_run
 
@@ -26,7 +27,7 @@ def load_demo_config(overrides=()) -> tuple[dict, dict]:
 
 def pretrain_backbone(cfg: dict, pretrain: dict, quiet: bool = False) -> Path:
     """Stage 1: full training from scratch on the pretraining digits; saves the backbone (no head) once."""
-    out = Path(cfg["output"]) / "pretrained" / "backbone.safetensors"
+    out = store.make_output(cfg["output"]) / "pretrained" / "backbone.safetensors"  # a bad output: refused now
     if out.is_file():
         return out
     pre = deep_merge(cfg, {"tuning": False, "data": {"classes": pretrain["classes"], "train_size": pretrain["train_size"], "val_size": 0},

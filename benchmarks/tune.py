@@ -16,11 +16,11 @@ from . import store
 from .config import deep_merge, resolve_run
 from .errors import UserError
 from .tuned_rates import tuned_record, tuning_tasks
-from .tuning_runs import read_tuning_runs, rate_summary, tuning_name
+from .tuning_runs import rate_summary, read_tuning_runs, tuning_name, unfinished_state
 
 
 class UnfinishedTuning(UserError, ValueError):
-    """No rate of a variant has all its tuning runs finished."""
+    """No rate of a variant has all its tuning runs finished (or every rate diverged)."""
 
 
 def grids_of(cfg: dict) -> dict:
@@ -76,14 +76,17 @@ def choose(tuned: dict, results_dir) -> dict:
     over tuning seeds of the mean over tasks}}} from the tuning runs (read as the report reads them:
     tuning_runs.py); a rate competes once all its runs are finished. A sweep gives a variant its own rate,
     and an untuned variant its method's (lora_r4 takes lora's). With tune.per_task, 'lrs' maps variant ->
-    task -> rate and 'per_task' holds each task's table."""
+    task -> rate and 'per_task' holds each task's table. 'left_out': {variant: {rate: why it did not compete}}
+    ('diverged', 'failed', 'unfinished (k/n runs)'). UnfinishedTuning when no rate of a variant competes."""
     tasks, seeds = tuned["tasks"], tuned["seeds"]
-    table, spread, lrs, per_task = {}, {}, {}, {}
+    table, spread, lrs, per_task, left_out = {}, {}, {}, {}, {}
+    failed = read_tuning_runs(tuned, results_dir, status="failed")
     for v, rates in read_tuning_runs(tuned, results_dir).items():
         complete = {lr: a for lr, a in rates.items() if rate_summary(a, tasks, seeds)["complete"]}
+        left_out[v] = {lr: unfinished_state(failed[v][lr], a, tasks, seeds) for lr, a in rates.items()
+                       if lr not in complete}
         if not complete:
-            raise UnfinishedTuning(f"no rate of {v!r} has all {len(tasks) * len(seeds)} tuning runs finished; "
-                                   f"see {results_dir}")
+            raise UnfinishedTuning(_nothing_to_choose(v, left_out[v], len(tasks) * len(seeds), results_dir))
         summaries = {lr: rate_summary(a, tasks, seeds) for lr, a in complete.items()}
         table[v] = {lr: c["mean"] for lr, c in summaries.items()}
         spread[v] = {lr: c["spread"] or 0.0 for lr, c in summaries.items()}  # one seed: no spread
@@ -91,7 +94,17 @@ def choose(tuned: dict, results_dir) -> dict:
         if tuned["tune"].get("per_task"):
             per_task[v] = {t: {lr: rate_summary(a, [t], seeds)["mean"] for lr, a in complete.items()} for t in tasks}
             lrs[v] = {t: _best(row) for t, row in per_task[v].items()}
-    return {"lrs": lrs, "table": table, "spread": spread, "per_task": per_task}
+    return {"lrs": lrs, "table": table, "spread": spread, "per_task": per_task, "left_out": left_out}
+
+
+def _nothing_to_choose(variant: str, left_out: dict, runs: int, results_dir) -> str:
+    """Why no rate of `variant` competes (left_out: {rate: unfinished_state}), with what to do."""
+    rates = ", ".join(f"{lr:g}" for lr in sorted(left_out))
+    if set(left_out.values()) == {"diverged"}:
+        return (f"every rate of {variant!r} diverged ({rates}: the training loss became NaN or inf); give tune.lrs "
+                f"lower rates for it (the failed records are in {results_dir})")
+    states = "; ".join(f"{lr:g} {state}" for lr, state in sorted(left_out.items()))
+    return f"no rate of {variant!r} has all {runs} tuning runs finished ({states}); see {results_dir}"
 
 
 def _best(row: dict) -> float:
@@ -149,9 +162,13 @@ def write_lrs(chosen: dict, tuned: dict, path) -> Path:
         for t, task_row in row.items():
             lines.append(f"#   {v} on {t}: " + ", ".join(f"{lr:g} -> {acc:.2f}" for lr, acc in sorted(task_row.items())))
     for v, row in chosen["table"].items():
-        spread = chosen.get("spread", {}).get(v, {})
-        lines.append(f"#   {v}: " + ", ".join(f"{lr:g} -> {acc:.2f}" + (f" ± {spread[lr]:.2f}" if spread.get(lr) else "")
-                                              for lr, acc in sorted(row.items())))
+        spread, left_out = chosen.get("spread", {}).get(v, {}), chosen.get("left_out", {}).get(v, {})
+        cells = {lr: f"{acc:.2f}" + (f" ± {spread[lr]:.2f}" if spread.get(lr) else "") for lr, acc in row.items()}
+        lines.append(f"#   {v}: " + ", ".join(f"{lr:g} -> {text}" for lr, text in sorted({**cells, **left_out}.items())))
+    alone = [v for v, grid in chosen.get("grids", {}).items() if len(grid) < 2]
+    if alone:
+        lines.append(f"# Not tuned: a grid of one rate compares nothing: {', '.join(alone)} (tune.require_rates "
+                     "refuses these rates; give tune.lrs two rates or more).")
     if chosen.get("at_edge"):
         lines.append(f"# Still best at an edge of its grid after tune.extend more rates: {', '.join(chosen['at_edge'])}"
                      " (the optimum may lie further out).")

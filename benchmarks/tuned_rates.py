@@ -109,6 +109,8 @@ def rate_problems(cfg: dict, config_path, runs: list) -> dict:
         else:
             changed = [part for part, h in fingerprint(cfg, v).items() if (record.get("fingerprint") or {}).get(part) != h]
             problem = (f"tuned with another {'/'.join(changed)} than the config's (stale)" if changed else
+                       "tuned on a grid of one rate, so nothing was compared (give tune.lrs two rates or more)"
+                       if len(record.get("grid") or []) < 2 else
                        f"lrs.{v} = {lr} is not the rate tune chose ({record.get('rate')})" if lr != record.get("rate")
                        else None)
         if problem:

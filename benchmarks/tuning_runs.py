@@ -6,6 +6,10 @@ import statistics
 
 from . import store
 
+# The error a run records when its training loss became NaN or inf (run/train.NonFiniteLoss, by name: reading
+# records imports no torch).
+DIVERGED = "NonFiniteLoss"
+
 
 def tuning_name(variant: str, rate: float) -> str:
     """The variant name of `variant`'s tuning runs at `rate`."""
@@ -18,18 +22,31 @@ def variant_and_rate(tuned: dict, name: str) -> tuple:
     return name.rsplit("_lr", 1)[0], float(tuned["method_overrides"][name]["train"]["lr"])
 
 
-def read_tuning_runs(tuned: dict, results_dir) -> dict:
+def read_tuning_runs(tuned: dict, results_dir, status: str = "ok") -> dict:
     """{variant: {rate: {(task, seed): validation accuracy}}} for every rate of each variant's grid in the
-    tuning config `tuned` (a rate with no finished run: {}), from the ok runs of its tasks and seeds."""
+    tuning config `tuned` (a rate with no finished run: {}), from the ok runs of its tasks and seeds; with
+    status='failed', {(task, seed): error} of its failed runs instead."""
     of = {name: variant_and_rate(tuned, name) for name in tuned["methods"]}
     out = {}
     for v, lr in of.values():
         out.setdefault(v, {})[lr] = {}
     for r in store.load_all(results_dir):
-        if r["status"] == "ok" and r["method"] in of and r["task"] in tuned["tasks"] and r["seed"] in tuned["seeds"]:
+        if r["status"] == status and r["method"] in of and r["task"] in tuned["tasks"] and r["seed"] in tuned["seeds"]:
             v, lr = of[r["method"]]
-            out[v][lr][(r["task"], r["seed"])] = r["accuracy"]
+            out[v][lr][(r["task"], r["seed"])] = r["accuracy"] if status == "ok" else r["error"]
     return out
+
+
+def unfinished_state(errors: dict, accs: dict, tasks: list, seeds: list) -> str:
+    """Why a rate does not compete, from its failed runs' errors and its ok runs' accuracies (as read_tuning_runs
+    gives them): 'diverged' (a run's training loss became NaN or inf), 'failed' (a run failed otherwise), or
+    'unfinished (k/n runs)'."""
+    if any(e.startswith(DIVERGED) for e in errors.values()):
+        return "diverged"
+    if errors:
+        return "failed"
+    summary = rate_summary(accs, tasks, seeds)
+    return f"unfinished ({summary['runs']}/{summary['expected_runs']} runs)"
 
 
 def rate_summary(accs: dict, tasks: list, seeds: list) -> dict:

@@ -191,6 +191,16 @@ def test_never_the_default_and_clear_errors():
         av.merge(model, calibration=calibration_batches())
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_non_finite_calibration_pixel_is_named_as_such(value):
+    """It was reported as "calibration inputs are all zero"."""
+    model, batches = trained_like("qv"), calibration_batches()
+    batches[1][0, 0, 3, 5] = value
+    with pytest.raises(ValueError, match=r"calibration inputs hold non-finite values \(NaN or inf\)"):
+        av.merge(model, calibration=batches)
+    assert not any(layer.merged for _, layer in av.adapter_layers(model))
+
+
 def test_runner_records_the_calibrated_merge_fitted_on_training_images(tmp_path, monkeypatch):
     from aurora_bench.config import resolve_run
     from aurora_bench.run import train_run

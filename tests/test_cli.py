@@ -81,6 +81,22 @@ def test_a_sweep_without_its_data_root_stops_before_the_first_run(tmp_path, monk
     assert "data.source 'vtab' needs data.root" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["sweep"], ["run", "--task", "mytask", "--method", "linear"], ["tune"],
+                                     ["demo"]], ids=["sweep", "run", "tune", "demo"])
+def test_an_output_folder_that_cannot_be_made_is_one_line(config, tmp_path, capsys, command):
+    """A regular file in the way gave a NotADirectoryError / FileExistsError traceback."""
+    (tmp_path / "a-file").write_text("in the way")
+    argv = command[:1] + ([] if command == ["demo"] else [config]) + command[1:] + ["--quiet"]
+    # tune writes into <output>-tune: a file named like the output is no obstacle there
+    for output in ["a-file/results"] + (["a-file"] if command != ["tune"] else []):
+        assert main(argv + ["--set", f"output={tmp_path / output}"]) == 2
+        err = capsys.readouterr().err.strip()
+        folder = tmp_path / (output + ("-tune" if command == ["tune"] else ""))
+        assert err.startswith(f"aurora-bench: error: output folder {folder} cannot be made (") and "\n" not in err
+        assert err.endswith("set output to a folder you can write, e.g. --set output=results/<name>")
+    assert (tmp_path / "a-file").read_text() == "in the way"
+
+
 @pytest.mark.parametrize("workers", ["0", "-3", "two"])
 def test_workers_must_be_a_positive_number(workers, capsys):
     with pytest.raises(SystemExit) as e:

@@ -83,6 +83,14 @@ def test_include_set_and_overrides(tmp_path):
     ("tune.lrs.default=[0]", "tune.lrs must map each variant to a non-empty list of rates > 0"),
     ("tune.methods=[lorax]", "tune.methods: 'lorax' is neither"),
     ("tune.lrs={lora: [0.1]}", "tune.lrs has no grid for 'aurora'"),
+    # names that become file names: a task '../data/colours' wrote its record outside runs/
+    ("tasks=[a, ../data/colours]", "tasks entries must be a plain name: not empty, no '/'"),
+    ("tasks=[..]", "tasks entries must be a plain name"),
+    ("tasks=[.hidden]", "tasks entries must be a plain name"),  # runs/.hidden__*.json: never read back
+    ("tasks=['a\\b']", "tasks entries must be a plain name"),
+    ("tune.tasks=[../x]", "tune.tasks entries must be a plain name"),
+    ("method_overrides={../lora: {method: lora}}", "method_overrides: the variant name '../lora' must be a plain name"),
+    ("name=..", "name must be a plain name"),
 ])
 def test_a_bad_key_or_value_is_refused_naming_it(override, message):
     with pytest.raises(ConfigError) as e:
@@ -115,6 +123,24 @@ def test_include_cycles_and_missing_includes_name_the_chain(tmp_path):
     (tmp_path / "c.yaml").write_text("include: [gone.yaml]\n")
     with pytest.raises(ConfigError, match=r"gone.yaml does not exist \(included by .*c.yaml\)"):
         load_config(tmp_path / "c.yaml")
+
+
+def test_includes_too_deep_or_too_wide_and_oversized_files_are_refused_at_once(tmp_path):
+    """A 1,200-deep include chain ended in a RecursionError after 52 s; a 10 MB config took 162 s and 2.2 GB."""
+    from aurora_bench.config import MAX_CONFIG_BYTES, MAX_CONFIG_FILES
+    for i in range(MAX_CONFIG_FILES + 5):
+        (tmp_path / f"c{i}.yaml").write_text(f"include: [c{i + 1}.yaml]\n")
+    (tmp_path / f"c{MAX_CONFIG_FILES + 5}.yaml").write_text("tasks: [a]\n")
+    with pytest.raises(ConfigError, match=rf"c0.yaml and its includes make more than {MAX_CONFIG_FILES} config files "
+                                          rf"to read \(includes here: .*c0.yaml -> .*c1.yaml -> ... -> .*; flatten"):
+        load_config(tmp_path / "c0.yaml")
+    assert load_config(tmp_path / f"c{MAX_CONFIG_FILES // 2}.yaml")["tasks"] == ["a"]  # a chain within the bound
+    (tmp_path / "wide.yaml").write_text(f"include: [{', '.join(['c60.yaml'] * 10)}]\n")  # 10 x 11 files
+    with pytest.raises(ConfigError, match="more than"):
+        load_config(tmp_path / "wide.yaml")
+    (tmp_path / "big.yaml").write_text("tasks: [a]\n" + "# padding\n" * (MAX_CONFIG_BYTES // 10))
+    with pytest.raises(ConfigError, match=r"big.yaml is [\d,]+ bytes, over the 262,144 a config may be"):
+        load_config(tmp_path / "big.yaml")
 
 
 def test_a_file_that_is_not_a_mapping_or_not_yaml_is_refused(tmp_path):

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import timm
@@ -108,6 +109,31 @@ def test_load_rejects_weights_that_differ_from_the_config_listing(tmp_path):
     del tensors["head.bias"]
     save_file(tensors, str(folder / "adapter_model.safetensors"))
     with pytest.raises(ValueError, match="does not hold the tensors .*adapter_config.json lists.*'head.bias'"):
+        av.load_adapter(tiny_model(), folder)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda t: t.to(torch.int8), r"is torch.int8, not floating point"),
+    (lambda t: t > 0, r"is torch.bool, not floating point"),
+    (lambda t: t.index_fill(0, torch.tensor([0]), float("nan")), r"holds \d+ non-finite value\(s\) \(NaN or inf\)"),
+    (lambda t: t.index_fill(0, torch.tensor([1]), float("-inf")), r"holds \d+ non-finite value\(s\) \(NaN or inf\)"),
+], ids=["int8", "bool", "nan", "inf"])
+def test_load_refuses_tensors_that_are_not_finite_floats(tmp_path, edit, message):
+    """int8 and bool tensors were cast silently into float parameters; NaN and inf loaded and gave NaN logits."""
+    _, folder = saved_lora(tmp_path)
+    tensors = load_file(str(folder / "adapter_model.safetensors"))
+    tensors["blocks.1.attn.qkv.B"] = edit(tensors["blocks.1.attn.qkv.B"])
+    save_file(tensors, str(folder / "adapter_model.safetensors"))
+    fresh = tiny_model()
+    with pytest.raises(ValueError, match=rf"adapter tensor 'blocks.1.attn.qkv.B' in .*adapter_model.safetensors {message}"):
+        av.load_adapter(fresh, folder)
+    assert getattr(fresh, av.registry.STATE_ATTR, None) is None  # refused before anything changed
+
+
+def test_saved_targets_that_match_nothing_name_the_adapter_folder(tmp_path):
+    _, folder = saved_lora(tmp_path)
+    edit_config(folder, lambda d: d["config"].update(targets=r"blocks\.9\.attn\.qkv"))
+    with pytest.raises(ValueError, match=rf"adapter in {re.escape(str(folder))} does not fit this model: target pattern .* matches no"):
         av.load_adapter(tiny_model(), folder)
 
 

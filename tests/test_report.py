@@ -352,3 +352,43 @@ def test_reports_that_cannot_be_made_say_why_on_one_line(tmp_path, capsys):
     assert main(["report", str(tmp_path / "sizes")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "cifar: results evaluated on different test sizes" in err
+
+
+@pytest.mark.parametrize("field, value", [("accuracy", 150.0), ("accuracy", -20.0), ("accuracy", float("nan")),
+                                          ("accuracy_static_merge", float("inf")), ("num_eval", -5),
+                                          ("gmacs_per_image", float("nan"))])
+def test_a_record_with_an_impossible_number_is_quarantined_not_reported(tmp_path, caplog, field, value):
+    """A hand-edited accuracy of 150% crashed the report (math domain error); -20% was averaged in."""
+    good = [fake_result("cifar", "lora", 0, 70.0, 1000), fake_result("cifar", "full", 0, 75.0, 100000)]
+    write_results(tmp_path, good + [fake_result("cifar", "lora", 1, 72.0, 1000, **{field: value})])
+    text = write_report(tmp_path).read_text()
+    assert report_rows(text, "# Results: " + tmp_path.name)["lora"][0] == "70.0 (n=1)"
+    assert (tmp_path / "quarantine" / "runs" / "cifar__lora__seed1.json").is_file()
+    assert any("cifar__lora__seed1.json" in m and field in m for m in caplog.messages)
+
+
+def test_seeds_of_one_method_made_with_different_configs_are_refused_on_one_line(tmp_path, capsys):
+    """AuroRA at 2 and 3 epochs became one row; a sweep refuses that mix (ConfigChanged), so does the report."""
+    from aurora_bench.cli import main
+    three = fake_result("cifar", "aurora", 1, 72.0, 300)
+    three["config"]["train"]["epochs"] = 3
+    write_results(tmp_path, [fake_result("cifar", "aurora", 0, 70.0, 300), fake_result("cifar", "aurora", 2, 71.0, 300),
+                             three, fake_result("cifar", "full", 0, 75.0, 100000)])
+    with pytest.raises(store.ConfigChanged):
+        write_report(tmp_path)
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "1 result(s) in" in err and "cifar__aurora__seed1.json: train.epochs 3 -> 1" in err
+    assert "--replace-changed" in err and not (tmp_path / "report.md").exists()
+
+
+def test_seeds_made_by_different_commits_are_said_apart_in_the_report(tmp_path):
+    commit = lambda c, dirty=False: {"git": {"commit": c * 40, "dirty": dirty}}
+    write_results(tmp_path, [fake_result("cifar", "lora", 0, 70.0, 1000, **commit("a")),
+                             fake_result("cifar", "lora", 1, 72.0, 1000, **commit("b", dirty=True)),
+                             fake_result("cifar", "full", 0, 75.0, 100000, **commit("a"))])
+    text = write_report(tmp_path).read_text()
+    assert "the seeds of 1 (task, method) cell(s) were made by different commits (cifar / lora: aaaaaaa, " \
+           "bbbbbbb+changes)" in text
+    write_results(tmp_path, [fake_result("cifar", "lora", 1, 72.0, 1000, **commit("a"))])
+    assert "different commits" not in write_report(tmp_path).read_text()

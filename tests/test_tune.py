@@ -94,7 +94,8 @@ def test_a_best_rate_on_an_edge_extends_the_grid_up_to_the_bound(tmp_path):
                        "output": str(tmp_path / "o"),
                        "tune": {"lrs": {"default": [1e-3, 1e-2, 1e-1]}, "seeds": [0, 1], "extend": 2}})
     peak = {"full": 1e-2, "aurora": 1e-4}
-    accuracy = lambda v, lr, t: 50 + (lr * 100 if v == "lora" else -abs(__import__("math").log10(lr / peak[v])))
+    accuracy = lambda v, lr, t: 50 + (10 * __import__("math").log10(lr) if v == "lora" else
+                                      -abs(__import__("math").log10(lr / peak[v])))
 
     def run_sweep(tuned):
         tuned = {**tuned, "output": Path(tuned["output"])}
@@ -179,3 +180,32 @@ def test_the_report_tuning_table_shows_the_numbers_tune_chose_by(tmp_path, per_t
         else:
             assert (r["mean"], r["spread"]) == (chosen["table"][v][lr], chosen["spread"][v][lr])
             assert r["spread"] > 0
+
+
+def diverging_runner(run, logdir=None, quiet=False):
+    """Diverges at rates above 0.05, and at every rate for lora; linear peaks at 0.01."""
+    import math
+    from aurora_bench.run import NonFiniteLoss
+    if run["train"]["lr"] > 0.05 or run["method"]["name"] == "lora":
+        raise NonFiniteLoss(f"training loss became nan in epoch 1 (lr {run['train']['lr']}, head_lr None); lower the "
+                            "learning rate")
+    return fake_record(run, 70 - abs(math.log10(run["train"]["lr"] / 1e-2)))
+
+
+def test_diverged_rates_are_said_to_have_diverged(tmp_path):
+    """Every rate diverging was reported as no rate having all its runs 'finished', and the rates file's
+    comments dropped a diverged rate."""
+    from aurora_bench.sweep import sweep
+    from aurora_bench.tune import UnfinishedTuning
+    from aurora_bench.tuning_runs import DIVERGED
+    from aurora_bench.run import NonFiniteLoss
+    assert DIVERGED == NonFiniteLoss.__name__
+    cfg = load_config({"name": "d", "tasks": ["a", "b"], "methods": ["linear"], "output": str(tmp_path / "o"),
+                       "tune": {"lrs": {"default": [1e-3, 1e-2, 1e-1]}, "extend": 0}})
+    chosen = tune(cfg, lambda tuned: sweep(tuned, quiet=True, runner=diverging_runner))
+    assert chosen["lrs"] == {"linear": 1e-2}
+    text = write_lrs(chosen, chosen["tuned"], tmp_path / "lrs.yaml").read_text()
+    assert "#   linear: 0.001 -> 69.00, 0.01 -> 70.00, 0.1 -> diverged\n" in text
+    with pytest.raises(UnfinishedTuning, match=r"^every rate of 'lora' diverged \(0.001, 0.01, 0.1: the training loss "
+                                               r"became NaN or inf\); give tune.lrs lower rates for it"):
+        tune({**cfg, "methods": ["lora"]}, lambda tuned: sweep(tuned, quiet=True, runner=diverging_runner))

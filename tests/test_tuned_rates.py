@@ -255,3 +255,15 @@ def test_a_refusal_with_several_problems_gives_each_its_clause_and_its_fix(tmp_p
         f"tune chose (0.01): task_overrides.b sets train.lr; {rates}: lora: no rate (missing); remove the train.lr "
         f"override in task_overrides.b ({tmp_path / 'base.yaml'}), and run `aurora-bench tune {main_yaml} --write "
         f"{rates}` first (validation runs are never refused)")
+
+
+def test_a_grid_of_one_rate_is_not_tuned_and_tune_says_so(tmp_path):
+    """It passed require_rates with at_edge false: nothing was compared."""
+    main_yaml = write_configs(tmp_path, lrs={"default": [1e-3, 1e-2, 1e-1], "linear": [1e-2]})
+    tune_into(main_yaml, tmp_path / "lrs.yaml")
+    assert "# Not tuned: a grid of one rate compares nothing: linear (" in (tmp_path / "lrs.yaml").read_text()
+    with pytest.raises(UntunedRates, match=r"lrs.yaml: linear: tuned on a grid of one rate, so nothing was compared"):
+        check(main_yaml)
+    check(main_yaml, "methods=[lora]")  # the variants tuned on a grid are accepted
+    report = write_report(tmp_path / "out-tune").read_text()
+    assert [line for line in report.splitlines() if line.startswith("| linear |")][0].endswith("| one rate |")

@@ -86,8 +86,12 @@ def load_checkpoint(model: nn.Module, ckpt: Checkpoint, check_base_model: bool) 
         raise ValueError(f"adapter in {where} was saved from a {ckpt.base_model} with {describe(ckpt.architecture)}; "
                          f"this model has {describe(architecture(model))}. Create the model with the same "
                          "arguments (depth, embed_dim, patch_size, ...) as the one that was saved")
+    check_values(ckpt)
     if getattr(model, STATE_ATTR, None) is None:
-        apply(model, ckpt.method, ckpt.config)
+        try:
+            apply(model, ckpt.method, ckpt.config)
+        except ValueError as e:  # the saved targets match nothing here: say which file they came from
+            raise ValueError(f"adapter in {where} does not fit this model: {e}") from None
     state = applied_method(model)
     if state["method"] != ckpt.method or as_json(state["config"]) != ckpt.config:
         raise ValueError(f"adapter in {where} is {ckpt.method} {ckpt.config}, "
@@ -108,6 +112,20 @@ def load_checkpoint(model: nn.Module, ckpt: Checkpoint, check_base_model: bool) 
     with torch.no_grad():
         for name, tensor in ckpt.tensors.items():
             params[name].copy_(tensor)
+
+
+def check_values(ckpt: Checkpoint) -> None:
+    """Every tensor floating point and finite: copying into the model's float parameters would cast integers
+    and booleans silently, and NaN or inf weights load fine but give NaN outputs."""
+    file = ckpt.folder / WEIGHTS_NAME
+    for name, tensor in ckpt.tensors.items():
+        if not tensor.is_floating_point():
+            raise ValueError(f"adapter tensor {name!r} in {file} is {tensor.dtype}, not floating point like the "
+                             "parameter it loads into (save_adapter writes them as they are): save the adapter again")
+        finite = torch.isfinite(tensor)
+        if not finite.all():
+            raise ValueError(f"adapter tensor {name!r} in {file} holds {int((~finite).sum())} non-finite value(s) "
+                             "(NaN or inf): the training diverged or the file was damaged; train or save it again")
 
 
 def as_json(obj):

@@ -22,6 +22,9 @@ def _defaults() -> dict:
 
 
 DEFAULTS = _defaults()
+# Real configs are a few kB and include 1-3 files (base, rates); these bounds are far above them.
+MAX_CONFIG_BYTES = 256 * 1024
+MAX_CONFIG_FILES = 64  # read for one config, its includes and theirs: bounds the depth of includes and their fan-out
 
 
 class _Loader(yaml.SafeLoader):
@@ -89,12 +92,24 @@ def load_config(source=None, overrides=()) -> dict:
     return cfg
 
 
-def read_config(path: Path, chain: tuple = ()) -> dict:
-    """The file merged over the files its `include:` names (relative to it, in order); cycles are errors."""
+def read_config(path: Path, chain: tuple = (), reads: list | None = None) -> dict:
+    """The file merged over the files its `include:` names (relative to it, in order); cycles are errors, and so
+    are more than MAX_CONFIG_FILES files read for one config (`reads`: those read so far) and a file over
+    MAX_CONFIG_BYTES: a mistake or a generated file must not cost minutes and gigabytes before a refusal."""
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist" + (f" (included by {chain[-1]})" if chain else ""))
     if any(path.resolve() == p.resolve() for p in chain):
         raise ConfigError(f"include cycle: {' -> '.join(str(p) for p in (*chain, path))}")
+    reads = [] if reads is None else reads
+    reads.append(path)
+    if len(reads) > MAX_CONFIG_FILES:
+        shown = [*chain[:2], "...", chain[-1], path] if len(chain) > 3 else [*chain, path]
+        raise ConfigError(f"{reads[0]} and its includes make more than {MAX_CONFIG_FILES} config files to read "
+                          f"(includes here: {' -> '.join(map(str, shown))}); flatten the includes")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is {size:,} bytes, over the {MAX_CONFIG_BYTES:,} a config may be: it "
+                          "holds settings, not data (task lists and labels belong in the data folder)")
     data = parse_yaml(path.read_text(), str(path))
     data = {} if data is None else data
     if not isinstance(data, dict):
@@ -105,7 +120,7 @@ def read_config(path: Path, chain: tuple = ()) -> dict:
         raise ConfigError(f"include in {path} must be a list of file names such as [base.yaml], got {includes!r}")
     base = {}
     for name in includes:
-        base = merge_config(base, read_config(path.parent / name, (*chain, path)))
+        base = merge_config(base, read_config(path.parent / name, (*chain, path), reads))
     return merge_config(base, data)
 
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 import aurora_vision as av
 from aurora_vision.config import make_config
 
-from .sections import METHOD_OVERRIDE, MODEL, TASK_OVERRIDE, TOP, TRAIN, TUNE
+from .sections import METHOD_OVERRIDE, MODEL, TASK_OVERRIDE, TOP, TRAIN, TUNE, file_name
 from ..data import COMMON, SOURCES, lookup, options_of
 from ..schema import ConfigError, check_given, closest, validate
 
@@ -110,6 +110,9 @@ def _check_variants(where: str, names, variants) -> None:
 def _check_method_overrides(cfg: dict) -> list:
     for variant, entry in cfg["method_overrides"].items():
         where = f"method_overrides.{variant}"
+        problem = file_name(variant) if isinstance(variant, str) else "must be a string"
+        if problem:
+            raise ConfigError(f"method_overrides: the variant name {variant!r} {problem}")
         entry = entry or {}
         check_given(where, entry, METHOD_OVERRIDE)
         _check_sections(where, entry, cfg)

@@ -15,8 +15,13 @@ def _seed(v):
     return None if 0 <= v < 2**32 else "must be in [0, 2**32) (numpy's seed range)"
 
 
-def _file_name(v):
-    return None if v and "/" not in v else "must be a non-empty name without '/' (it names files)"
+def file_name(v):
+    """A name that becomes part of file names (the sweep's, its tasks', its variants'): one plain path component,
+    so that nothing is written outside the results folder and every record lies where resume and report look
+    (runs/*.json: not a hidden file)."""
+    if v and not v.startswith(".") and not any(c in "/\\" or ord(c) < 32 for c in v):
+        return None
+    return "must be a plain name: not empty, no '/', '\\' or control characters, not starting with '.' (it names files)"
 
 
 def _fraction(v):
@@ -60,10 +65,10 @@ SEEDS = list_of(int, item_check=_seed)
 def _tasks(v):
     if not v:
         return "must list at least one task (tasks: [a, b] in the config, or --set tasks=[a,b])"
-    return list_of(str)(v)
+    return list_of(str, item_check=file_name)(v)
 
 TOP = {
-    "name": Option(str, "sweep", nullable=False, check=_file_name, help="names the sweep's files in its output"),
+    "name": Option(str, "sweep", nullable=False, check=file_name, help="names the sweep's files in its output"),
     "suite": Option(str, "vtab", nullable=False, choices=KNOWN_SUITES,
                     help="task table for class counts and VTAB groups"),
     "tasks": Option(list, [], nullable=False, check=_tasks,
@@ -132,7 +137,7 @@ TRAIN = {
 
 TUNE = {
     "methods": Option(list, None, check=list_of(str), help="variants to tune (null: methods)"),
-    "tasks": Option(list, None, check=list_of(str), help="tasks tuned on (null: tasks)"),
+    "tasks": Option(list, None, check=list_of(str, item_check=file_name), help="tasks tuned on (null: tasks)"),
     "seeds": Option(list, [0], check=SEEDS, help="seeds of the tuning runs"),
     "lrs": Option(dict, {"default": [1e-3, 3e-3, 1e-2]}, nullable=False, check=_grids,
                   help="variant (or 'default') -> the rates tried"),

@@ -15,10 +15,30 @@ MERGE_FORMS = ("static", "calibrated")
 
 def read_records(results_dir) -> list[dict]:
     """Every valid result record under <results_dir>/runs (the one place the report reads the store); a file
-    that is not a record is quarantined with a warning, never a crash."""
+    that is not a record is quarantined with a warning, never a crash. Seeds of one (task, method) made with
+    different configs raise ConfigChanged, as a sweep that would mix them is refused: one row would average
+    two recipes."""
     if not store.result_paths(results_dir):
         raise NoResults(f"no result files under {Path(results_dir) / store.RUNS_DIR}; run a sweep first")
-    return store.load_all(results_dir)
+    records = store.load_all(results_dir)
+    mixed = store.mixed_recipes(records)
+    if mixed:
+        raise store.ConfigChanged(store.folder_mix_message(results_dir, mixed))
+    return records
+
+
+def mixed_commits(records: list[dict]) -> dict:
+    """{(task, method): [commits]} of the pairs whose finished seeds were made by more than one commit (short
+    hashes, '+changes' for a checkout with local changes; records without a commit and merged-form rows left
+    out). Their configs
+    match, so the store counts them as one recipe; the code between them may still differ."""
+    commits = {}
+    for r in records:
+        git = r.get("git") or {}
+        if r["status"] == "ok" and git.get("commit") and not r.get("static_merge_of"):
+            name = git["commit"][:7] + ("+changes" if git.get("dirty") else "")
+            commits.setdefault((r["task"], r["method"]), set()).add(name)
+    return {pair: sorted(c) for pair, c in commits.items() if len(c) > 1}
 
 
 def load_results(results_dir) -> list[dict]:

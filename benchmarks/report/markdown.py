@@ -38,6 +38,17 @@ def accuracy_section(s: dict, avgs: dict) -> list:
     return [text, ""] + table(["method"] + s["tasks"] + cols, rows)
 
 
+def commits_note(mixed: dict) -> list:
+    """A note under the accuracy table on the (task, method) rows whose seeds different commits made (none: [])."""
+    if not mixed:
+        return []
+    shown = "; ".join(f"{t} / {m}: {', '.join(c)}" for (t, m), c in list(mixed.items())[:3])
+    more = f"; and {len(mixed) - 3} more" if len(mixed) > 3 else ""
+    return ["", f"Code versions: the seeds of {len(mixed)} (task, method) cell(s) were made by different commits "
+            f"({shown}{more}). Their configs match, so they are averaged as one recipe, but a code change between "
+            "those commits may have changed their numbers (each record's `git` says which made it)."]
+
+
 def tasks_section(tinfo: dict) -> list:
     text = ("Test-set noise. `test images` is each task's evaluation size (`num_eval` in the records); `binomial "
             "SE` is the standard error of one accuracy measured on that many images, sqrt(p(1-p)/n), at p = the "

@@ -56,7 +56,8 @@ def tuning_section(tables: dict) -> list:
              "split and evaluated on the validation split; accuracy (%) is the mean over the tuning tasks (one task "
              "per row with tune.per_task) and seeds, ± the std over tuning seeds of that mean. **Bold**: the chosen "
              "rate. `edge`: the chosen rate lies on an edge of its grid, after the rates tune.extend added, so the "
-             "optimum may lie further out. `(k/n runs)`: a rate with unfinished tuning runs."]
+             "optimum may lie further out; `one rate`: a grid of one rate, so nothing was compared. `(k/n runs)`: a "
+             "rate with unfinished tuning runs."]
     for path, rows in tables.items():
         lines += ["", f"From `{path}`:", ""]
         by_cell = {}
@@ -64,7 +65,8 @@ def tuning_section(tables: dict) -> list:
             by_cell.setdefault((r["variant"], r["task"]), []).append(r)
         body = [[v, t, " ".join(f"{lr['lr']:g}" for lr in rs), ", ".join(map(_value, rs)),
                  next((f"{lr['lr']:g}" for lr in rs if lr["chosen"]), "–"),
-                 "edge" if any(lr["at_edge"] for lr in rs) else ""] for (v, t), rs in by_cell.items()]
+                 "edge" if any(lr["at_edge"] for lr in rs) else "one rate" if len(rs) == 1 else ""]
+                for (v, t), rs in by_cell.items()]
         header = ["variant", "task", "grid", "validation accuracy at each rate", "chosen", "edge"]
         lines += table(header, body)
     return lines

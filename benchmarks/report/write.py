@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from . import markdown as md
-from .load import load_results
+from .load import load_results, mixed_commits
 from .plots import chance_level, pareto_figure, per_task_figure, plot_points
 from .stats import paired_comparison
 from .tables import averages, compare, summarize, task_info
@@ -37,6 +37,7 @@ def write_report(results_dir, lora: str = "lora", full: str = "full", baselines=
 
     plot = plot_points(s, avgs)
     lines = [f"# Results: {results_dir.name}", ""] + md.accuracy_section(s, avgs)
+    lines += md.commits_note(mixed_commits(results))
     lines += [""] + md.tasks_section(tinfo)
     lines += [""] + md.comparisons_section(s, paired, missing)
     lines += [""] + md.cost_section(s, costs)

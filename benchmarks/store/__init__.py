@@ -20,7 +20,7 @@ from typing import Optional
 from ..config import without_defaults
 from ..errors import UserError
 from .files import ensure_dir, fallback_dir, write_atomic, write_fallback, write_with_retries
-from .locks import FolderInUse, RunClaim, Writer, folder_lock  # noqa: F401  (the store's API)
+from .locks import LOCKS_DIR, FolderInUse, RunClaim, Writer, folder_lock  # noqa: F401  (the store's API)
 from .record import InvalidRecord, check_record  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,10 @@ RUNS_DIR, REPLACED_DIR, QUARANTINE_DIR = "runs", "replaced", "quarantine"
 
 class ConfigChanged(UserError):
     """A record on file was made with another config than the writer now asks for."""
+
+
+class UnusableOutput(UserError):
+    """A results folder that cannot be made: a file in its way, a parent without write permission."""
 
 
 def run_key(task: str, variant: str, seed: int) -> str:
@@ -127,10 +131,21 @@ def changed_message(output, changed: list) -> str:
 def mixed_message(output, mixed: list) -> str:
     """One line for ConfigChanged: `mixed` is [(record, run)] of records of other seeds of run's (task, method)."""
     return _config_changed_line(output, mixed, "are other seeds of this config's (task, method) pairs, made with "
-                                "another config", lambda record, run: run_key(record["task"], record["method"],
-                                                                             record["seed"]),
+                                "another config", _record_key,
                                 "the report would average them with this one's: use another output folder, or add "
                                 "their seeds to this config and use --replace-changed")
+
+
+def folder_mix_message(output, mixed: list) -> str:
+    """One line for ConfigChanged: `mixed` is [(record, config)] as `mixed_recipes` gives them."""
+    return _config_changed_line(output, mixed, "were made with another config than the other seeds of their "
+                                "(task, method)", _record_key,
+                                "the report would average them into one row: make them again with one config "
+                                "(sweep --replace-changed), or move them to another folder")
+
+
+def _record_key(record: dict, run: dict) -> str:
+    return run_key(record["task"], record["method"], record["seed"])
 
 
 def _config_changed_line(output, pairs: list, what: str, example_key, fix: str) -> str:
@@ -153,9 +168,38 @@ def other_seeds_of_another_recipe(records: list, runs: list) -> list:
     return mixed
 
 
+def mixed_recipes(records: list) -> list:
+    """[(record, config)]: the finished records made with another recipe than most seeds of their (task, method)
+    (ties: the recipe read first), each with a config of those seeds. Such records are kept out of a folder by
+    `sweep` (mixed_message), but a folder can still get them by hand or from two sweeps' copies."""
+    by_pair = {}
+    for rec in records:
+        if rec["status"] == "ok":
+            groups = by_pair.setdefault((rec["task"], rec["method"]), {})
+            groups.setdefault(json.dumps(recipe(rec["config"]), sort_keys=True), []).append(rec)
+    mixed = []
+    for groups in by_pair.values():
+        most = max(groups.values(), key=len)
+        mixed += [(rec, most[0]["config"]) for group in groups.values() if group is not most for rec in group]
+    return mixed
+
+
+def make_output(output) -> Path:
+    """The results folder and its lock folder, made where missing (a writer needs both); UnusableOutput, one
+    line naming the folder, where they cannot be."""
+    try:
+        ensure_dir(Path(output) / LOCKS_DIR)
+    except OSError as e:
+        raise UnusableOutput(f"output folder {output} cannot be made ({e.strerror or e}: {e.filename}); set output "
+                             "to a folder you can write, e.g. --set output=results/<name>") from None
+    return Path(output)
+
+
 def writer(output, name: str, runs: list) -> Writer:
-    """The folder registration for writing `runs` (`with store.writer(...)`); raises FolderInUse on entering
-    when a live writer makes any of their (task, method) pairs with another recipe."""
+    """The folder registration for writing `runs` (`with store.writer(...)`); raises UnusableOutput when the
+    folder cannot be made, FolderInUse on entering when a live writer makes any of their (task, method) pairs
+    with another recipe."""
+    make_output(output)
     return Writer(output, name, {pair_of(r): fingerprint(r) for r in runs})
 
 

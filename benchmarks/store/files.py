@@ -8,6 +8,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 # a full disk or a flaky network filesystem may recover within seconds; a write is tried 1 + len() times
 RETRY_DELAYS_S = (0.5, 2.0, 5.0)
@@ -41,12 +42,17 @@ def ensure_dir(folder: Path) -> Path:
 
 def write_atomic(path, data: bytes) -> Path:
     """`data` into `path` all at once and durably; raises OSError with no temporary file left behind."""
+    return write_atomic_with(path, lambda f: f.write(data))
+
+
+def write_atomic_with(path, fill: Callable[[BinaryIO], object]) -> Path:
+    """What `fill(file)` writes (a stream too large to hold twice in memory), into `path` as `write_atomic`."""
     path = Path(path)
     ensure_dir(path.parent)
     tmp = _tmp_path(path)
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            fill(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -1,8 +1,11 @@
 """What a result record must hold to be stored, and to be trusted when read back: every record its key
-fields and config; an 'ok' record what the report needs to place it (accuracy, cost); a 'failed' one its
-reason. Other fields are kept as they are. Checked on every write and every read, so a record the report
-reads cannot fail it with a KeyError."""
-from ..schema import ConfigError, Option, check_value
+fields and config; an 'ok' record what the report needs to place it (accuracy, cost), with values that can be
+(an accuracy is a percentage, a cost a finite number >= 0); a 'failed' one its reason. Other fields are kept as
+they are. Checked on every write and every read, so a record the report reads cannot fail it with a KeyError
+or put an impossible number in it (JSON readers take NaN and Infinity)."""
+import math
+
+from ..schema import ConfigError, Option, at_least, check_value
 
 
 class InvalidRecord(ValueError):
@@ -16,6 +19,16 @@ def _params_ok(params: dict):
 
 
 NUMBER = (int, float)
+
+
+def _percent(v):
+    return None if math.isfinite(v) and 0 <= v <= 100 else "must be a percentage in [0, 100]"
+
+
+def _cost(v):
+    return None if math.isfinite(v) and v >= 0 else "must be a finite number >= 0"
+
+
 TIMING_NUMBERS = ("total_seconds", "wall_start", "wall_end")
 
 
@@ -33,11 +46,15 @@ FIELDS = {
     "seed": Option(int, required=True),
 }
 OK_FIELDS = {
-    "accuracy": Option(NUMBER, required=True),
+    "accuracy": Option(NUMBER, required=True, check=_percent),
+    # None unless the run measured the merged form
+    "accuracy_static_merge": Option(NUMBER, check=_percent),
+    "accuracy_calibrated_merge": Option(NUMBER, check=_percent),
     "accuracy_of": Option(str, required=True, help="which split and epoch the accuracy is of"),
     "params": Option(dict, required=True, check=_params_ok),
-    "gmacs_per_image": Option(NUMBER, required=True),
-    "train_img_per_s": Option(NUMBER, required=True),
+    "num_eval": Option(int, check=at_least(1), help="the test images, for the binomial noise of one accuracy"),
+    "gmacs_per_image": Option(NUMBER, required=True, check=_cost),
+    "train_img_per_s": Option(NUMBER, required=True, check=_cost),
     # optional: records made before it was added have none
     "timing": Option(dict, check=_timing_ok, help="seconds per phase of the run, its wall start/end, pid and GPU "
                                                   "(run/timing.py)"),
