@@ -7,7 +7,7 @@ from torch import nn
 from .calibrate import DEFAULT_RIDGE, calibrated_merge
 from .layers import AdapterLinear
 from .registry import STATE_ATTR, unwrap
-from .targets import classifier_names, is_feature_backbone, resolve_targets
+from .targets import classifier_names, is_feature_backbone, resolve_targets, route_through_modules
 
 try:
     from timm.layers import use_reentrant_ckpt
@@ -25,14 +25,12 @@ def inject_adapters(model: nn.Module, make_layer: Callable[..., AdapterLinear], 
         parent_name, _, child = target.name.rpartition(".")
         parent = model.get_submodule(parent_name)
         setattr(parent, child, make_layer(getattr(parent, child), slices=target.slices))
-        if child == "qkv" and getattr(parent, "q_bias", None) is not None and hasattr(parent, "qkv_bias_separate"):
-            # Swin V2 feeds qkv.weight to F.linear directly unless its bias is applied separately.
-            parent.qkv_bias_separate = True
         wrapped.append(target.name)
+    route_through_modules(model, wrapped)
     return wrapped
 
 
-def _embedding(model: nn.Module) -> nn.Module:
+def patch_embedding(model: nn.Module) -> nn.Module:
     for name, module in model.named_modules():
         if name == "patch_embed" or name.endswith(".patch_embed"):
             return module
@@ -59,7 +57,7 @@ def _input_requires_grad_hook(module: nn.Module, args: Tuple[torch.Tensor], outp
 
 def enable_input_require_grads(model: nn.Module) -> None:
     """Hook the patch embedding so that adapters train under reentrant gradient checkpointing (idempotent)."""
-    embedding = _embedding(model)
+    embedding = patch_embedding(model)
     if _input_requires_grad_hook not in embedding._forward_hooks.values():
         embedding.register_forward_hook(_input_requires_grad_hook)
 
@@ -77,7 +75,7 @@ def adapter_layers(model: nn.Module) -> Iterator[tuple[str, AdapterLinear]]:
             yield name, module
 
 
-def _is_adapter_layer(module: nn.Module) -> bool:
+def is_adapter_layer(module: nn.Module) -> bool:
     """Ours, or a peft tuner layer (checked by name, so peft stays an optional import)."""
     return isinstance(module, AdapterLinear) or any(
         c.__name__ == "BaseTunerLayer" and c.__module__.startswith("peft.") for c in type(module).__mro__)
@@ -87,7 +85,7 @@ def adapter_parameter_names(model: nn.Module) -> list[str]:
     """Parameters that belong to adapter branches (ours or peft's), not to their frozen base layers."""
     names = []
     for layer_name, layer in model.named_modules():
-        if _is_adapter_layer(layer):
+        if is_adapter_layer(layer):
             names += [f"{layer_name}.{n}" for n, _ in layer.named_parameters() if not n.startswith("base_layer.")]
     return names
 

@@ -12,12 +12,13 @@ from torch import nn
 from .config import AdapterConfig, TargetedConfig, check_dropout, check_positive, check_positive_int
 from .inject import adapter_parameter_names
 from .registry import register_method
-from .targets import PRESETS, Targets, resolve_targets
+from .targets import PRESETS, Targets, resolve_targets, route_through_modules
 
 
 def peft_target_modules(model: nn.Module, targets: Targets) -> str:
     """Our presets / regexes as peft `target_modules` (a regex string, full-matched by peft), checked
-    against the model with our own rules: same errors for nothing matched, head never included."""
+    against the model with our own rules: same errors for nothing matched, head never included; the
+    layers it selects are routed through their modules as for our methods (`route_through_modules`)."""
     if isinstance(targets, str) and targets in PRESETS:
         preset = PRESETS[targets]
         if any(parts is not None for parts in preset.values()):
@@ -27,7 +28,7 @@ def peft_target_modules(model: nn.Module, targets: Targets) -> str:
     else:
         patterns = [targets] if isinstance(targets, str) else list(targets)
     pattern = "|".join(f"(?:{p})" for p in patterns)
-    resolve_targets(model, pattern)
+    route_through_modules(model, [target.name for target in resolve_targets(model, pattern)])
     return pattern
 
 

@@ -52,8 +52,11 @@ def apply(model: nn.Module, method: str, config=None, **overrides) -> nn.Module:
     method's parameters and the classifier head.
 
     `config` is None/True (defaults), a dict, or the method's config object; keywords override fields.
+    An adapted layer that the model's forward never calls, or whose parameters its output does not depend
+    on, is a ValueError naming it (`liveness.check_live`); the model keeps the adapters then: start afresh.
     """
     from .inject import enable_input_require_grads, head_parameter_names, set_trainable
+    from .liveness import check_live
 
     inner = unwrap(model)
     if getattr(inner, STATE_ATTR, None) is not None:
@@ -66,6 +69,7 @@ def apply(model: nn.Module, method: str, config=None, **overrides) -> nn.Module:
     if trainable - head and not any(n in trainable for n in embedding):
         # parameters train inside blocks behind a frozen embedding: reentrant checkpointing needs its output marked
         enable_input_require_grads(inner)
+    check_live(inner, method)  # before the method is recorded: an adapter the forward never runs is an error
     setattr(inner, STATE_ATTR, {"method": method, "config": asdict(cfg)})
     return model
 

@@ -100,6 +100,20 @@ def resolve_targets(model: nn.Module, targets: Targets) -> list[Target]:
     return found
 
 
+def route_through_modules(model: nn.Module, names: Sequence[str]) -> None:
+    """Make the forward call each named Linear as a module, so that an adapter wrapped around it runs.
+
+    timm's SwinV2, BEiT and EVA attention with q/v biases computes `F.linear(x, qkv.weight, qkv_bias)`, which
+    never calls `qkv`; its `qkv_bias_separate` switch (an argument of their attention classes, not of the
+    models) computes `qkv(x) + qkv_bias` instead: the same sum, through the module. A layer that the forward
+    reads some other way is left as it is, and `apply` refuses its adapter (liveness.py)."""
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        if child == "qkv" and hasattr(parent, "qkv_bias_separate"):
+            parent.qkv_bias_separate = True
+
+
 def _qkv_slices(layer: nn.Linear, parts: Sequence[str]) -> list:
     if layer.out_features % 3:
         raise ValueError(f"cannot split a qkv Linear with {layer.out_features} outputs into q, k, v")

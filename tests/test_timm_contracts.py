@@ -156,7 +156,8 @@ def test_fx_feature_extractor(family, method):
 
 # TorchScript
 
-@pytest.mark.parametrize("family", FAMILIES)
+# SwinV2 too: scripting compiles its unused F.linear(x, qkv.weight, bias) branch, which reads the adapter's weight
+@pytest.mark.parametrize("family", FAMILIES + ["swinv2"])
 @pytest.mark.parametrize("method", METHODS)
 def test_torchscript_equals_eager_and_round_trips(family, method):
     model = adapted(family, method).eval()

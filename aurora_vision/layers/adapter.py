@@ -191,6 +191,17 @@ class AdapterLinear(nn.Module):
         kernels.check("AURORA_VISION_FOLD", kernels.FOLD_ON_CUDA)
         return None if kernels.FOLD_ON_CUDA == "torch" else kernels.triton_kernels("triton_fold", "AURORA_VISION_FOLD")
 
+    # The base layer's weight and bias, as peft's layers expose them: code that reads `layer.weight` (timm's
+    # BEiT-style F.linear(x, qkv.weight, bias)) runs, so `apply` refuses the adapter by name (liveness.py)
+    # instead of the forward failing on a missing attribute.
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.base_layer.weight
+
+    @property
+    def bias(self) -> Optional[torch.Tensor]:
+        return self.base_layer.bias
+
     @property
     def in_features(self) -> int:
         return self.base_layer.in_features
