@@ -3,5 +3,5 @@ from . import digits, fgvc, folder, hf, torchvision_datasets, vtab  # noqa: F401
 from .cache import load_split
 from .device import DeviceSplit, DeviceTransform
 from .raw import DataError, RawSplit
-from .registry import COMMON, SOURCES, get_source, list_split, options_of, register_source
+from .registry import COMMON, SOURCES, check_split, get_source, list_split, options_of, register_source
 from .tasks import FGVC, PAPER, SUITES, VTAB1K, VTAB_GROUPS, TaskInfo, lookup
