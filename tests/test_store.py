@@ -75,6 +75,22 @@ def test_run_one_refuses_another_config_and_remakes_a_failure(tmp_path):
     assert run_one(changed, "t", "a", 0, quiet=True, runner=parallel_runners.ok_runner)["status"] == "ok"
 
 
+@pytest.mark.parametrize("retry_failed", [False, True])
+def test_a_failure_under_another_config_never_blocks_a_run(tmp_path, retry_failed):
+    """Issue 24's trap: failures recorded under a mistyped data root (a failing runner here), other seeds' too; the
+    sweep with the right root makes those runs, with or without --retry-failed, and `run` too: a failure holds no
+    result, so no config clashes with it (replaced without a copy in replaced/)."""
+    wrong = cfg_for(tmp_path, seeds=[0, 1], data={"root": str(tmp_path / "mistyped")})
+    assert sweep(wrong, quiet=True, runner=failing_runner) == counts(failed=4)
+    right = cfg_for(tmp_path)  # seed 0 only: seed 1's failures are other seeds of another config
+    assert sweep(right, quiet=True, retry_failed=retry_failed, runner=parallel_runners.ok_runner) == counts(ok=2)
+    assert {k: r["status"] for k, r in on_file(right).items()} == {
+        "t__a__seed0": "ok", "t__b__seed0": "ok", "t__a__seed1": "failed", "t__b__seed1": "failed"}
+    assert run_one(load_config(right, ["seeds=[1]"]), "t", "a", 1, quiet=True,
+                   runner=parallel_runners.ok_runner)["status"] == "ok"
+    assert not (Path(right["output"]) / "replaced").exists()
+
+
 def test_a_failure_never_replaces_a_finished_result_of_the_same_config(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv(store_files.FALLBACK_ENV, str(tmp_path / "unsaved"))
     cfg = cfg_for(tmp_path)
