@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from . import store
-from .config import resolve_run
+from .config import expand, resolve_run
 from .errors import UserError
 from .executors import COUNTS
 from .executors.serial import run_serial
@@ -18,12 +18,6 @@ from .store.files import remove_stale_tmp
 
 class RunInProgress(UserError):
     """`aurora-bench run` of a run that another live process is making now."""
-
-
-def expand(cfg: dict) -> list[dict]:
-    if not cfg["tasks"]:
-        raise ValueError("the config lists no tasks (set tasks: [...] or --set tasks=[...])")
-    return [resolve_run(cfg, t, m, s) for t in cfg["tasks"] for m in cfg["methods"] for s in cfg["seeds"]]
 
 
 def plan(output, runs: list, retry_failed: bool = False, replace_changed: bool = False) -> tuple[list, dict]:

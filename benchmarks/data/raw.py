@@ -51,16 +51,17 @@ def root_dir(cfg: dict, layout: str) -> Path:
 
 
 def find_task_dir(root: Path, task: str, names=(), known=()) -> Path:
-    """The task's folder under `root`: the first of `names` (default: the task's own name; its aliases too) that
-    is one. Else a DataError naming the task, the nearest name among the folders there and `known` task names,
+    """The task's folder under `root`: the first of `names` (the task's name and its aliases; default: its name)
+    that is one. Else a DataError naming the task, the nearest name among the folders there and `known` task names,
     and the folders there."""
     names = list(dict.fromkeys(names or [task]))
     found = next((root / n for n in names if (root / n).is_dir()), None)
     if found is None:
         have = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        tried = f" (tried {', '.join(names)})" if len(names) > 1 else ""
-        raise DataError(f"no folder for task {task!r} under {root}{tried}{closest(task, [n for n in (*have, *known) if n not in (task, *names)])} "
-                        f"(folders there: {', '.join(have) or 'none'})")
+        tried = f"tried {', '.join(names)}; " if len(names) > 1 else ""
+        suggestion = closest(task, [n for n in (*have, *known) if n not in (task, *names)])
+        raise DataError(f"no folder for task {task!r} under {root}{suggestion} ({tried}folders there: "
+                        f"{', '.join(have) or 'none'})")
     return found
 
 
