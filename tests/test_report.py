@@ -48,7 +48,8 @@ def test_the_method_table_names_each_variants_rank_targets_and_rate(tmp_path):
                (("full", 100000), ("lora_r2", 600), ("aurora", 300))]
     for r in records:
         if r["method"] == "lora_r2":
-            r["config"]["method"]["config"] = {"r": 2, "targets": ["blocks\\..*\\.attn\\.qkv", "blocks\\..*\\.mlp\\.fc1"]}
+            r["config"]["method"]["config"] = {"r": 2,
+                                               "targets": ["blocks\\..*\\.attn\\.qkv", "blocks\\..*\\.mlp\\.fc1"]}
             r["config"]["train"]["lr"] = 3e-3 if r["task"] == "cifar" else 1e-2
     write_results(tmp_path, records)
     acc = report_rows(write_report(tmp_path).read_text(), "# Results: " + tmp_path.name)

@@ -37,8 +37,8 @@ def accuracy_section(s: dict, avgs: dict) -> list:
              "method's (its defaults filled in; – for a method without them), `lr` the learning rate its runs "
              "trained with (a range where it was tuned per task).")
     settings = lambda m: [(s["info"][m][k] or "–").replace("|", "\\|") for k in SETTINGS]  # noqa: E731  (a regex's |)
-    rows = [[m] + settings(m) + [_cell(s["cells"].get((t, m))) for t in s["tasks"]] + [fmt(avgs[m].get(k)) for k in cols]
-            for m in s["methods"]]
+    rows = [[m] + settings(m) + [_cell(s["cells"].get((t, m))) for t in s["tasks"]]
+            + [fmt(avgs[m].get(k)) for k in cols] for m in s["methods"]]
     return [text, ""] + table(["method", *SETTINGS] + s["tasks"] + cols, rows)
 
 

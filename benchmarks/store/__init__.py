@@ -148,8 +148,8 @@ def other_seeds_of_another_recipe(records: list, runs: list) -> list:
     mixed = []
     for rec in records:
         run = by_pair.get(f"{rec['task']}__{rec['method']}")
-        if run is not None and rec["status"] == "ok" and run_key(rec["task"], rec["method"], rec["seed"]) not in keys and \
-                recipe(rec["config"]) != recipe(run):
+        if run is not None and rec["status"] == "ok" and \
+                run_key(rec["task"], rec["method"], rec["seed"]) not in keys and recipe(rec["config"]) != recipe(run):
             mixed.append((rec, run))
     return mixed
 
