@@ -6,13 +6,12 @@ import traceback
 from functools import partial
 from pathlib import Path
 
-from .config import load_config, require_ready, select_run
+from . import store
+from .config import expand, load_config, require_ready, require_task, resolve_run, select_run
 from .errors import UserError
-from .executors.processes import devices_for, run_parallel
-from .report import write_report
-from .run import ddp
-from .sweep import expand, run_one, summary, sweep
-from .tuned_rates import require_tuned_rates
+
+# torch, torchvision, timm and scipy are imported where they are used (the config's method checks, the sweep, the
+# report): `--help` and a mistake in the command line or in the config's keys and values answer at once
 
 EXIT_STATUS = ("Exit status: 0 every run ok, 1 some run failed, 2 a mistake in the command, config, data or "
                "results folder (printed as one line; -v shows the traceback).")
@@ -177,6 +176,7 @@ def main(argv=None) -> int:
 
 
 def _executor(args):
+    from .executors.processes import devices_for, run_parallel
     if args.slurm:
         import yaml
         from .executors.slurm_jobs import run_slurm
@@ -191,6 +191,8 @@ def _executor(args):
 
 
 def _print_outcome(cfg: dict, counts: dict) -> int:
+    from .report import write_report
+    from .sweep import summary
     print(summary(counts, cfg["output"]))
     if counts["ok"] + counts["skipped"] - counts["failed_before"]:  # some finished result to report
         print(write_report(cfg["output"]).read_text())
@@ -198,18 +200,35 @@ def _print_outcome(cfg: dict, counts: dict) -> int:
     return 0 if not counts["failed"] + counts["failed_before"] else 1
 
 
+def _require_data(cfg: dict, runs: list, retry_failed: bool = False, replace_changed: bool = False) -> None:
+    """The data of each run the command would make (finished runs need none), checked once the config's keys and
+    values are (load_config's `require`): a mistyped data root, task or split is refused before the library loads
+    and before any run is made or recorded."""
+    require_ready(cfg, store.to_make(cfg["output"], runs, retry_failed, replace_changed))
+
+
+def _refusals(*checks) -> list:
+    """What each check would refuse now, for a dry run to say."""
+    out = []
+    for check in checks:
+        try:
+            check()
+        except UserError as e:
+            out.append(str(e))
+    return out
+
+
 def _sweep(args) -> int:
-    cfg = load_config(args.config, args.set)
+    def ready(cfg):
+        _require_data(cfg, expand(cfg), args.retry_failed, args.replace_changed)
+    cfg = load_config(args.config, args.set, require=None if args.dry_run else ready)
+    from .sweep import summary, sweep
+    from .tuned_rates import require_tuned_rates
     if args.dry_run:
         from .dry_run import sweep_listing
-        try:
-            require_tuned_rates(cfg, args.config, expand(cfg))
-            refusal = None
-        except UserError as e:
-            refusal = str(e)
-        print(sweep_listing(cfg, refusal))
+        refusals = _refusals(partial(ready, cfg), partial(require_tuned_rates, cfg, args.config, expand(cfg)))
+        print(sweep_listing(cfg, args.retry_failed, args.replace_changed, refusals))
         return 0
-    require_ready(cfg)
     require_tuned_rates(cfg, args.config, expand(cfg))  # before anything is written
     counts = sweep(cfg, quiet=args.quiet, retry_failed=args.retry_failed, executor=_executor(args),
                    replace_changed=args.replace_changed)
@@ -220,8 +239,14 @@ def _sweep(args) -> int:
 
 
 def _run(args) -> int:
-    cfg = load_config(args.config, args.set)
+    def ready(cfg):  # `run` makes a failed run again
+        require_task(cfg, args.task)
+        _require_data(cfg, [resolve_run(cfg, args.task, args.method, args.seed)], True, args.replace_changed)
+    cfg = load_config(args.config, args.set, require=ready)
     run = select_run(cfg, args.task, args.method, args.seed)  # an unknown task or method is refused before any work
+    from .run import ddp
+    from .sweep import run_one
+    from .tuned_rates import require_tuned_rates
     require_tuned_rates(cfg, args.config, [run])
     result = run_one(cfg, args.task, args.method, args.seed, args.quiet, args.replace_changed)
     if ddp.is_main():
@@ -233,12 +258,16 @@ def _run(args) -> int:
 
 def _tune(args) -> int:
     from .tune import rates_path, tune, tuning_config, write_lrs
-    cfg = load_config(args.config, args.set)
+    def ready(cfg):  # tune's sweeps retry no failed run
+        tuned = tuning_config(cfg)
+        _require_data(tuned, expand(tuned))
+    cfg = load_config(args.config, args.set, require=None if args.dry_run else ready)
+    from .report import write_report
+    from .sweep import summary, sweep
     if args.dry_run:
         from .dry_run import tune_listing
-        print(tune_listing(cfg))
+        print(tune_listing(cfg, _refusals(partial(ready, cfg))))
         return 0
-    require_ready(tuning_config(cfg))
 
     def run_sweep(tuned):
         print("tuning " + summary(sweep(tuned, quiet=args.quiet, executor=_executor(args)), tuned["output"]))
@@ -259,12 +288,14 @@ def _list(args) -> int:
 
 
 def _report(args) -> int:
+    from .report import write_report
     print(write_report(args.results_dir, args.lora, args.full, baselines=args.baseline).read_text())
     return 0
 
 
 def _demo(args) -> int:
     from .demo import load_demo_config, pretrain_backbone
+    from .sweep import sweep
     cfg, pretrain = load_demo_config(args.set)
     cfg["model"]["file"] = str(pretrain_backbone(cfg, pretrain, args.quiet))
     return _print_outcome(cfg, sweep(cfg, quiet=args.quiet))

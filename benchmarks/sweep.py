@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from . import store
-from .config import resolve_run
+from .config import expand, resolve_run
 from .errors import UserError
 from .executors import COUNTS
 from .executors.serial import run_serial
@@ -20,30 +20,26 @@ class RunInProgress(UserError):
     """`aurora-bench run` of a run that another live process is making now."""
 
 
-def expand(cfg: dict) -> list[dict]:
-    if not cfg["tasks"]:
-        raise ValueError("the config lists no tasks (set tasks: [...] or --set tasks=[...])")
-    return [resolve_run(cfg, t, m, s) for t in cfg["tasks"] for m in cfg["methods"] for s in cfg["seeds"]]
-
-
 def plan(output, runs: list, retry_failed: bool = False, replace_changed: bool = False) -> tuple[list, dict]:
     """(the runs still to make as store.Pending, counts of those left as they are: 'skipped' (done: ok, or failed
     and not retried), 'failed_before' (of those, the failed)). Raises ConfigChanged, naming what differs, when
     records on file were made with another config, unless `replace_changed`, and when records of other seeds
-    of the same (task, method) were (the report would average them with these)."""
+    of the same (task, method) were (the report would average them with these). A failure on file holds no
+    result: a run of another config is made over it (store.decide)."""
     pending, counts, changed = [], {"skipped": 0, "failed_before": 0}, []
     for run in runs:
         seen = store.stamp(output, run)  # before reading: a record made after this is seen as new
-        done = store.existing(output, run)
-        if done is None:
+        record = store.existing(output, run)
+        what = store.decide(record, run, retry_failed)
+        if record is None:
             pending.append(store.Pending(run, store.stamp(output, run) if seen else None))  # a bad file went
-        elif not store.same_config(done["config"], run):
-            changed.append((done, run))
+        elif what == "changed":
+            changed.append((record, run))
             pending.append(store.Pending(run, seen, replace=True))
-        elif done["status"] == "ok" or not retry_failed:
+        elif what in ("done", "failed"):
             counts["skipped"] += 1
-            counts["failed_before"] += done["status"] != "ok"
-        else:
+            counts["failed_before"] += what == "failed"
+        else:  # a failure to make again: 'retry' (asked), 'redo' (made under another config)
             pending.append(store.Pending(run, seen))
     if changed and not replace_changed:
         raise ConfigChanged(store.changed_message(output, changed))

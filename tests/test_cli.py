@@ -1,12 +1,14 @@
 """aurora-bench's command line: commands, argument order, one-line errors, `list`, and the demo end to end."""
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from aurora_bench.config import resolve_run
 
-from aurora_bench import cli
+from aurora_bench import sweep as sweep_module
 from aurora_bench.cli import build_parser, main, parse_args
 
 from fixtures import tiny_cfg
@@ -29,7 +31,7 @@ def runs(monkeypatch) -> list:
     def fake(cfg, task, variant, seed, quiet=False, replace_changed=False):
         started.append(resolve_run(cfg, task, variant, seed))
         return {"status": "ok", "accuracy": 50.0}
-    monkeypatch.setattr(cli, "run_one", fake)
+    monkeypatch.setattr(sweep_module, "run_one", fake)
     return started
 
 
@@ -76,7 +78,7 @@ def test_a_config_mistake_is_one_line_and_verbose_shows_the_traceback(config, ca
 
 
 def test_a_sweep_without_its_data_root_stops_before_the_first_run(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "sweep", lambda *a, **k: pytest.fail("the sweep started"))
+    monkeypatch.setattr(sweep_module, "sweep", lambda *a, **k: pytest.fail("the sweep started"))
     assert main(["sweep", VTAB1K, "--set", f"output={tmp_path}"]) == 2
     assert "data.source 'vtab' needs data.root" in capsys.readouterr().err
 
@@ -95,6 +97,52 @@ def test_an_output_folder_that_cannot_be_made_is_one_line(config, tmp_path, caps
         assert err.startswith(f"aurora-bench: error: output folder {folder} cannot be made (") and "\n" not in err
         assert err.endswith("set output to a folder you can write, e.g. --set output=results/<name>")
     assert (tmp_path / "a-file").read_text() == "in the way"
+
+
+LIBRARIES = ("torch", "torchvision", "timm", "scipy")  # seconds to import, together
+
+
+@pytest.mark.parametrize("argv, code", [
+    (["--help"], 0), (["sweep", "--help"], 0), (["demo", "--help"], 0), (["sweep"], 2),  # no config
+    (["sweep", VTAB1K, "--set", "train.lrr=1"], 2),  # a mistyped key
+    (["tune", VTAB1K, "--set", "train.lr=-1"], 2),  # a value out of range
+    (["sweep", VTAB1K], 2),  # no data.root
+    (["run", VTAB1K, "--task", "dtd", "--method", "lora", "--set", "data.root=/nowhere"], 2)])  # not there
+def test_help_and_a_mistake_answer_without_loading_torch(argv, code):
+    """`--help`, a subcommand's, and a one-line mistake in the command, the config's keys and values or its data
+    answer at once: torch, torchvision, timm and scipy load where they are used. A test of what is imported,
+    not of how long it takes (RESULTS.md "CLI start-up" has the times)."""
+    probe = ("import sys\nfrom aurora_bench.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
+             "except SystemExit as e:\n    code = e.code\n"
+             f"print(code, sorted(m for m in {LIBRARIES!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == f"{code} []", out.stderr
+
+
+ROOT_MISSING = "data.root {tmp}/nowhere does not exist"
+TASK_MISSING = "no folder for task 'mytsk' under {tmp}/data; did you mean 'mytask'?"
+RUN = ["run", "--task", "mytask", "--method", "linear"]
+
+
+@pytest.mark.parametrize("command, mistake, named", [
+    (["sweep"], "data.root={tmp}/nowhere", ROOT_MISSING),
+    (["tune"], "data.root={tmp}/nowhere", ROOT_MISSING),
+    (RUN, "data.root={tmp}/nowhere", ROOT_MISSING),
+    (["sweep"], "tasks=[mytask,mytsk]", TASK_MISSING),
+    (["tune"], "tasks=[mytask,mytsk]", TASK_MISSING),
+    (["tune"], "tune.tasks=[mytsk]", TASK_MISSING),
+    (["run", "--task", "mytsk", "--method", "linear"], "tasks=[mytask,mytsk]", TASK_MISSING),
+    (["sweep"], "data.eval_split=tset", "split file {tmp}/data/mytask/tset.txt is missing"),
+    (["tune"], "data.tuning_eval_split=vla200", "split file {tmp}/data/mytask/vla200.txt is missing"),
+    (RUN, "data.eval_split=tset", "split file {tmp}/data/mytask/tset.txt is missing")])
+def test_missing_data_is_refused_once_before_any_run_is_made_or_recorded(tmp_path, config, command, mistake, named,
+                                                                         capsys):
+    """A mistyped data root, task or split, for sweep, tune and run alike: one line naming it (exit 2), no run made
+    and no record written, not a failed run per task (which a later sweep with the right root would meet)."""
+    code = main([*command, config, "--quiet", "--set", mistake.format(tmp=tmp_path)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"aurora-bench: error: {named.format(tmp=tmp_path)}")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out-tune").exists()
 
 
 @pytest.mark.parametrize("workers", ["0", "-3", "two"])

@@ -6,7 +6,10 @@ import pytest
 import yaml
 
 from aurora_bench.config import load_config, require_ready, resolve_run
+from aurora_bench.data import DataError
 from aurora_bench.schema import ConfigError
+
+from fixtures import vtab_task
 
 ROOT = Path(__file__).parent.parent
 SMALL = {"name": "t", "tasks": ["a", "b"], "methods": ["lora", "aurora"],
@@ -181,11 +184,17 @@ def test_another_data_source_starts_its_options_afresh():
     assert folder["data"]["source"] == "folder" and folder["data"]["root"] == "/own"
 
 
-def test_required_data_options_are_checked_before_a_sweep_starts():
+def test_required_data_options_are_checked_before_a_sweep_starts(tmp_path):
     cfg = load_config(ROOT / "configs" / "vtab1k.yaml")  # loads without data.root: `aurora-bench list` shows it
     with pytest.raises(ConfigError, match="data.source 'vtab' needs data.root"):
         require_ready(cfg)
-    require_ready(load_config(ROOT / "configs" / "vtab1k.yaml", ["data.root=/data/vtab-1k"]))
+    with pytest.raises(DataError, match=f"data.root {tmp_path / 'nowhere'} does not exist"):
+        require_ready(load_config(ROOT / "configs" / "vtab1k.yaml", [f"data.root={tmp_path / 'nowhere'}"]))
+    for task in ("cifar", "dtd"):
+        vtab_task(tmp_path, task)
+    require_ready(load_config(ROOT / "configs" / "vtab1k.yaml", [f"data.root={tmp_path}", "tasks=[cifar,dtd]"]))
+    with pytest.raises(DataError, match="no folder for task 'dtdd' .*did you mean 'dtd'"):
+        require_ready(load_config(ROOT / "configs" / "vtab1k.yaml", [f"data.root={tmp_path}", "tasks=[cifar,dtdd]"]))
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)

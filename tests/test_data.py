@@ -13,7 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from aurora_bench.data import DataError, DeviceSplit, DeviceTransform, RawSplit, list_split, load_split, lookup
+from aurora_bench.data import (DataError, DeviceSplit, DeviceTransform, RawSplit, check_split, list_split, load_split,
+                               lookup)
 from aurora_bench.data import cache as cache_mod
 from aurora_bench.data.keys import content_key
 from aurora_bench.data.pixels import to_rgb8
@@ -50,13 +51,14 @@ def test_vtab_all_19_tasks_known():
 
 def test_vtab_missing_task_names_what_is_there(tmp_path):
     vtab_task(tmp_path, "mytask")
-    with pytest.raises(DataError, match=r"no folder for task 'svhn'.*found: mytask"):
+    with pytest.raises(DataError, match=r"no folder for task 'svhn'.*folders there: mytask"):
         list_split(vtab(tmp_path), "svhn", "test")
 
 
 def test_vtab_missing_split_file(tmp_path):
     vtab_task(tmp_path, "mytask")
-    with pytest.raises(DataError, match=r"train1000.txt is missing; split files there: \['classes', 'test'"):
+    with pytest.raises(DataError, match=r"train1000.txt is missing \(split 'train1000' of task 'mytask'\); did you "
+                                        r"mean 'train800'\? \(split files there: classes, test, train800, "):
         list_split(vtab(tmp_path), "mytask", "train1000")
 
 
@@ -99,6 +101,59 @@ def test_vtab_missing_root_says_how_to_set_it():
         list_split({"source": "tfds"}, "cifar", "test")
 
 
+def _made_tasks(root: Path) -> dict:
+    """Per source: (a data config over a task made under `root`, the task, one of its splits, a mistyped task and
+    the name the check suggests for it (None: the source takes any task name), a split it lacks)."""
+    vtab_task(root / "vtab", "mytask")
+    fgvc_task(root / "fgvc", "mybirds", "images")
+    image_folder_task(root / "folder", "own")
+    (root / "tv").mkdir()
+    # what a save_to_disk folder's check reads: its split list (no arrow file is opened)
+    (root / "hf").mkdir()
+    (root / "hf" / "dataset_dict.json").write_text('{"splits": ["train", "validation", "test"]}')
+    return {
+        "vtab": ({"source": "vtab", "root": str(root / "vtab")}, "mytask", "test", ("mytsk", "mytask"), "tset"),
+        "fgvc": ({"source": "fgvc", "root": str(root / "fgvc")}, "mybirds", "trainval", ("mybird", "mybirds"), "tset"),
+        "folder": ({"source": "folder", "root": str(root / "folder")}, "own", "train", ("onw", "own"), "tset"),
+        "torchvision": ({"source": "torchvision", "root": str(root / "tv")}, "cifar10", "val", ("cifar1O", "cifar10"),
+                        "tset"),
+        "hf": ({"source": "hf", "path": str(root / "hf")}, "mytask", "train800val200", None, "tset"),
+        "digits": ({"source": "digits"}, "digits_5_9", "test", None, "val"),  # val only with data.val_size
+    }
+
+
+@pytest.mark.parametrize("source", ["vtab", "fgvc", "folder", "torchvision", "hf", "digits"])
+def test_each_source_says_whether_a_task_and_split_exist(tmp_path, source, monkeypatch):
+    """What a sweep, tune or run checks before making any run: cheap (no image is read) and naming what is
+    missing, with the nearest name it knows for a mistyped task."""
+    cfg, task, split, mistyped, missing_split = _made_tasks(tmp_path)[source]
+    monkeypatch.setattr(Image, "open", lambda *a, **k: pytest.fail("the check read an image"))
+    check_split(cfg, task, split)
+    if mistyped:
+        typo, meant = mistyped
+        with pytest.raises(DataError, match=rf"task '{typo}'.*did you mean '{meant}'"):
+            check_split(cfg, typo, split)
+    with pytest.raises(DataError, match=rf"'{missing_split}'"):
+        check_split(cfg, task, missing_split)
+    if "root" in cfg:
+        with pytest.raises(DataError, match=rf"data.root {tmp_path / 'nowhere'} does not exist"):
+            check_split({**cfg, "root": str(tmp_path / "nowhere")}, task, split)
+
+
+def test_a_hub_dataset_is_not_looked_up_at_plan_time(monkeypatch):
+    """Whether a hub id exists needs the network: the plan does not wait on it (its runs fail, saying why)."""
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("the check went to the hub"))
+    check_split({"source": "hf", "path": "someone/vtab-{task}"}, "dtd", "test")
+    with pytest.raises(DataError, match=r"data.path /no/such/folder \(task 'dtd'\) is not a folder"):
+        check_split({"source": "hf", "path": "/no/such/folder"}, "dtd", "test")
+
+
+def test_the_torchvision_check_knows_the_tasks_the_listing_makes():
+    from aurora_bench.data.torchvision_datasets import TASKS, _tv_datasets
+    assert set(TASKS) == set(_tv_datasets("unused", download=False))
+
+
 def test_fgvc_json_layout(tmp_path):
     fgvc_task(tmp_path, "mybirds", "images", num_classes=3)
     cfg = {"source": "fgvc", "root": str(tmp_path), "image_dir": "images"}
@@ -116,8 +171,12 @@ def test_fgvc_known_task_checks_class_count(tmp_path):
 
 
 def test_fgvc_missing_json(tmp_path):
-    with pytest.raises(DataError, match=r"train.json is missing"):
+    (tmp_path / "CUB_200_2011").mkdir()
+    with pytest.raises(DataError, match=r"CUB_200_2011/train.json is missing"):
         list_split({"source": "fgvc", "root": str(tmp_path)}, "cub", "train")
+    with pytest.raises(DataError, match=r"no folder for task 'nabird' under .*; did you mean 'nabirds'\? "
+                                        r"\(folders there: CUB_200_2011\)"):
+        list_split({"source": "fgvc", "root": str(tmp_path)}, "nabird", "train")
 
 
 def test_image_folder(tmp_path):

@@ -41,6 +41,27 @@ def report_rows(text: str, heading: str) -> dict:
     return rows
 
 
+def test_the_method_table_names_each_variants_rank_targets_and_rate(tmp_path):
+    """'lora' and 'lora_r2' alone do not say what ran: the rows name rank and targets (the method's defaults filled
+    in: AuroRA's r=2, qv) and the learning rate (a range where it was tuned per task); methods.csv holds them too."""
+    records = [fake_result(t, m, 0, 70.0, p) for t in ("cifar", "dtd") for m, p in
+               (("full", 100000), ("lora_r2", 600), ("aurora", 300))]
+    for r in records:
+        if r["method"] == "lora_r2":
+            r["config"]["method"]["config"] = {"r": 2,
+                                               "targets": ["blocks\\..*\\.attn\\.qkv", "blocks\\..*\\.mlp\\.fc1"]}
+            r["config"]["train"]["lr"] = 3e-3 if r["task"] == "cifar" else 1e-2
+    write_results(tmp_path, records)
+    acc = report_rows(write_report(tmp_path).read_text(), "# Results: " + tmp_path.name)
+    assert acc["method"][:3] == ["rank", "targets", "lr"]
+    assert acc["full"][:3] == ["–", "–", "0.001"]
+    assert acc["aurora"][:3] == ["2", "qv", "0.001"]
+    assert acc["lora_r2"][:3] == ["2", "blocks\\..*\\.attn\\.qkv,blocks\\..*\\.mlp\\.fc1", "0.003..0.01"]
+    with open(tmp_path / "methods.csv") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert (rows["aurora"]["rank"], rows["aurora"]["targets"], rows["aurora"]["lr"]) == ("2", "qv", "0.001")
+
+
 def test_report_from_result_files(tmp_path):
     rows = [("cifar", "lora", 0, 70.0, 1000, 1.1), ("cifar", "lora", 1, 72.0, 1000, 1.1),
             ("eurosat", "lora", 0, 90.0, 1000, 1.1), ("cifar", "full", 0, 75.0, 100000, 1.0),
@@ -57,8 +78,8 @@ def test_report_from_result_files(tmp_path):
     text = write_report(tmp_path).read_text()
     acc = report_rows(text, "# Results: " + tmp_path.name)
     assert list(acc) == ["method", "full", "lora", "aurora", "aurora (static merge)"]  # family order, static last
-    assert acc["lora"][:2] == ["71.0 ± 1.4 (n=2)", "90.0 (n=1)"]
-    assert acc["aurora (static merge)"][:2] == ["71.0 (n=1)", "89.0 (n=1)"]
+    assert acc["lora"][3:5] == ["71.0 ± 1.4 (n=2)", "90.0 (n=1)"]
+    assert acc["aurora (static merge)"][3:5] == ["71.0 (n=1)", "89.0 (n=1)"]
     assert "group means" in text and "mean_of_groups" in acc["method"]
     # a static merge costs the base model's GMACs (full's here) and has no measured speed
     cost = report_rows(text, "## Cost")
@@ -362,7 +383,7 @@ def test_a_record_with_an_impossible_number_is_quarantined_not_reported(tmp_path
     good = [fake_result("cifar", "lora", 0, 70.0, 1000), fake_result("cifar", "full", 0, 75.0, 100000)]
     write_results(tmp_path, good + [fake_result("cifar", "lora", 1, 72.0, 1000, **{field: value})])
     text = write_report(tmp_path).read_text()
-    assert report_rows(text, "# Results: " + tmp_path.name)["lora"][0] == "70.0 (n=1)"
+    assert report_rows(text, "# Results: " + tmp_path.name)["lora"][3] == "70.0 (n=1)"  # after rank, targets, lr
     assert (tmp_path / "quarantine" / "runs" / "cifar__lora__seed1.json").is_file()
     assert any("cifar__lora__seed1.json" in m and field in m for m in caplog.messages)
 

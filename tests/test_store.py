@@ -4,6 +4,7 @@ import errno
 import json
 import logging
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -23,6 +24,7 @@ from aurora_bench.store.locks import FolderInUse
 from aurora_bench.sweep import ConfigChanged, run_one, sweep
 
 import parallel_runners
+from fixtures import vtab_task
 from parallel_runners import counts, fake_record
 
 HERE = Path(__file__).parent
@@ -73,6 +75,22 @@ def test_run_one_refuses_another_config_and_remakes_a_failure(tmp_path):
     aside = Path(cfg["output"]) / "replaced" / "runs" / "t__a__seed0.json"
     assert json.loads(aside.read_text()) == before["t__a__seed0"]
     assert run_one(changed, "t", "a", 0, quiet=True, runner=parallel_runners.ok_runner)["status"] == "ok"
+
+
+@pytest.mark.parametrize("retry_failed", [False, True])
+def test_a_failure_under_another_config_never_blocks_a_run(tmp_path, retry_failed):
+    """Issue 24's trap: failures recorded under a mistyped data root (a failing runner here), other seeds' too; the
+    sweep with the right root makes those runs, with or without --retry-failed, and `run` too: a failure holds no
+    result, so no config clashes with it (replaced without a copy in replaced/)."""
+    wrong = cfg_for(tmp_path, seeds=[0, 1], data={"root": str(tmp_path / "mistyped")})
+    assert sweep(wrong, quiet=True, runner=failing_runner) == counts(failed=4)
+    right = cfg_for(tmp_path)  # seed 0 only: seed 1's failures are other seeds of another config
+    assert sweep(right, quiet=True, retry_failed=retry_failed, runner=parallel_runners.ok_runner) == counts(ok=2)
+    assert {k: r["status"] for k, r in on_file(right).items()} == {
+        "t__a__seed0": "ok", "t__b__seed0": "ok", "t__a__seed1": "failed", "t__b__seed1": "failed"}
+    assert run_one(load_config(right, ["seeds=[1]"]), "t", "a", 1, quiet=True,
+                   runner=parallel_runners.ok_runner)["status"] == "ok"
+    assert not (Path(right["output"]) / "replaced").exists()
 
 
 def test_a_failure_never_replaces_a_finished_result_of_the_same_config(tmp_path, monkeypatch, caplog):
@@ -314,7 +332,9 @@ def test_killing_a_parallel_sweep_ends_its_workers_and_frees_its_runs(tmp_path):
 # ------------------------------------------------------------------------------------------------ messages
 
 def test_a_rerun_after_failures_points_to_retry_failed(tmp_path, capsys):
-    cfg = cfg_for(tmp_path, methods=["linear"], data={"root": str(tmp_path / "no data here")})
+    task_dir = vtab_task(tmp_path / "data", "t")
+    shutil.rmtree(task_dir / "images")  # the lists are there (the plan's check passes), the images are not
+    cfg = cfg_for(tmp_path, methods=["linear"], data={"root": str(tmp_path / "data")})
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     assert main(["sweep", str(tmp_path / "c.yaml"), "--quiet"]) == 1
     assert "runs: 0 ok, 1 failed" in capsys.readouterr().out
@@ -322,6 +342,29 @@ def test_a_rerun_after_failures_points_to_retry_failed(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "runs: 0 ok, 0 failed, 1 already done" in out
     assert "1 of the runs already done had failed" in out and "--retry-failed" in out
+
+
+def test_the_dry_run_says_what_the_sweep_will_do_with_failures(tmp_path, capsys):
+    """It printed '2 on file, 0 to make' where the real sweep would make both runs (failures under another config),
+    and had no word for failures it keeps or --retry-failed makes again, nor for a refusal the data would bring."""
+    vtab_task(tmp_path / "data", "t")
+    configs = {"wrong": cfg_for(tmp_path, data={"root": str(tmp_path / "mistyped")}),
+               "right": cfg_for(tmp_path, data={"root": str(tmp_path / "data")})}
+    for name, cfg in configs.items():
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
+    sweep(configs["wrong"], quiet=True, runner=failing_runner)  # as a version without the plan's data check did
+
+    def dry_run(name, *flags):
+        assert main(["sweep", str(tmp_path / f"{name}.yaml"), "--dry-run", *flags]) == 0
+        return capsys.readouterr().out
+    out = dry_run("right")
+    assert "2 runs (1 tasks x 2 methods x 1 seeds; 2 to make, 0 done)" in out
+    assert out.count("failed under another config, to make") == 2 and "refused" not in out
+    out = dry_run("wrong")
+    assert "0 to make, 0 done, 2 failed and kept (--retry-failed makes them again)" in out and "refused" not in out
+    out = dry_run("wrong", "--retry-failed")
+    assert "2 to make, 0 done" in out and out.count("failed, to make again") == 2
+    assert f"the sweep would be refused now: data.root {tmp_path / 'mistyped'} does not exist" in out
 
 
 def test_a_bad_file_in_a_folder_that_cannot_be_changed_is_skipped_with_a_warning(tmp_path, monkeypatch, caplog):

@@ -9,12 +9,13 @@ import pytest
 import yaml
 
 from aurora_bench.cli import main
-from aurora_bench.config import load_config, resolve_run
+from aurora_bench.config import expand, load_config, resolve_run
 from aurora_bench.report import write_report
-from aurora_bench.sweep import expand, sweep
+from aurora_bench.sweep import sweep
 from aurora_bench.tune import grids_of, tune, tuning_config, write_lrs
 from aurora_bench.tuned_rates import UntunedRates, require_tuned_rates
 
+from fixtures import vtab_task
 from parallel_runners import fake_record
 
 PEAK = {"linear": 1e-2}  # linear peaks inside its grid; lora keeps rising: its choice stays on the top edge
@@ -83,6 +84,8 @@ def test_validation_runs_are_never_refused(tmp_path):
 
 def test_missing_and_incomplete_rates_are_refused_on_one_line_by_the_cli(tmp_path, capsys):
     main_yaml = write_configs(tmp_path, methods=["linear"])  # lora is not tuned
+    for task in ("a", "b"):  # the data is there: what is refused is the rates
+        vtab_task(tmp_path / "data", task, per_split={"train800": 3, "val200": 3, "test": 3})
     assert main(["sweep", str(main_yaml)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and f"{tmp_path / 'lrs.yaml'}: linear: no rate (missing)" in err
@@ -150,7 +153,7 @@ def test_dry_run_counts_and_makes_nothing(tmp_path, capsys):
     main_yaml = write_configs(tmp_path)
     assert main(["sweep", str(main_yaml), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "4 runs (2 tasks x 2 methods x 1 seeds; 0 on file, 4 to make)" in out
+    assert "4 runs (2 tasks x 2 methods x 1 seeds; 4 to make, 0 done)" in out
     assert "the sweep would be refused now: tune.require_rates" in out
     assert main(["tune", str(main_yaml), "--dry-run"]) == 0
     out = capsys.readouterr().out  # 2 variants x 3 rates x 2 tasks x 2 seeds; extend=0 adds none

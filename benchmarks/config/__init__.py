@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from .checks import check_config, check_run, known_variants, require_data
+from .checks import check_methods, check_run, check_sections, known_variants, require_data
 from .sections import SECTIONS, TOP
 from ..data import COMMON, SOURCES, options_of
 from ..schema import ConfigError, closest
@@ -71,9 +71,11 @@ def merge_config(base: dict, update: dict) -> dict:
     return out
 
 
-def load_config(source=None, overrides=()) -> dict:
+def load_config(source=None, overrides=(), require=None) -> dict:
     """DEFAULTS <- included files <- the file (or a dict) <- `overrides` ('a.b=value', values parsed as YAML),
-    checked: the config itself, and every run its tasks and variants resolve to."""
+    checked: the config itself, and every run its tasks and variants resolve to. `require(cfg)` is a command's
+    own check (its data: `require_ready`), run once the keys and values are checked and before the method checks
+    import the library (torch, seconds): a missing or mistyped data root is answered at once."""
     cfg = copy.deepcopy(DEFAULTS)
     if isinstance(source, dict):
         if "include" in source:
@@ -83,12 +85,15 @@ def load_config(source=None, overrides=()) -> dict:
         cfg = merge_config(cfg, read_config(Path(source)))
     for item in overrides:
         apply_override(cfg, item)
-    cfg = check_config(cfg)
+    cfg = check_sections(cfg)
     tasks = dict.fromkeys([*cfg["tasks"], *(cfg["tune"]["tasks"] or []), *cfg["task_overrides"]])
     variants = dict.fromkeys([*cfg["methods"], *(cfg["tune"]["methods"] or []), *cfg["method_overrides"]])
     for task in tasks:
         for variant in variants:
             resolve_run(cfg, task, variant, cfg["seeds"][0])
+    if require is not None:
+        require(cfg)
+    check_methods(cfg)
     return cfg
 
 
@@ -189,6 +194,13 @@ def resolve_run(cfg: dict, task: str, variant: str, seed: int) -> dict:
     return run
 
 
+def expand(cfg: dict) -> list[dict]:
+    """Every run of the config: tasks x methods x seeds, resolved."""
+    if not cfg["tasks"]:
+        raise ValueError("the config lists no tasks (set tasks: [...] or --set tasks=[...])")
+    return [resolve_run(cfg, t, m, s) for t in cfg["tasks"] for m in cfg["methods"] for s in cfg["seeds"]]
+
+
 def without_defaults(run: dict) -> dict:
     """`run` less the model, train and data keys that hold their declared default: a key declared after a
     result was recorded (with a default that keeps the old behaviour) then leaves that result comparable."""
@@ -205,21 +217,31 @@ def without_defaults(run: dict) -> dict:
 
 def select_run(cfg: dict, task: str, variant: str, seed: int) -> dict:
     """The run `aurora-bench run` asks for, refused before anything loads when the config does not know its
-    task (a data source may not check task names) or its method."""
-    if task not in cfg["tasks"]:
-        raise ConfigError(f"task {task!r} is not in the config's tasks{closest(task, cfg['tasks'])} "
-                          f"(tasks: {', '.join(cfg['tasks'])}); add it with --set tasks=[...]")
+    task or its method. Its data is `require_ready`'s to check, first (the CLI runs it before the method checks,
+    through load_config's `require`)."""
+    require_task(cfg, task)
     variants = sorted(set(known_variants(cfg)) | set(cfg["methods"]))
     if variant not in variants:
         raise ConfigError(f"unknown method {variant!r}{closest(variant, variants)}: neither a registered method "
                           f"nor a variant in method_overrides (known: {', '.join(variants)})")
-    run = resolve_run(cfg, task, variant, seed)
-    require_data(run)
-    return run
+    return resolve_run(cfg, task, variant, seed)
 
 
-def require_ready(cfg: dict) -> None:
-    """Every run of the sweep has the data options its source needs: checked before the first run starts."""
-    for task in cfg["tasks"]:
-        for variant in cfg["methods"]:
-            require_data(resolve_run(cfg, task, variant, cfg["seeds"][0]))
+def require_ready(cfg: dict, runs=None) -> None:
+    """Every run of `runs` (resolved; default: all of the config's) can start: its task is one of the config's, its
+    data source has the options it needs, and the task and its splits exist as far as the source can tell cheaply
+    (data.check_split). Checked before the first run is made or recorded, so that a mistyped data root or task is
+    refused once, naming it, instead of failing every run. The CLI passes the runs the command would make
+    (store.to_make): finished runs need no data."""
+    runs = expand(cfg) if runs is None else runs
+    for run in runs:
+        require_task(cfg, run["task"])
+    checked = set()
+    for run in runs:
+        require_data(run, checked)
+
+
+def require_task(cfg: dict, task: str) -> None:
+    if task not in cfg["tasks"]:
+        raise ConfigError(f"task {task!r} is not in the config's tasks{closest(task, cfg['tasks'])} "
+                          f"(tasks: {', '.join(cfg['tasks'])}); add it with --set tasks=[...]")

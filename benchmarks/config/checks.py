@@ -1,44 +1,59 @@
 """A merged config checked against sections.py, and what one key cannot say alone: methods that exist,
 a variant's method config, warmup below epochs, overrides that name real keys. Errors are ConfigErrors
-naming the key, the value and what would do."""
+naming the key, the value and what would do.
+
+Two stages: `check_sections` (every key and value, no library) and `check_methods` (the methods, which imports
+aurora_vision and with it torch and timm, seconds): a mistyped key or value, or a command's own check between
+the two (its data, config.load_config's `require`), is answered before the library loads."""
+import json
 from dataclasses import replace
 
-import aurora_vision as av
-from aurora_vision.config import make_config
-
 from .sections import METHOD_OVERRIDE, MODEL, TASK_OVERRIDE, TOP, TRAIN, TUNE, file_name
-from ..data import COMMON, SOURCES, lookup, options_of
+from ..data import COMMON, SOURCES, check_split, lookup, options_of
 from ..schema import ConfigError, check_given, closest, validate
 
 
-def check_config(cfg: dict) -> dict:
-    """The config with every section completed by its defaults; raises ConfigError on the first problem.
-    Data options a source requires (data.root) may still be unset: `require_data` checks them before a run."""
+def check_sections(cfg: dict) -> dict:
+    """The config with every section completed by its defaults, its keys and values checked (overrides' too);
+    raises ConfigError on the first problem. Data options a source requires (data.root) may still be unset:
+    `require_data` checks them before a run. Method names and method configs are `check_methods`'s."""
     out = validate("", cfg, TOP)
     out["model"] = validate("model", cfg.get("model") or {}, MODEL)
     out["train"] = check_train("train", cfg.get("train") or {})
     out["data"] = check_data("data", cfg.get("data") or {})
     out["tune"] = validate("tune", cfg.get("tune") or {}, TUNE)
-    variants = _check_method_overrides(out)
-    _check_variants("methods", out["methods"], variants)
-    _check_lrs(out, variants)
-    _check_tune(out, variants)
+    for variant, entry in out["method_overrides"].items():
+        problem = file_name(variant) if isinstance(variant, str) else "must be a string"
+        if problem:
+            raise ConfigError(f"method_overrides: the variant name {variant!r} {problem}")
+        check_given(f"method_overrides.{variant}", entry or {}, METHOD_OVERRIDE)
+        _check_sections(f"method_overrides.{variant}", entry or {}, out)
+    _check_rates(out)
+    _check_grids(out)
     _check_task_overrides(out)
     return out
 
 
+def check_methods(cfg: dict) -> None:
+    """Every variant the config names (methods, lrs, tune, method_overrides) is a registered method or a variant
+    of one, with a config its method takes. Imports the library (torch)."""
+    variants = _check_method_overrides(cfg)
+    _check_variants("methods", cfg["methods"], variants)
+    _check_variants("lrs", list(cfg["lrs"]), variants)
+    _check_variants("tune.methods", cfg["tune"]["methods"] or [], variants)
+    _check_variants("tune.lrs", [v for v in cfg["tune"]["lrs"] if v != "default"], variants)
+
+
 def check_run(run: dict) -> dict:
-    """One resolved run (overrides merged) checked and completed, so that no override sneaks in a bad value."""
+    """One resolved run (overrides merged) checked and completed, so that no override sneaks in a bad value.
+    Its method config is method_overrides' own, which `check_methods` checked (code that brings its own runner,
+    sweep(runner=...), may name methods of its own)."""
     where = f"the run of task {run['task']!r} with method {run['method']['variant']!r}: "
     try:
         out = dict(run)
         out["model"] = validate("model", run["model"], MODEL)
         out["train"] = check_train("train", run["train"])
         out["data"] = check_data("data", run["data"])
-        # load_config and `aurora-bench run` refuse unregistered methods; code that brings its own runner
-        # (sweep(runner=...)) may name its own
-        if run["method"]["name"] in av.list_methods():
-            method_config(run["method"]["variant"], run["method"]["name"], run["method"]["config"])
     except ConfigError as e:
         raise ConfigError(where + str(e)) from e
     return out
@@ -76,21 +91,32 @@ def check_data(section: str, values: dict) -> dict:
     return validate(section, values, options)
 
 
-def require_data(run: dict) -> None:
-    """The options the run's data source needs (data.root, data.path) are set: checked before anything loads."""
+def require_data(run: dict, checked: set | None = None) -> None:
+    """The options the run's data source needs (data.root, data.path) are set, and its task and splits exist as far
+    as the source can tell cheaply and offline (data.check_split): checked before anything loads. `checked`
+    holds what earlier calls checked, so that runs sharing their data are checked once."""
     data = run["data"]
     for key, option in options_of(data["source"]).items():
         if option.required and data.get(key) in (None, ""):
             raise ConfigError(f"data.source {data['source']!r} needs data.{key} ({option.help}), e.g. "
                               f"--set data.{key}=... (task {run['task']!r})")
+    for split in dict.fromkeys((data["split_train"], data["split_eval"])):
+        key = json.dumps([data, run["task"], split], sort_keys=True, default=str)
+        if checked is None or key not in checked:
+            check_split(data, run["task"], split)
+            if checked is not None:
+                checked.add(key)
 
 
 def known_variants(cfg: dict) -> list:
+    import aurora_vision as av
     return sorted(set(av.list_methods()) | set(cfg["method_overrides"]))
 
 
 def method_config(variant: str, method: str, config) -> None:
     """The variant's `config:` builds the method's config dataclass (unknown fields and bad values refused)."""
+    import aurora_vision as av
+    from aurora_vision.config import make_config
     if method not in av.list_methods():
         raise ConfigError(f"method {method!r} (of variant {variant!r}) is not a registered method"
                           f"{closest(method, av.list_methods())} (registered: {', '.join(av.list_methods())})")
@@ -108,14 +134,10 @@ def _check_variants(where: str, names, variants) -> None:
 
 
 def _check_method_overrides(cfg: dict) -> list:
+    import aurora_vision as av
     for variant, entry in cfg["method_overrides"].items():
         where = f"method_overrides.{variant}"
-        problem = file_name(variant) if isinstance(variant, str) else "must be a string"
-        if problem:
-            raise ConfigError(f"method_overrides: the variant name {variant!r} {problem}")
         entry = entry or {}
-        check_given(where, entry, METHOD_OVERRIDE)
-        _check_sections(where, entry, cfg)
         method = entry.get("method") or variant
         if method not in av.list_methods() and "method" not in entry:
             raise ConfigError(f"{where} needs method: <a registered method> ({variant!r} is not one"
@@ -135,9 +157,8 @@ def _check_sections(where: str, entry: dict, cfg: dict) -> None:
         check_given(f"{where}.data", data, source_options(f"{where}.data", source))
 
 
-def _check_lrs(cfg: dict, variants) -> None:
+def _check_rates(cfg: dict) -> None:
     for name, lr in cfg["lrs"].items():
-        _check_variants("lrs", [name], variants)
         per_task = lr if isinstance(lr, dict) else {None: lr}  # one rate, or a rate per task (tune.per_task)
         for task, rate in per_task.items():
             where = f"lrs.{name}" + (f".{task}" if task is not None else "")
@@ -145,10 +166,8 @@ def _check_lrs(cfg: dict, variants) -> None:
                 raise ConfigError(f"{where} must be a learning rate > 0 (or a mapping task -> rate), got {rate!r}")
 
 
-def _check_tune(cfg: dict, variants) -> None:
+def _check_grids(cfg: dict) -> None:
     tune = cfg["tune"]
-    _check_variants("tune.methods", tune["methods"] or [], variants)
-    _check_variants("tune.lrs", [v for v in tune["lrs"] if v != "default"], variants)
     for v in tune["methods"] or cfg["methods"]:
         if not tune["lrs"].get(v, tune["lrs"].get("default")):
             raise ConfigError(f"tune.lrs has no grid for {v!r} and no 'default' grid")

@@ -1,6 +1,8 @@
 """Every key a sweep config may hold: its type, default, range and help. The `data:` section is declared by
 the data sources (`aurora_bench.data.options_of`); checks.py checks what one key cannot say alone
 (registered methods, warmup below epochs, a variant's method config)."""
+import re
+
 from ..data.tasks import SUITES
 from ..schema import Option, at_least, list_of, positive
 
@@ -39,8 +41,8 @@ def check_compile(v):
 
 
 def _device(v):
-    if v == "auto":
-        return None
+    if v == "auto" or re.fullmatch(r"cpu|cuda(:\d+)?", str(v)):
+        return None  # the common names, without importing torch (seconds) to check a config
     import torch
     try:
         torch.device(v)

@@ -4,24 +4,41 @@ from pathlib import Path
 
 import numpy as np
 
-from .raw import DataError, RawSplit, check_files, class_count
+from .raw import DataError, RawSplit, check_files, class_count, find_task_dir, root_dir
 from .registry import Option, register_source
-from .tasks import FGVC_IMAGE_DIRS, lookup
+from .tasks import FGVC, FGVC_IMAGE_DIRS, lookup
+
+LAYOUT = "one folder per task (VPT's FGVC layout: <task>/{train,val,test}.json)"
 
 
-@register_source("fgvc", root=Option(str, required=True, help="folder holding one folder per task"),
+def split_files(cfg: dict, task: str, split: str) -> list[Path]:
+    """The json files of the split (`trainval`: train's and val's), under the task's folder (its FGVC name for an
+    alias); DataError naming what is missing."""
+    info = lookup("fgvc", task)
+    known = [n for i in FGVC.values() for n in (i.name, *i.aliases)]
+    folder = find_task_dir(root_dir(cfg, LAYOUT), task, [info.name if info else task], known)
+    files = [folder / f"{part}.json" for part in (["train", "val"] if split == "trainval" else [split])]
+    for f in files:
+        if not f.is_file():
+            raise DataError(f"split file {f} is missing (split {split!r} of task {task!r}; VPT's FGVC layout: "
+                            "<root>/<task>/{train,val,test}.json, and trainval for train + val)")
+    return files
+
+
+def check_fgvc(cfg: dict, task: str, split: str) -> None:
+    split_files(cfg, task, split)
+
+
+@register_source("fgvc", check_fgvc, root=Option(str, required=True, help="folder holding one folder per task"),
                  image_dir=Option(str, "", help="image folder inside a task folder, for tasks FGVC does not list"))
 def fgvc_json(cfg: dict, task: str, split: str) -> RawSplit:
     """VPT's FGVC layout: <root>/<task>/{train,val,test}.json mapping image path -> label.
     Split `trainval` is train + val. Labels map to 0..C-1 in sorted order of the train labels."""
     info = lookup("fgvc", task)
-    task_dir = Path(cfg["root"]).expanduser() / (info.name if info else task)
-    parts = ["train", "val"] if split == "trainval" else [split]
+    files = split_files(cfg, task, split)
+    task_dir = files[0].parent
     entries = {}
-    for part in parts:
-        f = task_dir / f"{part}.json"
-        if not f.is_file():
-            raise DataError(f"split file {f} is missing (VPT's FGVC layout: <root>/<task>/{{train,val,test}}.json)")
+    for f in files:
         try:
             entries.update(json.loads(f.read_text()))
         except json.JSONDecodeError as e:

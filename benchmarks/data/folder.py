@@ -3,7 +3,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .raw import DataError, RawSplit, class_count
+from ..schema import closest
+from .raw import DataError, RawSplit, class_count, find_task_dir, root_dir
 from .registry import Option, register_source
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -39,16 +40,29 @@ def class_list(cfg: dict, task_dir: Path) -> tuple[list[str], str]:
     return names, str(train_dir)
 
 
-@register_source("folder", root=Option(str, required=True, help="folder holding <task>/<split>/<class>/<image>"))
+def split_folder(cfg: dict, task: str, split: str) -> Path:
+    """<root>/<task>/<split>; DataError naming what is missing."""
+    folder = find_task_dir(root_dir(cfg, "<task>/<split>/<class>/<image>"), task)
+    split_dir = folder / split
+    if not split_dir.is_dir():
+        have = _class_folders(folder)
+        raise DataError(f"folder {split_dir} is missing (split {split!r} of task {task!r}){closest(split, have)} "
+                        f"(folders there: {', '.join(have) or 'none'}; expected <root>/<task>/<split>/<class>/<image>)")
+    return split_dir
+
+
+def check_folder(cfg: dict, task: str, split: str) -> None:
+    split_folder(cfg, task, split)
+
+
+@register_source("folder", check_folder,
+                 root=Option(str, required=True, help="folder holding <task>/<split>/<class>/<image>"))
 def image_folder(cfg: dict, task: str, split: str) -> RawSplit:
     """Bring your own task: <root>/<task>/<split>/<class name>/<image>. Labels follow `class_list` (classes.txt,
     else the train split's folders in sorted order), so a split with a class folder of another name is an
     error, and a split lacking some classes (a small test set) keeps the labels of the others."""
-    task_dir = Path(cfg["root"]).expanduser() / task
-    split_dir = task_dir / split
-    if not split_dir.is_dir():
-        raise DataError(f"folder {split_dir} is missing; expected <root>/<task>/<split>/<class>/<image>")
-    classes, defined_by = class_list(cfg, task_dir)
+    split_dir = split_folder(cfg, task, split)
+    classes, defined_by = class_list(cfg, split_dir.parent)
     index = {c: i for i, c in enumerate(classes)}
     present = _class_folders(split_dir)
     unknown = [c for c in present if c not in index]

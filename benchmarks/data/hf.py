@@ -1,4 +1,5 @@
 """Hugging Face `datasets`: a hub id or a folder written by `save_to_disk`."""
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,35 @@ from .tasks import lookup
 HF_VTAB_SPLITS = {"train800": "train", "val200": "validation", "train800val200": "train+validation", "test": "test"}
 
 
+def _local(path: str) -> Path | None:
+    """The folder `path` names, or None for a hub id ('owner/name', not on disk)."""
+    folder = Path(path).expanduser()
+    return folder if folder.exists() or path.startswith(("/", "./", "../", "~")) else None
+
+
+def check_hf(cfg: dict, task: str, split: str) -> None:
+    """A local dataset folder exists, and one written by `save_to_disk` has the split's parts. A hub id is not
+    checked: that needs the network (or the hub's cache, which the datasets library keys by more than the id),
+    and a plan must not wait on it; a mistyped hub id or split fails its runs, each saying why."""
+    path = cfg["path"].format(task=task)
+    folder = _local(path)
+    if folder is None:
+        return
+    if not folder.is_dir():
+        raise DataError(f"data.path {path} (task {task!r}) is not a folder: set data.path to a save_to_disk folder "
+                        "or a hub id ('{task}' is filled in)")
+    listed = folder / "dataset_dict.json"
+    if listed.is_file():
+        have = json.loads(listed.read_text()).get("splits", [])
+        expr = cfg.get("splits", HF_VTAB_SPLITS).get(split, split)
+        missing = [name for name in expr.split("+") if name not in have]
+        if missing:
+            raise DataError(f"{path} has no split {missing[0]!r} (split {split!r} of task {task!r} reads {expr!r}); "
+                            f"splits there: {', '.join(have)} (map split names with data.splits)")
+
+
 @register_source(
-    "hf", path=Option(str, required=True, help="hub id ('{task}' is filled in) or a save_to_disk folder"),
+    "hf", check_hf, path=Option(str, required=True, help="hub id ('{task}' is filled in) or a save_to_disk folder"),
     splits=Option(dict, None, help="split name -> HF split expression ('+' concatenates); default: VTAB-1k's"),
     image_column=Option(str, "img", help="column holding the images"),
     label_column=Option(str, "label", help="column holding the integer labels"))

@@ -3,11 +3,13 @@ they share, with errors that name the file to fix."""
 import os
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from ..errors import UserError
+from ..schema import closest
 from .tasks import lookup
 
 
@@ -37,6 +39,30 @@ def check_labels(labels, num_classes: int, where: Callable[[int], str]) -> np.nd
         i = int(bad[0])
         raise DataError(f"label {labels[i]} out of range for {num_classes} classes at {where(i)}")
     return labels
+
+
+def root_dir(cfg: dict, layout: str) -> Path:
+    """data.root, a folder that exists; else a DataError naming it and the layout expected there."""
+    root = Path(cfg["root"]).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data.root {root} {'is not a folder' if root.exists() else 'does not exist'}; set it to the "
+                        f"folder holding {layout} (--set data.root=...)")
+    return root
+
+
+def find_task_dir(root: Path, task: str, names=(), known=()) -> Path:
+    """The task's folder under `root`: the first of `names` (the task's name and its aliases; default: its name)
+    that is one. Else a DataError naming the task, the nearest name among the folders there and `known` task names,
+    and the folders there."""
+    names = list(dict.fromkeys(names or [task]))
+    found = next((root / n for n in names if (root / n).is_dir()), None)
+    if found is None:
+        have = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        tried = f"tried {', '.join(names)}; " if len(names) > 1 else ""
+        suggestion = closest(task, [n for n in (*have, *known) if n not in (task, *names)])
+        raise DataError(f"no folder for task {task!r} under {root}{suggestion} ({tried}folders there: "
+                        f"{', '.join(have) or 'none'})")
+    return found
 
 
 def check_files(paths: list, where: str) -> None:

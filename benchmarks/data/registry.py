@@ -1,8 +1,13 @@
 """The data sources by name, each with the options it reads from the `data:` section of a config.
 
 A source is one file in this folder: a function `(data config, task, split) -> RawSplit` registered with
-`@register_source(name, **options)`. Options every source shares (splits, cache, augmentation) are in
-COMMON; `options_of(name)` is what a config's `data:` may hold for that source."""
+`@register_source(name, check=..., **options)`. Options every source shares (splits, cache, augmentation) are in
+COMMON; `options_of(name)` is what a config's `data:` may hold for that source.
+
+A source's `check(data config, task, split)` says, cheaply and offline (no image read, no network), whether the
+task and split exist, raising DataError naming what is missing (an unknown task with the nearest name it knows):
+`check_split` runs it for every task and split of a sweep, tune or run before any run is made, so that a
+mistyped root or task is refused once instead of failing, and being recorded as failed, run after run."""
 from dataclasses import dataclass
 from typing import Callable
 
@@ -43,13 +48,15 @@ class Source:
     name: str
     list_split: Callable[[dict, str, str], RawSplit]
     options: dict
+    check: Callable[[dict, str, str], None]
 
 
 SOURCES: dict[str, Source] = {}
 
 
-def register_source(name: str, **options: Option):
-    """Decorator: `@register_source("vtab", root=Option(str, required=True))` over the listing function."""
+def register_source(name: str, check: Callable[[dict, str, str], None], **options: Option):
+    """Decorator: `@register_source("vtab", check_vtab, root=Option(str, required=True))` over the listing
+    function; `check` is the source's cheap existence check (see the module's doc)."""
     clash = set(options) & set(COMMON)
     if clash:
         raise ValueError(f"source {name!r} redeclares common data options {sorted(clash)}")
@@ -57,7 +64,7 @@ def register_source(name: str, **options: Option):
     def wrap(fn):
         if name in SOURCES:
             raise KeyError(f"data source {name!r} is already registered")
-        SOURCES[name] = Source(name, fn, options)
+        SOURCES[name] = Source(name, fn, options, check)
         return fn
     return wrap
 
@@ -73,10 +80,19 @@ def options_of(name: str) -> dict:
     return {**COMMON, **get_source(name).options}
 
 
-def list_split(cfg: dict, task: str, split: str) -> RawSplit:
-    """One split of one task from the source `cfg['source']` names."""
+def _configured(cfg: dict) -> Source:
     source = get_source(cfg.get("source"))
     for key, option in source.options.items():
         if option.required and not cfg.get(key):
             raise DataError(f"data.source {source.name!r} needs data.{key} ({option.help}; e.g. --set data.{key}=...)")
-    return source.list_split(cfg, task, split)
+    return source
+
+
+def list_split(cfg: dict, task: str, split: str) -> RawSplit:
+    """One split of one task from the source `cfg['source']` names."""
+    return _configured(cfg).list_split(cfg, task, split)
+
+
+def check_split(cfg: dict, task: str, split: str) -> None:
+    """Whether the source `cfg['source']` names has this task and split, cheaply and offline; raises DataError."""
+    _configured(cfg).check(cfg, task, split)

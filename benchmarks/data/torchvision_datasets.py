@@ -3,9 +3,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .raw import DataError, RawSplit, check_labels
+from ..schema import closest
+from .raw import DataError, RawSplit, check_labels, root_dir
 from .registry import Option, register_source
 from .tasks import PAPER_SPLITS, lookup
+
+TASKS = ("pets", "cars", "cifar10", "cifar100", "dtd", "eurosat", "fgvc_aircraft")  # the paper's, but RESISC45
+SPLITS = ("train", "val", "trainval", "test")
+
 
 def _tv_datasets(root: str, download: bool) -> dict:
     """The paper's tasks in torchvision: name -> (official train/pool set, official test set or None)."""
@@ -27,8 +32,22 @@ def _concat(parts):
     return ConcatDataset(parts)
 
 
+def check_torchvision(cfg: dict, task: str, split: str) -> None:
+    """A task and split of the paper's protocol, and data.root a folder unless data.download. The files inside are
+    torchvision's to find (each dataset has its own layout): a run whose dataset is missing fails saying so."""
+    info = lookup("paper", task)
+    if info is None or info.name not in TASKS:
+        raise DataError(f"the torchvision source has no task {task!r}{closest(task, TASKS)} (tasks: {', '.join(TASKS)}"
+                        "; RESISC45: use source 'hf', e.g. 'timm/resisc45')")
+    if split not in SPLITS:
+        raise DataError(f"split {split!r} unknown for the paper's protocol{closest(split, SPLITS)}; splits: "
+                        f"{', '.join(SPLITS)}")
+    if not cfg.get("download"):
+        root_dir(cfg, "torchvision's datasets (or set data.download=true)")
+
+
 @register_source(
-    "torchvision", root=Option(str, required=True, help="torchvision's dataset folder"),
+    "torchvision", check_torchvision, root=Option(str, required=True, help="torchvision's dataset folder"),
     download=Option(bool, False, help="let torchvision download missing datasets"),
     split_sizes=Option(dict, None, help="task -> [train, val, test] sizes, overriding the paper's"),
     split_seed=Option(int, 0, help="seed of the train / val / test carve-up"))
@@ -36,10 +55,9 @@ def torchvision_split(cfg: dict, task: str, split: str) -> RawSplit:
     """The AuroRA paper's 8-task protocol (FourierFT's splits): train / val carved from the official train set
     with a fixed seed, the official test set as test; tasks without one (DTD, EuroSAT) are split from the pool.
     RESISC45 is not in torchvision: use the `hf` source for it (e.g. 'timm/resisc45')."""
+    check_torchvision(cfg, task, split)
     info = lookup("paper", task)
     makers = _tv_datasets(cfg["root"], bool(cfg.get("download", False)))
-    if info is None or info.name not in makers:
-        raise DataError(f"torchvision source has tasks {sorted(makers)}; got {task!r} (RESISC45: use source 'hf')")
     try:
         pool, test = makers[info.name]()
     except RuntimeError as e:
@@ -52,8 +70,6 @@ def torchvision_split(cfg: dict, task: str, split: str) -> RawSplit:
     else:
         bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "trainval": (0, n_train + n_val),
                   "test": (n_train + n_val, n_train + n_val + n_test)}
-        if split not in bounds:
-            raise DataError(f"split {split!r} unknown for the paper's protocol; splits: {sorted(bounds)}")
         lo, hi = bounds[split]
         if hi > len(pool):
             raise DataError(f"{task}: split sizes {(n_train, n_val, n_test)} need {hi} images, {cfg['root']} has "

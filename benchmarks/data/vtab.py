@@ -1,27 +1,37 @@
 """NOAH's VTAB-1k folders (the layout most VTAB-1k users have on disk)."""
 from pathlib import Path
 
-from .raw import DataError, RawSplit, check_files, check_labels, class_count
+from ..schema import closest
+from .raw import DataError, RawSplit, check_files, check_labels, class_count, find_task_dir, root_dir
 from .registry import Option, register_source
-from .tasks import lookup
+from .tasks import VTAB1K, lookup
+
+LAYOUT = "one folder per task (NOAH's VTAB-1k layout: <task>/{train800,val200,train800val200,test}.txt)"
 
 
-@register_source("vtab", root=Option(str, required=True, help="folder holding one folder per task"))
-def vtab_folder(cfg: dict, task: str, split: str) -> RawSplit:
-    """NOAH's VTAB-1k layout: <root>/<task>/<split>.txt with lines `images/<split>/000123.jpg <label>`."""
-    root = Path(cfg["root"]).expanduser()
+def split_file(cfg: dict, task: str, split: str) -> Path:
+    """<root>/<task>/<split>.txt, the task's folder under its name or an alias; DataError naming what is missing."""
     info = lookup("vtab", task)
     names = [task] + (list(info.aliases) + [info.name] if info else [])
-    task_dir = next((root / n for n in names if (root / n).is_dir()), None)
-    if task_dir is None:
-        have = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
-        raise DataError(f"no folder for task {task!r} under {root} (tried {names}); "
-                        f"{'found: ' + ', '.join(have) if have else 'the folder is missing or empty'}. "
-                        "Expected NOAH's layout: <root>/<task>/{train800,val200,train800val200,test}.txt")
-    list_file = task_dir / f"{split}.txt"
+    known = [n for i in VTAB1K.values() for n in (i.name, *i.aliases)]
+    folder = find_task_dir(root_dir(cfg, LAYOUT), task, names, known)
+    list_file = folder / f"{split}.txt"
     if not list_file.is_file():
-        have = sorted(p.stem for p in task_dir.glob("*.txt"))
-        raise DataError(f"split file {list_file} is missing; split files there: {have}")
+        have = sorted(p.stem for p in folder.glob("*.txt"))
+        raise DataError(f"split file {list_file} is missing (split {split!r} of task {task!r}){closest(split, have)} "
+                        f"(split files there: {', '.join(have) or 'none'})")
+    return list_file
+
+
+def check_vtab(cfg: dict, task: str, split: str) -> None:
+    split_file(cfg, task, split)
+
+
+@register_source("vtab", check_vtab, root=Option(str, required=True, help="folder holding one folder per task"))
+def vtab_folder(cfg: dict, task: str, split: str) -> RawSplit:
+    """NOAH's VTAB-1k layout: <root>/<task>/<split>.txt with lines `images/<split>/000123.jpg <label>`."""
+    list_file = split_file(cfg, task, split)
+    task_dir = list_file.parent
     items, labels = [], []
     for n, line in enumerate(list_file.read_text().splitlines(), 1):
         if not line.strip():

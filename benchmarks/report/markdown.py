@@ -4,6 +4,7 @@ from .families import family_label
 from .stats import FEW_PAIRS, LEVEL, RESAMPLES
 
 AVG_COLS = ["natural", "specialized", "structured", "mean_of_groups", "task_mean"]
+SETTINGS = ["rank", "targets", "lr"]  # what tells variants of one method apart (tables._settings)
 
 
 def fmt(v, spec: str = ".1f") -> str:
@@ -32,10 +33,13 @@ def accuracy_section(s: dict, avgs: dict) -> list:
     text += ((", the VTAB group columns are the means over each group's tasks and `mean_of_groups` is the mean of "
               "those group means.") if grouped else ".")
     text += (f" Rows: by family ({', '.join(families)}), then by trainable parameters; static-merge rows (AuroRA's "
-             "approximate merged form, evaluated on the same trained model) last.")
-    rows = [[m] + [_cell(s["cells"].get((t, m))) for t in s["tasks"]] + [fmt(avgs[m].get(k)) for k in cols]
-            for m in s["methods"]]
-    return [text, ""] + table(["method"] + s["tasks"] + cols, rows)
+             "approximate merged form, evaluated on the same trained model) last. `rank` and `targets` are the "
+             "method's (its defaults filled in; – for a method without them), `lr` the learning rate its runs "
+             "trained with (a range where it was tuned per task).")
+    settings = lambda m: [(s["info"][m][k] or "–").replace("|", "\\|") for k in SETTINGS]  # noqa: E731  (a regex's |)
+    rows = [[m] + settings(m) + [_cell(s["cells"].get((t, m))) for t in s["tasks"]]
+            + [fmt(avgs[m].get(k)) for k in cols] for m in s["methods"]]
+    return [text, ""] + table(["method", *SETTINGS] + s["tasks"] + cols, rows)
 
 
 def commits_note(mixed: dict) -> list:

@@ -45,9 +45,29 @@ def _mean_or_none(values):
     return None if any(v is None for v in values) else statistics.fmean(values)
 
 
+def _settings(rs: list[dict]) -> dict:
+    """What tells a variant's runs apart from its method's other variants: rank and targets (its method's defaults
+    filled in; None for a method without them) and learning rate ('1e-3', or '1e-3..3e-2' when tuned per task)."""
+    import aurora_vision as av
+
+    from ..run.tensorboard import method_config
+
+    def joined(values) -> str | None:
+        values = [v for v in dict.fromkeys(values) if v is not None]
+        return "/".join(values) if values else None
+
+    configs = [method_config(r["config"]["method"]) if r["config"]["method"]["name"] in av.list_methods()
+               else r["config"]["method"]["config"] for r in rs]  # a custom runner's method: as recorded
+    rates = sorted({r["config"]["train"]["lr"] for r in rs})
+    targets = [c.get("targets") for c in configs]
+    return {"rank": joined(str(c["r"]) if "r" in c else None for c in configs),
+            "targets": joined(",".join(t) if isinstance(t, list) else t for t in targets),
+            "lr": f"{rates[0]:g}" if len(rates) == 1 else f"{rates[0]:g}..{rates[-1]:g}"}
+
+
 def _info(rs: list[dict]) -> dict:
     p = rs[0]["params"]
-    return {"params_wo_head": p["trainable"] - p["head"],
+    return {**_settings(rs), "params_wo_head": p["trainable"] - p["head"],
             "trainable": statistics.fmean(r["params"]["trainable"] for r in rs),
             "gmacs": _mean_or_none([r["gmacs_per_image"] for r in rs]),
             "uncounted_ops": sorted({op for r in rs for op in r.get("uncounted_ops", {})}),

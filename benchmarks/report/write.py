@@ -21,7 +21,9 @@ def write_report(results_dir, lora: str = "lora", full: str = "full", baselines=
     s = summarize(results)
     if not s["methods"]:
         raise UserError(f"no successful runs under {results_dir} to report ({len(s['failed'])} failed, e.g. "
-                        f"{s['failed'][0]['error']!r}); run them again with sweep --retry-failed")
+                        f"{s['failed'][0]['error']!r}); `aurora-bench sweep CONFIG --retry-failed` makes them "
+                        "again, and a sweep whose config changed since (a corrected data.root, say) makes them "
+                        "without it")
     unknown = [b for b in baselines if b not in s["info"]]
     if unknown:
         raise UserError(f"--baseline {', '.join(unknown)}: not in {results_dir}; methods there: {', '.join(s['methods'])}")

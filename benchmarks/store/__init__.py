@@ -3,8 +3,9 @@
 Every writer (sweep, run, tune, the executors) and every reader (report, tune's choice) goes through here.
 What it promises:
 - a record on file is whole, valid (record.py) and durable (files.py);
-- it is never replaced by a record of another config unless asked (`replace=True`, which first keeps a copy
-  in `<output>/replaced/runs/`), nor a finished ('ok') record by a failure of the same config;
+- a finished ('ok') record is never replaced by a record of another config unless asked (`replace=True`, which
+  first keeps a copy in `<output>/replaced/runs/`), nor by a failure of the same config; a failure holds no
+  result, so a run of any config replaces it (`decide` says what a sweep does with each run);
 - a record that cannot be written is retried, then kept outside the folder and named: never lost;
 - a file in `runs/` that is not a valid record is moved to `<output>/quarantine/` with a warning naming it:
   readers never crash on it;
@@ -156,14 +157,14 @@ def _config_changed_line(output, pairs: list, what: str, example_key, fix: str) 
 
 
 def other_seeds_of_another_recipe(records: list, runs: list) -> list:
-    """[(record, run)]: of `records`, those of a (task, method) that `runs` make, for a seed they do not make,
-    whose recipe differs from the run's."""
+    """[(record, run)]: of `records`, the finished ones of a (task, method) that `runs` make, for a seed they do not
+    make, whose recipe differs from the run's (a failure holds no result that the report would average)."""
     keys, by_pair = {key_of(r) for r in runs}, {pair_of(r): r for r in runs}
     mixed = []
     for rec in records:
         run = by_pair.get(f"{rec['task']}__{rec['method']}")
-        if run is not None and run_key(rec["task"], rec["method"], rec["seed"]) not in keys and \
-                recipe(rec["config"]) != recipe(run):
+        if run is not None and rec["status"] == "ok" and \
+                run_key(rec["task"], rec["method"], rec["seed"]) not in keys and recipe(rec["config"]) != recipe(run):
             mixed.append((rec, run))
     return mixed
 
@@ -193,6 +194,35 @@ def make_output(output) -> Path:
         raise UnusableOutput(f"output folder {output} cannot be made ({e.strerror or e}: {e.filename}); set output "
                              "to a folder you can write, e.g. --set output=results/<name>") from None
     return Path(output)
+
+
+# ------------------------------------------------------------------------------------------- what a sweep does
+
+def decide(record: Optional[dict], run: dict, retry_failed: bool = False) -> str:
+    """What a sweep does with `run`, given its record on file (None: none), as one word:
+    - 'new': no record; made;
+    - 'done': a finished result of the same config; kept;
+    - 'failed': a failure of the same config; kept (the sweep says so), made again with `retry_failed` ('retry');
+    - 'redo': a failure under another config (a mistyped data root, since fixed); made: a failure holds no
+      result, so no config clashes with it, and it is replaced without a copy;
+    - 'changed': a finished result of another config; refused (ConfigChanged) unless --replace-changed."""
+    if record is None:
+        return "new"
+    same = same_config(record["config"], run)
+    if record["status"] == "ok":
+        return "done" if same else "changed"
+    if not same:
+        return "redo"
+    return "retry" if retry_failed else "failed"
+
+
+MADE = ("new", "retry", "redo")  # and 'changed' with --replace-changed
+
+
+def to_make(output, runs: list, retry_failed: bool = False, replace_changed: bool = False) -> list:
+    """The runs of `runs` a sweep would make now, from the records on file, read only (`peek`)."""
+    made = MADE + ("changed",) * replace_changed
+    return [run for run in runs if decide(peek(output, run), run, retry_failed) in made]
 
 
 def writer(output, name: str, runs: list) -> Writer:
@@ -274,6 +304,26 @@ def _load(path: Path, output, claimed: bool = False) -> Optional[dict]:
         return None
 
 
+def peek(output, run: dict) -> Optional[dict]:
+    """The valid record of `run` on file, or None, read only: a bad file is left for a writer to quarantine (what
+    a dry run, which makes nothing, reads)."""
+    try:
+        return read_result(result_path(output, run), key=key_of(run))
+    except InvalidRecord:  # a missing file too
+        return None
+
+
+def peek_all(output) -> list[dict]:
+    """Every valid record under <output>/runs/, read only (see `peek`)."""
+    out = []
+    for path in result_paths(output):
+        try:
+            out.append(read_result(path, key=path.stem))
+        except InvalidRecord:
+            pass
+    return out
+
+
 def load_all(output) -> list[dict]:
     """Every valid record under <output>/runs/ (none: []). A file that is not one is quarantined with a warning
     that names it; never raises for a bad file."""
@@ -319,24 +369,25 @@ class Saved:
 
 
 def save(output, run: dict, result: dict, replace: bool = False) -> Saved:
-    """`result` (a valid record: InvalidRecord otherwise) recorded as run's result. A record on file made with
-    another config raises ConfigChanged, unless `replace`: then a copy of it is kept in replaced/runs/ before
-    it is replaced. A failure never replaces a finished result of the same config. Write errors are retried,
-    then the record goes to a fallback file: nothing but InvalidRecord and ConfigChanged raises.
-    Call it holding the run's claim when other processes may write the folder."""
+    """`result` (a valid record: InvalidRecord otherwise) recorded as run's result. A finished record on file made
+    with another config raises ConfigChanged, unless `replace`: then a copy of it is kept in replaced/runs/ before
+    it is replaced. A failure never replaces a finished result of the same config, and is replaced by any record
+    (it holds no result). Write errors are retried, then the record goes to a fallback file: nothing but
+    InvalidRecord and ConfigChanged raises. Call it holding the run's claim when other processes may write the
+    folder."""
     key = key_of(run)
     check_record(result, f"the result of {key}")
     data = json.dumps(result, indent=2, default=str).encode()
     path = result_path(output, run)
     old = existing(output, run, claimed=True)
-    if old is not None and not same_config(old["config"], run):
-        if not replace:
-            raise ConfigChanged(changed_message(output, [(old, run)]))
-    elif old is not None and old["status"] == "ok" and result["status"] != "ok":
+    what = decide(old, run)
+    if what == "changed" and not replace:
+        raise ConfigChanged(changed_message(output, [(old, run)]))
+    if what == "done" and result["status"] != "ok":
         return _keep_elsewhere(output, key, data, f"{path} holds a finished result of the same config, kept; this "
                                              f"run failed ({result['error']})")
     try:
-        if old is not None and not same_config(old["config"], run):
+        if what == "changed":
             keep_copy(path, output)
         write_with_retries(path, data)
     except OSError as e:
