@@ -1,6 +1,6 @@
 """TensorBoard logging of a training run. A run writes curves while training and, at the end, one HParams
 session; its folder is emptied of a previous attempt's event files first, so a retried run shows one curve, not
-two. The report declares the HParams columns (experiment_summary) in its own single event file.
+two. The report (report/tensorboard.py) declares the HParams columns (experiment_summary) in its own run.
 
 Final metrics are read by the HParams plugin from the curves' last points (eval/accuracy, train/loss); the
 merged forms' accuracies (AuroRA's static merge, the calibrated merge) are written at the final step to the
@@ -141,13 +141,3 @@ def experiment_summary(records: list[dict]):
     value.metadata.plugin_data.content = data.SerializeToString()
     return summary
 
-
-
-def write_report_events(tb_dir, figures: dict, records: list[dict]) -> Path:
-    """The report's figures and the HParams experiment, as the only event file in tb_dir."""
-    start_fresh(tb_dir)
-    with SummaryWriter(str(tb_dir)) as w:
-        for tag, fig in figures.items():
-            w.add_figure(tag, fig, close=False)
-        w._get_file_writer().add_summary(experiment_summary(records))
-    return Path(tb_dir)
