@@ -54,14 +54,13 @@ def test_training_runs_hold_their_curves_alone(swept):
 
 
 def test_report_lays_out_a_margin_chart_per_task_and_curve(swept):
-    report = Path(swept["output"]) / "tb" / "report"
-    [event] = events(report).Tensors(custom_scalars.CONFIG_SUMMARY_TAG)
+    [event] = events(Path(swept["output"]) / "tb" / "report").Tensors(custom_scalars.CONFIG_SUMMARY_TAG)
     layout = layout_pb2.Layout.FromString(event.tensor_proto.string_val[0])
-    assert [c.title for c in layout.category] == [category for _, category in CURVES.values()]
-    for category, curve in zip(layout.category, CURVES):
-        [chart] = category.chart
+    [category] = layout.category  # one task
+    assert category.title.startswith("mytask:")
+    assert [chart.title for chart in category.chart] == [title for _, title in CURVES.values()]
+    for chart, curve in zip(category.chart, CURVES):
         [series] = chart.margin.series
-        assert chart.title == "mytask"
         assert (series.value, series.lower, series.upper) == tuple(tag("mytask", curve, s) for s in STATS)
 
 

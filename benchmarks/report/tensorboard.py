@@ -3,7 +3,7 @@
     tb/report             the figures, the HParams experiment and the custom-scalars layout
     tb/methods/<variant>  the method's mean, min and max over seeds of each curve, per task and epoch
 
-The layout draws each (task, curve) as one margin chart on the Custom Scalars page: a line (the mean) and a band
+The layout draws each (task, curve) as a margin chart on the Custom Scalars page: a line (the mean) and a band
 (min to max over seeds) per method, one colour per method. The series come from the result records' curves, not
 from event files, so runs made on Ray or Slurm nodes count too; they sit under their own tags (over_seeds/...),
 so the scalars page's training charts keep the training runs alone."""
@@ -14,9 +14,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from ..run.tensorboard import EVENTS, experiment_summary, start_fresh
 
-# curve name -> (the record's curve key, chart category)
-CURVES = {"eval_accuracy": ("accuracy", "eval accuracy (%): mean over seeds, band min to max"),
-          "train_loss": ("loss", "train loss: mean over seeds, band min to max")}
+# curve name -> (the record's curve key, chart title)
+CURVES = {"eval_accuracy": ("accuracy", "eval accuracy (%)"), "train_loss": ("loss", "train loss")}
 STATS = ("mean", "min", "max")
 
 
@@ -52,9 +51,12 @@ def _band(curves: list, key: str) -> list:
 
 
 def layout(tasks: list) -> dict:
-    """add_custom_scalars' layout: a category per curve, a margin chart per task (titled by it)."""
-    return {category: {task: ["Margin", [tag(task, curve, stat) for stat in STATS]] for task in tasks}
-            for curve, (_, category) in CURVES.items()}
+    """add_custom_scalars' layout: a category per task, titled by it, with a margin chart per curve. Tasks are
+    categories, not charts, because the Custom Scalars page (TensorBoard 2.21) draws a category's margin charts in
+    reverse order, and categories in order: the suite's task order survives (within a task, loss comes first)."""
+    return {f"{task}: mean over seeds, band from min to max": {
+                title: ["Margin", [tag(task, curve, stat) for stat in STATS]] for curve, (_, title) in CURVES.items()}
+            for task in tasks}
 
 
 def write_method_runs(tb_dir, bands: dict) -> None:
