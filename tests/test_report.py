@@ -283,12 +283,14 @@ def test_a_rerun_starts_its_logdir_fresh(tmp_path):
         logger = RunLogger(logdir)
         for epoch in range(1, epochs + 1):
             logger.scalars(epoch, train__loss=1.0 / epoch)
-        logger.hparams(run_hparams(run, 100, 1.0), trial_id(run), epochs, merged={"static": float(epochs)})
+        logger.hparams(run_hparams(run, 100, 1.0), trial_id(run), epochs,
+                       merged={"static": float(epochs), "calibrated": epochs + 0.5})
         logger.close()
     assert len(list(logdir.glob("events.*"))) == 1
     assert [e.step for e in events(logdir).Scalars("train/loss")] == list(range(1, 61))
-    static = events(logdir / "merged").Scalars("merged/static_accuracy")
-    assert [(e.step, e.value) for e in static] == [(60, 60.0)]
+    merged = events(logdir / "merged")
+    assert [(e.step, e.value) for e in merged.Scalars("merged/static_accuracy")] == [(60, 60.0)]
+    assert [(e.step, e.value) for e in merged.Scalars("merged/calibrated_accuracy")] == [(60, 60.5)]
 
 
 def test_a_run_logs_curves_and_one_hparams_session(tmp_path):
