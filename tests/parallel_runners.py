@@ -17,7 +17,7 @@ def ok_runner(run, logdir=None, quiet=False):
 
 def crash_once_runner(run, logdir=None, quiet=False):
     """Kills its worker process the first time it sees method 'b' (a marker file remembers)."""
-    marker = Path(logdir).parents[3] / f"crashed-{run['method']['variant']}"
+    marker = _output(logdir) / f"crashed-{run['method']['variant']}"
     if run["method"]["variant"] in ("b", "always") and (run["method"]["variant"] == "always" or not marker.exists()):
         marker.touch()
         os._exit(9)
@@ -37,7 +37,7 @@ def env_runner(run, logdir=None, quiet=False):
 
 
 def _output(logdir) -> Path:
-    return Path(logdir).parents[3]  # <output>/tb/<task>/<variant>/seed<N>
+    return Path(logdir).parents[4]  # <output>/tb/runs/<variant>/<task>/seed<N>
 
 
 def sleeping_runner(run, logdir=None, quiet=False):

@@ -193,7 +193,7 @@ def test_demo_end_to_end_shortened(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "| aurora |" in text and "| linear |" in text
     assert (out / "pretrained" / "backbone.safetensors").is_file() and (out / "pareto.png").is_file()
-    assert list((out / "tb" / "aurora" / "digits_5_9" / "seed0").glob("events.*"))
+    assert list((out / "tb" / "runs" / "aurora" / "digits_5_9" / "seed0").glob("events.*"))
 
 
 def test_status_lines_on_stderr_until_training_starts(config, capsys):

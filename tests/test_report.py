@@ -286,7 +286,7 @@ def test_labels_of_crowded_points_do_not_overlap():
 
 def test_run_logdir_leads_with_the_method():
     run = {"task": "dtd", "method": {"variant": "lora_r4"}, "seed": 2}
-    assert store.logdir("out", run).parts[-4:] == ("tb", "lora_r4", "dtd", "seed2")
+    assert store.logdir("out", run).parts[-5:] == ("tb", "runs", "lora_r4", "dtd", "seed2")
 
 
 def events(folder):
@@ -304,12 +304,14 @@ def test_a_rerun_starts_its_logdir_fresh(tmp_path):
         logger = RunLogger(logdir)
         for epoch in range(1, epochs + 1):
             logger.scalars(epoch, train__loss=1.0 / epoch)
-        logger.hparams(run_hparams(run, 100, 1.0), trial_id(run), epochs, static_merge_accuracy=float(epochs))
+        logger.hparams(run_hparams(run, 100, 1.0), trial_id(run), epochs,
+                       merged={"static": float(epochs), "calibrated": epochs + 0.5})
         logger.close()
     assert len(list(logdir.glob("events.*"))) == 1
     assert [e.step for e in events(logdir).Scalars("train/loss")] == list(range(1, 61))
-    static = events(logdir / "static_merge").Scalars("eval/accuracy")
-    assert [(e.step, e.value) for e in static] == [(60, 60.0)]
+    merged = events(logdir / "merged")
+    assert [(e.step, e.value) for e in merged.Scalars("merged/static_accuracy")] == [(60, 60.0)]
+    assert [(e.step, e.value) for e in merged.Scalars("merged/calibrated_accuracy")] == [(60, 60.5)]
 
 
 def test_a_run_logs_curves_and_one_hparams_session(tmp_path):
@@ -330,7 +332,7 @@ def test_a_run_logs_curves_and_one_hparams_session(tmp_path):
     assert session.group_name == "aurora/mytask/seed0"
     assert {"method", "rank", "targets", "task", "seed", "model", "lr"} <= set(session.hparams)
     assert session.hparams["method"].string_value == "aurora" and session.hparams["rank"].number_value == 2
-    assert [e.step for e in events(logdir / "static_merge").Scalars("eval/accuracy")] == [2]
+    assert [e.step for e in events(logdir / "merged").Scalars("merged/static_accuracy")] == [2]
 
 
 def test_report_declares_the_hparams_columns(tmp_path):
@@ -339,6 +341,7 @@ def test_report_declares_the_hparams_columns(tmp_path):
     records = [fake_result("a", m, s, 50.0, p) for m, p in (("lora", 100), ("full", 1000)) for s in (0, 1)]
     for r in records[2:]:
         r["config"]["train"]["lr"] = 1e-5  # full's rate
+    records[0]["accuracy_static_merge"] = 20.0  # a merged form some run measured gets its column, others none
     write_results(tmp_path, records)
     write_report(tmp_path)
     content = events(tmp_path / "tb" / "report").PluginTagToContent(metadata.PLUGIN_NAME)[metadata.EXPERIMENT_TAG]
@@ -351,7 +354,7 @@ def test_report_declares_the_hparams_columns(tmp_path):
     # task, seed, lr, model (method, seed and lr here), then the others in that order
     assert sorted(h.name for h in experiment.hparam_infos if h.differs) == ["lr", "method", "rank", "seed", "targets"]
     assert [(m.name.group, m.name.tag) for m in experiment.metric_infos] == [
-        ("", "eval/accuracy"), ("static_merge", "eval/accuracy"), ("", "train/loss")]
+        ("", "eval/accuracy"), ("merged", "merged/static_accuracy"), ("", "train/loss")]
 
 
 def test_report_of_a_folder_without_results_is_one_line(tmp_path, capsys):

@@ -6,6 +6,7 @@ paired comparisons against references with their noise, and the plots.
     plots.py     pareto.png, per_task.png          labels.py   non-overlapping point labels
     families.py  method families: order, colours   write.py    write_report
     tuning.py    the validation table of tune's chosen rates
+    tensorboard.py  the report's TensorBoard runs: figures, HParams columns, per-method charts over seeds
 """
 from .load import load_results
 from .plots import pareto, plot_points

@@ -111,7 +111,7 @@ def pareto_figure(s: dict, key: str, points: dict, chance: float | None, title: 
     if len(front) > 1:
         extra += axes[0].plot(*zip(*front), color="0.3", lw=0.9, ls="--", zorder=2, label="Pareto front")
     axes[0].set_ylabel(f"accuracy (%)\n{key.replace('_', ' ')}")
-    axes[0].set_title(title, fontsize=10)
+    axes[0].set_title(title, fontsize=11)
     if static:
         axes[1].set_ylabel("merged forms\naccuracy (%)")
         if chance is not None:
@@ -123,10 +123,10 @@ def pareto_figure(s: dict, key: str, points: dict, chance: float | None, title: 
     axes[-1].set_xlabel("trainable parameters (incl. head, log scale)")
     fig.subplots_adjust(left=0.1, right=0.74, top=0.94, bottom=0.09, hspace=0.08)
     fig.legend(handles=_legend_handles(s, list(points), style) + extra, loc="upper left",
-               bbox_to_anchor=(0.755, 0.95), fontsize=7, frameon=False, handletextpad=0.3, borderaxespad=0)
+               bbox_to_anchor=(0.755, 0.95), fontsize=8, frameon=False, handletextpad=0.3, borderaxespad=0)
     for ax, pts in zip(axes, panels):
         place_labels(ax, {m.replace(" (static merge)", " (static)").replace(" (calibrated merge)", " (calibrated)"): v[:2]
-                          for m, v in pts.items()})
+                          for m, v in pts.items()}, fontsize=8)
     return fig
 
 
@@ -139,7 +139,7 @@ def per_task_figure(s: dict, task_info: dict, title: str, columns: int = 5):
     tasks = s["tasks"]
     cols = min(columns, len(tasks))
     rows = -(-len(tasks) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 + 2.3 * cols, rows * (0.2 * len(methods) + 1.1)), dpi=120,
+    fig, axes = plt.subplots(rows, cols, figsize=(1.8 + 2.7 * cols, rows * (0.23 * len(methods) + 1.3)), dpi=120,
                              squeeze=False, sharey=True)
     ys = {m: len(methods) - i for i, m in enumerate(methods)}
     for ax, task in zip(axes.flat, tasks):
@@ -154,9 +154,9 @@ def per_task_figure(s: dict, task_info: dict, title: str, columns: int = 5):
         for y in _family_breaks(s, methods, ys):
             ax.axhline(y, color="0.8", lw=0.6, zorder=1)
         ti = task_info[task]
-        ax.set_title(f"{task}{' (' + ti['group'] + ')' if ti['group'] else ''}\n{ti['test_label']}", fontsize=8)
+        ax.set_title(f"{task}{' (' + ti['group'] + ')' if ti['group'] else ''}\n{ti['test_label']}", fontsize=9)
         ax.grid(True, axis="x", alpha=0.3)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=8)
         ax.margins(x=0.1)
     for ax in axes.flat[len(tasks):]:
         ax.set_visible(False)
@@ -164,8 +164,8 @@ def per_task_figure(s: dict, task_info: dict, title: str, columns: int = 5):
         ax.set_yticks(list(ys.values()), list(ys))
         ax.set_ylim(0.3, len(methods) + 0.7)
     for ax in axes[-1]:
-        ax.set_xlabel("accuracy (%)", fontsize=8)
-    fig.suptitle(title, fontsize=10)
+        ax.set_xlabel("accuracy (%)", fontsize=9)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig
 

@@ -1,6 +1,6 @@
 """write_report: report.md, methods.csv, per_task.csv, comparisons.csv, pareto.png and per_task.png in a results
-folder (and tuning.csv where tune's output lies beside it), the figures and the HParams columns also to
-TensorBoard (<results>/tb/report, one event file)."""
+folder (and tuning.csv where tune's output lies beside it), and the report's TensorBoard runs (<results>/tb/report:
+the figures, the HParams columns, the per-method charts; <results>/tb/methods: their series, tensorboard.py)."""
 import csv
 from pathlib import Path
 
@@ -79,7 +79,7 @@ def write_report(results_dir, lora: str = "lora", full: str = "full", baselines=
 def _figures(results_dir: Path, s: dict, plot, tinfo: dict, results: list) -> None:
     import matplotlib.pyplot as plt
 
-    from ..run.tensorboard import write_report_events
+    from .tensorboard import write_tensorboard
 
     chance = chance_level(results, plot.tasks)
     figures = {"report/accuracy_vs_params": pareto_figure(
@@ -87,7 +87,7 @@ def _figures(results_dir: Path, s: dict, plot, tinfo: dict, results: list) -> No
                "report/accuracy_per_task": per_task_figure(s, tinfo, f"{results_dir.name}: accuracy per task")}
     for fig, name in zip(figures.values(), ("pareto.png", "per_task.png")):
         fig.savefig(results_dir / name)
-    write_report_events(results_dir / "tb" / "report", figures, results)
+    write_tensorboard(results_dir / "tb", figures, results, s["tasks"])
     for fig in figures.values():
         plt.close(fig)
 

@@ -85,7 +85,7 @@ def train_run(run: dict, logdir=None, quiet: bool = False, return_model: bool = 
                                                     fitted.autocast, inputs.train, run["seed"])
                           if run["train"]["calibrated_merge"] else None)
         logger.hparams(run_hparams(run, cost["params"]["trainable"], cost["gmacs"]), trial_id(run),
-                       run["train"]["epochs"], static_merge_accuracy=static)
+                       run["train"]["epochs"], merged={"static": static, "calibrated": calibrated})
     finally:
         logger.close()
     add_training(timer, fitted)

@@ -1,10 +1,11 @@
-"""TensorBoard logging. A run writes curves while training and, at the end, one HParams session; its folder
-is emptied of a previous attempt's event files first, so a retried run shows one curve, not two. The report
-declares the HParams columns (experiment_summary) in its own single event file.
+"""TensorBoard logging of a training run. A run writes curves while training and, at the end, one HParams
+session; its folder is emptied of a previous attempt's event files first, so a retried run shows one curve, not
+two. The report (report/tensorboard.py) declares the HParams columns (experiment_summary) in its own run.
 
 Final metrics are read by the HParams plugin from the curves' last points (eval/accuracy, train/loss); the
-static-merge accuracy is the eval/accuracy of the run's `static_merge` sub-run, so it joins the accuracy chart
-instead of drawing a chart of one dot."""
+merged forms' accuracies (AuroRA's static merge, the calibrated merge) are written at the final step to the
+run's `merged` sub-run under tags of their own (merged/...): the HParams plugin finds them there (a metric's
+group is a sub-run of its session), and the scalars page draws them apart from the training curves."""
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,13 +18,15 @@ import aurora_vision as av
 from aurora_vision.config import make_config
 
 EVENTS = "events.out.tfevents.*"
-STATIC_MERGE_RUN = "static_merge"
+MERGED_RUN = "merged"
+# a merged form (as in the record's accuracy_<form>_merge) -> its tag in the merged sub-run
+MERGED_TAGS = {"static": "merged/static_accuracy", "calibrated": "merged/calibrated_accuracy"}
 
 
 def start_fresh(logdir) -> Path:
     """Remove the event files a previous attempt of this run left in its folder (and sub-run)."""
     logdir = Path(logdir)
-    for folder in (logdir, logdir / STATIC_MERGE_RUN):
+    for folder in (logdir, logdir / MERGED_RUN):
         for f in folder.glob(EVENTS):
             f.unlink()
     return logdir
@@ -41,16 +44,19 @@ class RunLogger:
             for tag, value in values.items():
                 self.writer.add_scalar(tag.replace("__", "/"), value, step)
 
-    def hparams(self, hparams: dict, trial_id: str, step: int, static_merge_accuracy=None) -> None:
-        """The run's HParams session, named trial_id; the static-merge accuracy at the final step."""
+    def hparams(self, hparams: dict, trial_id: str, step: int, merged: dict | None = None) -> None:
+        """The run's HParams session, named trial_id; merged: {form: accuracy or None} (MERGED_TAGS' forms),
+        written at the final step."""
         if not self.writer:
             return
         # a raw Summary: torch's own add_hparams writes this way, but names the session by a hash and makes
         # its metrics one-point scalars
         self.writer._get_file_writer().add_summary(hp.hparams_pb(hparams, trial_id=trial_id))
-        if static_merge_accuracy is not None:
-            with SummaryWriter(str(self.logdir / STATIC_MERGE_RUN)) as w:
-                w.add_scalar("eval/accuracy", static_merge_accuracy, step)
+        measured = {form: acc for form, acc in (merged or {}).items() if acc is not None}
+        if measured:
+            with SummaryWriter(str(self.logdir / MERGED_RUN)) as w:
+                for form, acc in measured.items():
+                    w.add_scalar(MERGED_TAGS[form], acc, step)
 
     def close(self) -> None:
         if self.writer:
@@ -70,10 +76,22 @@ HPARAMS = {
     "lr": ("learning rate", False), "head_lr": ("head learning rate", False), "epochs": ("epochs", False),
     "trainable_params": ("trainable parameters, head included", True), "gmacs": ("GMACs per image", True),
 }
-METRICS = [hp.Metric("eval/accuracy", display_name="accuracy (%)", description="final-epoch evaluation accuracy"),
-           hp.Metric("eval/accuracy", group=STATIC_MERGE_RUN, display_name="static-merge accuracy (%)",
-                     description="the same model with its adapters merged approximately (AuroRA's static form)"),
-           hp.Metric("train/loss", display_name="final train loss")]
+ACCURACY = hp.Metric("eval/accuracy", display_name="accuracy (%)", description="final-epoch evaluation accuracy")
+LOSS = hp.Metric("train/loss", display_name="final train loss")
+MERGED_METRICS = {
+    "static": hp.Metric(MERGED_TAGS["static"], group=MERGED_RUN, display_name="static-merge accuracy (%)",
+                        description="the same model with its adapters merged approximately (AuroRA's static form)"),
+    "calibrated": hp.Metric(MERGED_TAGS["calibrated"], group=MERGED_RUN, display_name="calibrated-merge accuracy (%)",
+                            description="the same model with each adapter folded into the linear map fitted on "
+                                        "training activations (train.calibrated_merge)"),
+}
+
+
+def metrics(records: list[dict]) -> list:
+    """The HParams metrics: accuracy and loss, and each merged form some run measured (no empty column)."""
+    merged = [m for form, m in MERGED_METRICS.items()
+              if any(r.get(f"accuracy_{form}_merge") is not None for r in records if r["status"] == "ok")]
+    return [ACCURACY, *merged, LOSS]
 
 
 def run_hparams(run: dict, trainable_params: int, gmacs: float) -> dict:
@@ -115,7 +133,7 @@ def experiment_summary(records: list[dict]):
         hparams.append(hp.HParam(name, domain, description=description))
     varies = {name for name in HPARAMS if len({row[name] for row in rows}) > 1}
     shown = ([c for c in DEFAULT_COLUMNS if c in varies] + [c for c in DEFAULT_COLUMNS if c not in varies])[:SHOWN]
-    summary = hp.hparams_config_pb(hparams, METRICS)
+    summary = hp.hparams_config_pb(hparams, metrics(records))
     value = summary.value[0]  # HParam has no `differs` argument: set it in the written experiment
     data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
     for info in data.experiment.hparam_infos:
@@ -123,12 +141,3 @@ def experiment_summary(records: list[dict]):
     value.metadata.plugin_data.content = data.SerializeToString()
     return summary
 
-
-def write_report_events(tb_dir, figures: dict, records: list[dict]) -> Path:
-    """The report's figures and the HParams experiment, as the only event file in tb_dir."""
-    start_fresh(tb_dir)
-    with SummaryWriter(str(tb_dir)) as w:
-        for tag, fig in figures.items():
-            w.add_figure(tag, fig, close=False)
-        w._get_file_writer().add_summary(experiment_summary(records))
-    return Path(tb_dir)

@@ -49,8 +49,9 @@ def result_path(output, run: dict) -> Path:
 
 
 def logdir(output, run: dict) -> Path:
-    """The run's TensorBoard folder: method first, so one method's seeds sit together."""
-    return Path(output) / "tb" / run["method"]["variant"] / run["task"] / f"seed{run['seed']}"
+    """The run's TensorBoard folder, under tb/runs/ (the report writes tb/report and tb/methods/ beside it, so
+    no variant name can clash with theirs): method first, so one method's seeds sit together."""
+    return Path(output) / "tb" / "runs" / run["method"]["variant"] / run["task"] / f"seed{run['seed']}"
 
 
 # ---------------------------------------------------------------------------------------------- the same config
