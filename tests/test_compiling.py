@@ -72,6 +72,33 @@ def test_an_adapted_block_compiles_without_graph_breaks(family, method):
         assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
 
 
+def test_sigma_custom_op_traces_whole_inside_a_compiled_block(monkeypatch):
+    """AuroRA's Triton sigma as the runner takes it on CUDA, here on the CPU (the op's torch form): dynamo puts
+    the op in the block's one graph (it broke the graph before: at the kernel module's importlib import and the
+    custom autograd function), and a fullgraph compile through AOTAutograd (the op's registered backward) gives
+    the eager block's output and input gradient."""
+    pytest.importorskip("triton")
+    from aurora_vision import kernels
+    from aurora_vision.layers import nonlinearity
+    model = av.apply(tiny_model("vit"), "aurora", METHODS["aurora"])
+    name, block = compiling.repeated_blocks(model)[-1]
+    (x,) = _block_inputs(model, tiny_input("vit"))[name]
+    x = x.detach().requires_grad_()
+    ref = block(x)  # the plain formula
+    monkeypatch.setattr(kernels, "SIGMA_ON_CUDA", "triton")
+    monkeypatch.setattr(nonlinearity, "FAST_DEVICES", ("cuda", "cpu"))
+    explained = torch._dynamo.explain(block)(x)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+    ops = [n.target for n in explained.graphs[0].graph.nodes if n.op == "call_function"]
+    assert ops.count(torch.ops.aurora_vision.sigma_cubic.default) == 1  # the block's one AuroRA qkv
+    torch._dynamo.reset()
+    out = torch.compile(block, fullgraph=True, backend="aot_eager")(x)
+    torch.testing.assert_close(out, ref)
+    got, = torch.autograd.grad(out.square().sum(), x)
+    want, = torch.autograd.grad(ref.square().sum(), x)
+    torch.testing.assert_close(got, want)
+
+
 @pytest.mark.parametrize("method", ["aurora", "lora"])
 def test_adapted_blocks_make_no_untraceable_autocast_query(monkeypatch, method):
     """torch 2.11's dynamo cannot trace torch.amp.is_autocast_available (a C function): on CUDA each query
@@ -241,8 +268,9 @@ def test_compile_cost_measures_cold_and_warm_compiles_in_fresh_processes(tmp_pat
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the Triton sigma)")
 def test_triton_sigma_traces_inside_a_compiled_block_on_the_gpu():
-    """AuroRA's Triton sigma (a custom autograd function launching user Triton kernels) inside a block: whether
-    dynamo takes it without a graph break, and the compiled block's output and gradients equal eager's."""
+    """AuroRA's Triton sigma (the custom op aurora_vision::sigma_cubic, its kernels wrapped for inductor) inside a
+    block: dynamo takes it without a graph break, and the inductor-compiled block's output and gradients equal
+    eager's."""
     model = av.apply(tiny_model("vit"), "aurora", METHODS["aurora"]).cuda()
     name, block = compiling.repeated_blocks(model)[-1]
     (x,) = _block_inputs(model, tiny_input("vit").cuda())[name]
@@ -251,7 +279,7 @@ def test_triton_sigma_traces_inside_a_compiled_block_on_the_gpu():
     assert explained.graph_break_count == 0, explained.break_reasons
     with torch.autocast("cuda", dtype=torch.bfloat16):
         ref = block(x)
-        out = torch.compile(block, dynamic=False)(x)
+        out = torch.compile(block, dynamic=False, fullgraph=True)(x)
     torch.testing.assert_close(out, ref, rtol=2e-2, atol=2e-2)
     g, = torch.autograd.grad(out.float().square().sum(), x)
     r, = torch.autograd.grad(ref.float().square().sum(), x)
