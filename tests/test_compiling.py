@@ -14,19 +14,44 @@ from fixtures import TINY, tiny_cfg, tiny_input, tiny_model
 METHODS = {"aurora": {"r": 2, "alpha": 4, "targets": "qv"}, "lora": {"r": 2, "targets": "qv"}}
 
 
-def test_compile_modes_keep_the_boolean_meaning():
-    assert [compiling.compile_mode(v) for v in (False, True, "none", "regional", "model")] == \
-        ["none", "model", "none", "regional", "model"]
-    with pytest.raises(UserError, match="train.compile must be one of none, regional, model"):
-        compiling.compile_mode("fast")
+def test_compile_modes_keep_the_boolean_meaning_and_auto_resolves_per_device():
+    for device in ("cpu", "cuda"):
+        assert [compiling.compile_mode(v, device) for v in (False, True, "none", "regional", "model")] == \
+            ["none", "model", "none", "regional", "model"]
+    assert [compiling.compile_mode("auto", d) for d in ("cuda", "cpu", "mps")] == ["regional", "none", "none"]
+    with pytest.raises(UserError, match="train.compile must be one of auto, none, regional, model"):
+        compiling.compile_mode("fast", "cuda")
+    with pytest.raises(ValueError, match="compile mode 'auto'"):  # unresolved, it would run eager unannounced
+        compiling.for_training(tiny_model("vit"), tiny_model("vit"), "auto")
 
 
-def test_config_takes_regional_and_the_old_booleans(tmp_path):
+def test_config_takes_auto_regional_and_the_old_booleans(tmp_path):
     base = {"name": "t", "tasks": ["mytask"], "methods": ["lora"], "data": {"root": str(tmp_path)}}
-    for value in (True, False, "regional", "model", "none"):
+    assert load_config(base)["train"]["compile"] == "auto"  # the default
+    for value in (True, False, "auto", "regional", "model", "none"):
         assert load_config({**base, "train": {"compile": value}})["train"]["compile"] == value  # as given
-    with pytest.raises(UserError, match="train.compile must be one of none, regional, model"):
+    with pytest.raises(UserError, match="train.compile must be one of auto, none, regional, model"):
         load_config({**base, "train": {"compile": "fast"}})
+
+
+def test_compile_is_how_a_run_executes_not_what_it_computes(tmp_path):
+    """Records made when the default was false (or with another mode) stand for runs under auto: a sweep
+    resumes them instead of refusing a changed config; each record keeps the mode it ran with."""
+    from aurora_bench import store
+    cfg = tiny_cfg(tmp_path)
+    run = resolve_run(cfg, "mytask", "lora", 0)
+    assert run["train"]["compile"] == "auto"
+    for recorded in (False, "regional", "model"):
+        old = resolve_run({**cfg, "train": {**cfg["train"], "compile": recorded}}, "mytask", "lora", 0)
+        assert store.same_config(old, run)
+
+
+def test_a_cpu_run_under_auto_runs_and_records_eager(tmp_path):
+    cfg = tiny_cfg(tmp_path)
+    cfg["train"].update(epochs=1, warmup_epochs=0)
+    result = train_run(resolve_run(cfg, "mytask", "lora", 0), quiet=True)
+    assert result["config"]["train"]["compile"] == "auto"
+    assert result["compile"] == {"mode": "none"} and result["compiled"] is False
 
 
 @pytest.mark.parametrize("family, names", [("vit", ["blocks.0", "blocks.1"]),

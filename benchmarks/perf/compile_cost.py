@@ -46,8 +46,8 @@ def _child(args) -> dict:
     x = torch.randn(args.batch, 3, size, size, device=device)
     y = torch.randint(0, 100, (args.batch,), device=device)
     optimizer = adamw(param_groups(model, 1e-4, 1e-4, 1e-4), device, graphs)
-    net = compiling.for_training(model, model, args.mode)
-    cost = compiling.CompileCost(args.mode, os.environ.get(compiling.CACHE_ENV))
+    net = compiling.for_training(model, model, compiling.compile_mode(args.mode, device.type))
+    cost = compiling.CompileCost(compiling.compile_mode(args.mode, device.type), os.environ.get(compiling.CACHE_ENV))
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=graphs, cache_enabled=not graphs)
 
     def loss_of(inp, target):

@@ -15,7 +15,7 @@ from torch.profiler import ProfilerActivity, profile
 
 import aurora_vision as av
 
-from ..run.compiling import add_compile_option, for_training
+from ..run.compiling import add_compile_option, compile_mode, for_training
 from ..run.model import param_groups
 
 
@@ -35,6 +35,7 @@ def main(argv=None):
     cfg = {"r": args.r, "targets": args.targets} if args.method in ("lora", "aurora") else {}
     model = av.apply(timm.create_model(args.model, num_classes=100), args.method, cfg).to(device)
     opt = torch.optim.AdamW(param_groups(model, 1e-4, 1e-4, 1e-4))
+    args.compile = compile_mode(args.compile, device.type)  # auto: what the runner would do here
     net = for_training(model, model, args.compile)
     x = torch.randn(args.batch, 3, 224, 224, device=device)
     y = torch.randint(0, 100, (args.batch,), device=device)

@@ -85,7 +85,7 @@ def bench_method(model_name, method, config, batch, device, steps, repeats, warm
     torch.manual_seed(0)
     model = av.apply(timm.create_model(model_name, num_classes=100), method, config).to(device)
     converted = fp8.convert_frozen_linears(model, device) if precision == "fp8" else None
-    net = for_training(model, model, compile_mode(compile_model))  # regional: the blocks, in place
+    net = for_training(model, model, compile_mode(compile_model, device.type))  # regional: the blocks, in place
     opt = adamw(param_groups(model, 1e-4, 1e-4, 1e-4), device, graphs)  # as the runner builds it
     x = torch.randn(batch, 3, 224, 224, device=device)
     y = torch.randint(0, 100, (batch,), device=device)
@@ -201,7 +201,7 @@ def main(argv=None):
             fp8.check_available(device)
         except UserError as e:
             raise SystemExit(str(e))
-        args.compile = run_mode({"compile": args.compile, "precision": "fp8"}, device.type)
+    args.compile = run_mode({"compile": args.compile, "precision": args.precision}, device.type)  # auto resolved
     macs = count_macs(timm.create_model(args.model, num_classes=100), 224)["gmacs"]
     res = {"device": device_name(device), "model": args.model, "steps": args.steps, "repeats": args.repeats,
            "warmup": args.warmup, "compile": args.compile, "cuda_graphs": args.graphs, "aurora_sigma": kernels.SIGMA_ON_CUDA,
