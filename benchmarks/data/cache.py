@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from . import decode_lock
 from .keys import content_key, identity_key
 from .pixels import to_rgb8
 from .raw import DataError, RawSplit
@@ -62,6 +63,13 @@ def fetch_split(raw: RawSplit, size: int, cache_dir=DEFAULT_CACHE) -> tuple[np.n
     if cache_dir is None:
         return decode(raw, size), raw.labels, "uncached"
     path = cache_path(raw, size, cache_dir)
+    if path.is_file():
+        return (*_read(path), "hit")
+    with decode_lock.decoding(path):  # another process decoding this split: wait for it, then read its file
+        return _read_or_decode(raw, size, path)
+
+
+def _read_or_decode(raw: RawSplit, size: int, path: Path) -> tuple[np.ndarray, np.ndarray, str]:
     if path.is_file():
         return (*_read(path), "hit")
     images = decode(raw, size)
