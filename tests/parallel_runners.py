@@ -97,3 +97,26 @@ def fetch_slow_split(folder: str, barrier, results) -> None:
     images, _, origin = fetch_split(raw, 8, Path(folder) / "cache")
     results.put((origin, images.tobytes()))
 
+
+def _cache_files(run) -> list:
+    from aurora_bench.data import list_split
+    from aurora_bench.data.cache import cache_path
+    data = run["data"]
+    return [cache_path(list_split(data, run["task"], data[k]), run["model"]["image_size"], data["cache_dir"])
+            for k in ("split_train", "split_eval")]
+
+
+def decode_ahead_runner(run, logdir=None, quiet=False):
+    """Decodes its own splits as a run does; a run of task 'first' then waits (up to 60 s) for the next task's
+    splits to appear in the cache, which only the executor's prefetch makes; the record says what it saw."""
+    from aurora_bench.run.inputs import decoded_splits
+    origins = {}
+    decoded_splits(run, origins)
+    seen = None
+    if run["task"] == "first":
+        later = _cache_files({**run, "task": "second"})
+        deadline = time.time() + 60
+        while not all(p.is_file() for p in later) and time.time() < deadline:
+            time.sleep(0.05)
+        seen = all(p.is_file() for p in later)
+    return fake_record(run, 50, origins=origins, saw_next_task_decoded=seen)
