@@ -97,14 +97,14 @@ def markdown(res: dict) -> str:
              "AOTAutograd + inductor, forward and backward (torch's own timers); first steps: the first step "
              "(CUDA: warm-up and capture) wall time; each measurement a fresh process.", "",
              "| compile | cold compile (s) | warm compile (s) | cold first steps (s) | warm first steps (s) | "
-             "warm cache | graphs | graph breaks | step (ms) |", "|---|---|---|---|---|---|---|---|---|"]
+             "warm cache | graphs | graph breaks | step (ms) | img/s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for mode, r in res["modes"].items():
         cold, warm = r["cold"], r["warm"]
         c = lambda m: m["compile"].get("seconds", 0.0)
         lines.append(f"| {mode} | {c(cold):.1f} | {c(warm):.1f} | {cold['first_steps_s']:.1f} | "
                      f"{warm['first_steps_s']:.1f} | {warm['compile'].get('cache') or '–'} | "
                      f"{warm['compile'].get('graphs', 0)} | {warm['compile'].get('graph_breaks', 0)} | "
-                     f"{warm['step_ms']:.1f} |")
+                     f"{warm['step_ms']:.1f} | {res['batch'] * 1000 / warm['step_ms']:.0f} |")
     return "\n".join(lines)
 
 
