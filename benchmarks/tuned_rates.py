@@ -14,7 +14,8 @@ from .config import config_files, resolve_run
 from .errors import UserError
 
 # Settings that change how a run executes or what else it measures, not what rate suits it: changing one
-# after tuning leaves the choice standing (store.comparable leaves out name, cache_dir, eval_every, device).
+# after tuning leaves the choice standing (store.comparable leaves out name, cache_dir, eval_every, device,
+# compile).
 NOT_TUNING = {"train": ("lr", "calibrated_merge", "eval_batch_size"),
               "data": ("train_split", "eval_split", "split_train", "split_eval")}
 

@@ -68,3 +68,55 @@ def big_record_runner(run, logdir=None, quiet=False):
 def counts(**made):
     """A sweep's counts: `made` and zeros."""
     return {**dict.fromkeys(("ok", "failed", "skipped", "elsewhere", "unsaved", "failed_before"), 0), **made}
+
+
+def slow_split(log: Path, started=None, n: int = 6):
+    """A RawSplit of n generated images, each taking 50 ms to 'decode' and logging the pid that decoded it;
+    `started` (an Event) is set at the first image."""
+    import numpy as np
+    from PIL import Image
+
+    from aurora_bench.data.raw import RawSplit
+
+    def load(i):
+        if started is not None:
+            started.set()
+        time.sleep(0.05)
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()} {i}\n")
+        return Image.new("RGB", (8, 8), (i, 0, 0))
+    return RawSplit(key={"source": "slow", "name": "split"}, items=list(range(n)), labels=np.arange(n) % 2,
+                    num_classes=2, load=load, files=[])
+
+
+def fetch_slow_split(folder: str, barrier, results) -> None:
+    """Both of two processes: wait for the other, then fetch the same slow split through the decode cache."""
+    from aurora_bench.data.cache import fetch_split
+    raw = slow_split(Path(folder) / "decoded.log")
+    barrier.wait()
+    images, _, origin = fetch_split(raw, 8, Path(folder) / "cache")
+    results.put((origin, images.tobytes()))
+
+
+def _cache_files(run) -> list:
+    from aurora_bench.data import list_split
+    from aurora_bench.data.cache import cache_path
+    data = run["data"]
+    return [cache_path(list_split(data, run["task"], data[k]), run["model"]["image_size"], data["cache_dir"])
+            for k in ("split_train", "split_eval")]
+
+
+def decode_ahead_runner(run, logdir=None, quiet=False):
+    """Decodes its own splits as a run does; a run of task 'first' then waits (up to 60 s) for the next task's
+    splits to appear in the cache, which only the executor's prefetch makes; the record says what it saw."""
+    from aurora_bench.run.inputs import decoded_splits
+    origins = {}
+    decoded_splits(run, origins)
+    seen = None
+    if run["task"] == "first":
+        later = _cache_files({**run, "task": "second"})
+        deadline = time.time() + 60
+        while not all(p.is_file() for p in later) and time.time() < deadline:
+            time.sleep(0.05)
+        seen = all(p.is_file() for p in later)
+    return fake_record(run, 50, origins=origins, saw_next_task_decoded=seen)

@@ -14,19 +14,44 @@ from fixtures import TINY, tiny_cfg, tiny_input, tiny_model
 METHODS = {"aurora": {"r": 2, "alpha": 4, "targets": "qv"}, "lora": {"r": 2, "targets": "qv"}}
 
 
-def test_compile_modes_keep_the_boolean_meaning():
-    assert [compiling.compile_mode(v) for v in (False, True, "none", "regional", "model")] == \
-        ["none", "model", "none", "regional", "model"]
-    with pytest.raises(UserError, match="train.compile must be one of none, regional, model"):
-        compiling.compile_mode("fast")
+def test_compile_modes_keep_the_boolean_meaning_and_auto_resolves_per_device():
+    for device in ("cpu", "cuda"):
+        assert [compiling.compile_mode(v, device) for v in (False, True, "none", "regional", "model")] == \
+            ["none", "model", "none", "regional", "model"]
+    assert [compiling.compile_mode("auto", d) for d in ("cuda", "cpu", "mps")] == ["regional", "none", "none"]
+    with pytest.raises(UserError, match="train.compile must be one of auto, none, regional, model"):
+        compiling.compile_mode("fast", "cuda")
+    with pytest.raises(ValueError, match="compile mode 'auto'"):  # unresolved, it would run eager unannounced
+        compiling.for_training(tiny_model("vit"), tiny_model("vit"), "auto")
 
 
-def test_config_takes_regional_and_the_old_booleans(tmp_path):
+def test_config_takes_auto_regional_and_the_old_booleans(tmp_path):
     base = {"name": "t", "tasks": ["mytask"], "methods": ["lora"], "data": {"root": str(tmp_path)}}
-    for value in (True, False, "regional", "model", "none"):
+    assert load_config(base)["train"]["compile"] == "auto"  # the default
+    for value in (True, False, "auto", "regional", "model", "none"):
         assert load_config({**base, "train": {"compile": value}})["train"]["compile"] == value  # as given
-    with pytest.raises(UserError, match="train.compile must be one of none, regional, model"):
+    with pytest.raises(UserError, match="train.compile must be one of auto, none, regional, model"):
         load_config({**base, "train": {"compile": "fast"}})
+
+
+def test_compile_is_how_a_run_executes_not_what_it_computes(tmp_path):
+    """Records made when the default was false (or with another mode) stand for runs under auto: a sweep
+    resumes them instead of refusing a changed config; each record keeps the mode it ran with."""
+    from aurora_bench import store
+    cfg = tiny_cfg(tmp_path)
+    run = resolve_run(cfg, "mytask", "lora", 0)
+    assert run["train"]["compile"] == "auto"
+    for recorded in (False, "regional", "model"):
+        old = resolve_run({**cfg, "train": {**cfg["train"], "compile": recorded}}, "mytask", "lora", 0)
+        assert store.same_config(old, run)
+
+
+def test_a_cpu_run_under_auto_runs_and_records_eager(tmp_path):
+    cfg = tiny_cfg(tmp_path)
+    cfg["train"].update(epochs=1, warmup_epochs=0)
+    result = train_run(resolve_run(cfg, "mytask", "lora", 0), quiet=True)
+    assert result["config"]["train"]["compile"] == "auto"
+    assert result["compile"] == {"mode": "none"} and result["compiled"] is False
 
 
 @pytest.mark.parametrize("family, names", [("vit", ["blocks.0", "blocks.1"]),
@@ -70,6 +95,33 @@ def test_an_adapted_block_compiles_without_graph_breaks(family, method):
         with torch.set_grad_enabled(grad):
             explained = torch._dynamo.explain(block)(*args)
         assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+
+
+def test_sigma_custom_op_traces_whole_inside_a_compiled_block(monkeypatch):
+    """AuroRA's Triton sigma as the runner takes it on CUDA, here on the CPU (the op's torch form): dynamo puts
+    the op in the block's one graph (it broke the graph before: at the kernel module's importlib import and the
+    custom autograd function), and a fullgraph compile through AOTAutograd (the op's registered backward) gives
+    the eager block's output and input gradient."""
+    pytest.importorskip("triton")
+    from aurora_vision import kernels
+    from aurora_vision.layers import nonlinearity
+    model = av.apply(tiny_model("vit"), "aurora", METHODS["aurora"])
+    name, block = compiling.repeated_blocks(model)[-1]
+    (x,) = _block_inputs(model, tiny_input("vit"))[name]
+    x = x.detach().requires_grad_()
+    ref = block(x)  # the plain formula
+    monkeypatch.setattr(kernels, "SIGMA_ON_CUDA", "triton")
+    monkeypatch.setattr(nonlinearity, "FAST_DEVICES", ("cuda", "cpu"))
+    explained = torch._dynamo.explain(block)(x)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+    ops = [n.target for n in explained.graphs[0].graph.nodes if n.op == "call_function"]
+    assert ops.count(torch.ops.aurora_vision.sigma_cubic.default) == 1  # the block's one AuroRA qkv
+    torch._dynamo.reset()
+    out = torch.compile(block, fullgraph=True, backend="aot_eager")(x)
+    torch.testing.assert_close(out, ref)
+    got, = torch.autograd.grad(out.square().sum(), x)
+    want, = torch.autograd.grad(ref.square().sum(), x)
+    torch.testing.assert_close(got, want)
 
 
 @pytest.mark.parametrize("method", ["aurora", "lora"])
@@ -241,8 +293,9 @@ def test_compile_cost_measures_cold_and_warm_compiles_in_fresh_processes(tmp_pat
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the Triton sigma)")
 def test_triton_sigma_traces_inside_a_compiled_block_on_the_gpu():
-    """AuroRA's Triton sigma (a custom autograd function launching user Triton kernels) inside a block: whether
-    dynamo takes it without a graph break, and the compiled block's output and gradients equal eager's."""
+    """AuroRA's Triton sigma (the custom op aurora_vision::sigma_cubic, its kernels wrapped for inductor) inside a
+    block: dynamo takes it without a graph break, and the inductor-compiled block's output and gradients equal
+    eager's."""
     model = av.apply(tiny_model("vit"), "aurora", METHODS["aurora"]).cuda()
     name, block = compiling.repeated_blocks(model)[-1]
     (x,) = _block_inputs(model, tiny_input("vit").cuda())[name]
@@ -251,7 +304,7 @@ def test_triton_sigma_traces_inside_a_compiled_block_on_the_gpu():
     assert explained.graph_break_count == 0, explained.break_reasons
     with torch.autocast("cuda", dtype=torch.bfloat16):
         ref = block(x)
-        out = torch.compile(block, dynamic=False)(x)
+        out = torch.compile(block, dynamic=False, fullgraph=True)(x)
     torch.testing.assert_close(out, ref, rtol=2e-2, atol=2e-2)
     g, = torch.autograd.grad(out.float().square().sum(), x)
     r, = torch.autograd.grad(ref.float().square().sum(), x)

@@ -101,6 +101,8 @@ def test_runner_with_graphs_matches_eager(tmp_path, monkeypatch, compiled):
 def test_triton_sigma_equals_formula_on_the_gpu():
     from triton_sigma_cases import check
     assert check("cuda", tokens=(64, 197), tol=1e-3) == 6  # a ViT batch's tokens: many programs
+    every = ("test_schema", "test_autograd_registration", "test_faketensor", "test_aot_dispatch_dynamic")
+    assert check("cuda", opcheck=every) == 6  # the op's registration: fake tensors, autograd, AOT dispatch
 
 
 @cuda

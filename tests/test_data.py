@@ -229,6 +229,45 @@ def test_digits_splits_are_disjoint_and_stratified():
     assert splits["train"].num_classes == 3
 
 
+def test_a_split_being_decoded_is_waited_for_not_decoded_again(tmp_path):
+    """A thread (as a worker's prefetch is) decodes a slow split; the main thread asks for it mid-decode, waits at
+    the split's lock and reads what the thread wrote: every image decoded once, the same arrays."""
+    import threading
+
+    from aurora_bench.data.cache import fetch_split
+    from parallel_runners import slow_split
+    started, log, got = threading.Event(), tmp_path / "decoded.log", {}
+    raw = slow_split(log, started)
+    thread = threading.Thread(target=lambda: got.update(zip(("images", "labels", "origin"),
+                                                           fetch_split(raw, 8, tmp_path / "cache"))))
+    thread.start()
+    assert started.wait(10)
+    images, _, origin = fetch_split(slow_split(log), 8, tmp_path / "cache")
+    thread.join()
+    assert (got["origin"], origin) == ("decoded", "hit") and np.array_equal(images, got["images"])
+    assert sorted(log.read_text().split("\n")[:-1], key=lambda line: int(line.split()[1])) == \
+        [f"{os.getpid()} {i}" for i in range(6)]
+
+
+@pytest.mark.slow  # two spawned processes
+def test_two_processes_needing_one_split_decode_it_once(tmp_path):
+    import multiprocessing as mp
+
+    import parallel_runners
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=parallel_runners.fetch_slow_split, args=(str(tmp_path), barrier, results))
+             for _ in range(2)]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(30)
+    assert sorted(origin for origin, _ in got) == ["decoded", "hit"] and got[0][1] == got[1][1]
+    lines = (tmp_path / "decoded.log").read_text().split()
+    assert len(lines) == 12 and len(set(lines[0::2])) == 1  # six images, all decoded by one process
+
+
 def test_cache_decodes_once(tmp_path, monkeypatch):
     vtab_task(tmp_path, "mytask")
     raw = list_split(vtab(tmp_path), "mytask", "test")
@@ -378,7 +417,8 @@ def test_a_failed_cache_write_leaves_no_temporary_file(tmp_path, monkeypatch):
         raise OSError(errno.EFBIG, "File too large")
     monkeypatch.setattr(cache_mod.np, "savez", savez_until_full)
     assert cache_mod.fetch_split(raw, 16, tmp_path / "cache")[2] == "uncached"
-    assert list((tmp_path / "cache").iterdir()) == []
+    # the split's decode lock (a few bytes, kept for the next decode) is all that stays
+    assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".lock"]
 
 
 def test_temporaries_of_killed_decodes_are_swept_on_the_next_start(tmp_path):

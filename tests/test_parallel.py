@@ -101,3 +101,14 @@ def test_slurm_through_submitit_local_executor_retries_then_records(tmp_path, mo
     assert res["t__b__seed0"]["status"] == "ok"  # its job died once and was submitted again
     assert "failed twice" in res["t__always__seed0"]["error"]
     assert sweep(cfg, quiet=True, runner=parallel_runners.crash_once_runner, executor=executor)["skipped"] == 2
+
+
+def test_a_worker_decodes_the_next_task_while_its_run_trains(tmp_path):
+    """One worker: with its first run it is told the second task's run, whose splits it decodes meanwhile."""
+    from test_runner import _two_tasks
+    cfg = _two_tasks(tmp_path)
+    assert sweep(cfg, quiet=True, runner=parallel_runners.decode_ahead_runner,
+                 executor=partial(run_parallel, devices=[None], quiet=True))["ok"] == 2
+    records = {r["task"]: r for r in results(cfg).values()}
+    assert records["first"]["saw_next_task_decoded"] is True
+    assert records["second"]["origins"] == {"train": "hit", "eval": "hit"}

@@ -102,6 +102,40 @@ def test_a_failed_run_records_when_and_where_it_ran_and_its_gpu_time_counts_as_b
     assert g["busy"] + g["idle_before"] + g["idle_between"] + g["idle_after"] == pytest.approx(end - start)
 
 
+def test_decode_ahead_names_each_later_set_of_splits_once():
+    from types import SimpleNamespace
+
+    from aurora_bench.executors.ahead import DecodeAhead
+    def job(task, size=16):
+        return SimpleNamespace(run={"task": task, "data": {"root": "/d"}, "model": {"image_size": size}})
+    a1, a2, b1, b2, c1 = job("a"), job("a"), job("b"), job("b"), job("c", 32)
+    ahead = DecodeAhead()
+    assert ahead.next_for(a1, [a2, b1, b2, c1]) is b1.run  # a1's own task is being decoded by a1 itself
+    assert ahead.next_for(a2, [b1, b2, c1]) is c1.run       # b is asked for already
+    assert ahead.next_for(b1, [b2, c1]) is None and ahead.next_for(b2, [c1]) is None
+
+
+def _two_tasks(tmp_path):
+    from fixtures import vtab_task
+    cfg = tiny_cfg(tmp_path)
+    vtab_task(tmp_path / "data", "first", num_classes=3)
+    vtab_task(tmp_path / "data", "second", num_classes=3)
+    cfg.update(tasks=["first", "second"], methods=["lora"])
+    return cfg
+
+
+def test_a_serial_sweep_decodes_the_next_task_while_a_run_trains(tmp_path):
+    """The first task's run waits for the second task's splits, which nothing but the prefetch decodes; the
+    second task's run then reads them from the cache."""
+    from parallel_runners import decode_ahead_runner
+    cfg = _two_tasks(tmp_path)
+    assert sweep(cfg, quiet=True, runner=decode_ahead_runner)["ok"] == 2
+    records = {r["task"]: r for r in map(json.loads, map(Path.read_text, (tmp_path / "out" / "runs").glob("*.json")))}
+    assert records["first"]["saw_next_task_decoded"] is True
+    assert records["first"]["origins"] == {"train": "decoded", "eval": "decoded"}
+    assert records["second"]["origins"] == {"train": "hit", "eval": "hit"}
+
+
 def test_same_seed_same_result(tmp_path):
     cfg = tiny_cfg(tmp_path)
     a = train_run(resolve_run(cfg, "mytask", "aurora", 0), quiet=True)

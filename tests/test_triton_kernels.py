@@ -31,6 +31,26 @@ def test_triton_eval_fold_equals_torch_fold_under_the_interpreter():
     assert "ok 5 cases" in run_under_interpreter("triton_fold_cases.py")
 
 
+def test_sigma_op_on_the_cpu_equals_the_formula_and_passes_opcheck():
+    """The op outside the interpreter: its torch form, whose backward is written out (sigma_cubic_backward),
+    against autograd through the formula, every case; its registration by torch.library.opcheck (its AOT
+    dispatch, seconds of tracing, is test_compiling.py's compiled block)."""
+    pytest.importorskip("triton")
+    from triton_sigma_cases import check
+    assert check("cpu", opcheck=("test_schema", "test_autograd_registration", "test_faketensor")) == 6
+
+
+def test_sigma_ops_name_their_kernels_for_the_compile_cache():
+    """AOTAutograd's cache key holds the source of the Triton kernels torch finds in each triton_op's body (by
+    its `wrap_triton(kernel)` calls): a kernel hidden from that search would leave stale compiled code."""
+    pytest.importorskip("triton")
+    from torch._library.triton import get_triton_kernels_for_op
+
+    from aurora_vision.kernels import triton_sigma
+    assert get_triton_kernels_for_op("aurora_vision::sigma_cubic") == [triton_sigma._sigma_fwd]
+    assert get_triton_kernels_for_op("aurora_vision::sigma_cubic_backward") == [triton_sigma._sigma_bwd]
+
+
 def test_cuda_implementation_is_chosen_by_name(monkeypatch):
     for name, expect in (("compile", "fused_sigma_cubic"), ("eager", "sigma_cubic"), ("triton", "triton_sigma_cubic")):
         monkeypatch.setattr(kernels, "SIGMA_ON_CUDA", name)

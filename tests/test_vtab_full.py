@@ -116,7 +116,9 @@ def test_vtab_full_sweeps_the_tasks_and_writes_a_breakdown_that_adds_up(tmp_path
     for task, t in b["tasks"].items():
         assert t["methods"] == ["aurora", "lora"] and t["num_classes"] == DOC_CLASSES[task]
         assert t["num_eval"] == task_sizes(task, 0.004)["test"] and t["evals"] == 2  # once per run
-        assert t["decoded"] + t["cache_hits"] == 4 and t["decoded"] == 2  # the second method finds the cache
+        # no split decoded twice: the second method finds the cache; a later task's splits may have been decoded
+        # ahead while an earlier run trained (no run then decodes them)
+        assert t["decoded"] + t["cache_hits"] == 4 and t["decoded"] in (0, 2)
     _adds_up(b)
     assert b["total"]["busy"] <= b["wall_seconds"] and b["epochs"] == 1
     assert "| dtd | 47 |" in (tmp_path / "out" / "breakdown.md").read_text()

@@ -8,7 +8,11 @@ from torch import nn
 
 from .. import kernels
 from .autocast import autocast_off
-from .spline import BSplineBasis, cubic_bspline_bases_uniform
+from .spline import BSplineBasis, cubic_bspline_bases_uniform, cubic_bspline_bases_uniform_grad
+
+# where the forward takes AURORA_VISION_SIGMA's implementation; elsewhere the plain formula, which TorchScript,
+# ONNX export and fvcore's trace also see (the tests add "cpu" to run the custom op there)
+FAST_DEVICES = ("cuda",)
 
 
 def sigma_cubic(z: torch.Tensor, H: Optional[torch.Tensor], spline_weight: Optional[torch.Tensor],
@@ -19,6 +23,29 @@ def sigma_cubic(z: torch.Tensor, H: Optional[torch.Tensor], spline_weight: Optio
     if spline_weight is not None:
         summed = cubic_bspline_bases_uniform(z, first_knot, step, spline_weight.shape[-1]).sum(dim=-2)
     return _combine(z, H, spline_weight, summed)
+
+
+def sigma_cubic_backward(z: torch.Tensor, H: Optional[torch.Tensor], spline_weight: Optional[torch.Tensor],
+                         gout: torch.Tensor, first_knot: float, step: float):
+    """(dz, dH, dW) of `sigma_cubic` for the output gradient `gout`, written out as the Triton backward computes
+    them (the custom op's torch form, kernels/triton_sigma.py); dH / dW None for a switched-off path.
+    With t = tanh z, y = tanh(H t): dz = (H^T (gout (1 - y^2))) (1 - t^2) + sum_g B'_g(z) (W^T gout)_g."""
+    shape = z.shape
+    z, gout = z.reshape(-1, *shape[-2:]), gout.reshape(-1, *shape[-2:])  # (tokens, n, r)
+    gz, gh, gw = torch.zeros_like(z), None, None
+    if H is not None:
+        t = torch.tanh(z)
+        y = torch.tanh((t.unsqueeze(-2) * H).sum(-1))
+        gu = gout * (1.0 - y * y)                                          # (tokens, n, s)
+        gz = gz + (gu.unsqueeze(-1) * H).sum(-2) * (1.0 - t * t)          # sum over s of gu[s] H[s, j]
+        gh = (gu.unsqueeze(-1) * t.unsqueeze(-2)).sum(0)                  # (n, s, j)
+    if spline_weight is not None:
+        nb = spline_weight.shape[-1]
+        summed = cubic_bspline_bases_uniform(z, first_knot, step, nb).sum(-2)      # (tokens, n, g)
+        gsum = (gout.unsqueeze(-1) * spline_weight).sum(-2)                        # (tokens, n, g)
+        gz = gz + (cubic_bspline_bases_uniform_grad(z, first_knot, step, nb) * gsum.unsqueeze(-2)).sum(-1)
+        gw = (gout.unsqueeze(-1) * summed.unsqueeze(-2)).sum(0)                    # (n, s, g)
+    return gz.reshape(shape), gh, gw
 
 
 def _combine(z: torch.Tensor, H: Optional[torch.Tensor], spline_weight: Optional[torch.Tensor],
@@ -129,7 +156,7 @@ class AdaptiveNonlinearity(nn.Module):
     def _forward_fp32(self, z: torch.Tensor) -> torch.Tensor:
         if self.bases is None or self.bases.order == 3:
             first, step = self._grid()
-            fast = z.is_cuda and not torch.jit.is_tracing()  # fvcore traces with jit: the plain formula
+            fast = z.device.type in FAST_DEVICES and not torch.jit.is_tracing()  # fvcore traces with jit
             fn = cuda_sigma_cubic() if fast else sigma_cubic
             return fn(z, self.H, self.spline_weight, first, step)
         summed = self.bases(z).sum(dim=-2) if self.bases is not None else None  # summed over the r units

@@ -32,11 +32,26 @@ def cubic_bspline_bases_uniform(x: torch.Tensor, first_knot: float, step: float,
     u = (x - first_knot) / step: 2/3 - d^2 + d^3/2 for d < 1, (2 - d)^3 / 6 for 1 <= d < 2, else 0.
     No recursion and no data-dependent branches, so it is cheap and fuses well.
     """
-    u = (x.unsqueeze(-1) - first_knot) / step
-    d = (u - torch.arange(2, num_bases + 2, device=x.device, dtype=x.dtype)).abs()
+    d = _offsets(x, first_knot, step, num_bases).abs()
     inner = 2.0 / 3.0 - d * d + 0.5 * d * d * d
     outer = (2.0 - d).clamp(min=0) ** 3 / 6.0
     return torch.where(d < 1, inner, outer)
+
+
+def cubic_bspline_bases_uniform_grad(x: torch.Tensor, first_knot: float, step: float, num_bases: int) -> torch.Tensor:
+    """d/dx of `cubic_bspline_bases_uniform`: (...,) -> (..., num_bases), with the same d:
+    (-2 d + 3/2 d^2) for d < 1, -(2 - d)^2 / 2 for 1 <= d < 2, else 0; times sign(u - j - 2) / step."""
+    diff = _offsets(x, first_knot, step, num_bases)
+    d = diff.abs()
+    inner = -2.0 * d + 1.5 * d * d
+    outer = -0.5 * (2.0 - d).clamp(min=0) ** 2
+    return torch.where(d < 1, inner, outer) * diff.sign() / step
+
+
+def _offsets(x: torch.Tensor, first_knot: float, step: float, num_bases: int) -> torch.Tensor:
+    """u - j - 2 for every basis j, u = (x - first_knot) / step: (...,) -> (..., num_bases)."""
+    u = (x.unsqueeze(-1) - first_knot) / step
+    return u - torch.arange(2, num_bases + 2, device=x.device, dtype=x.dtype)
 
 
 class BSplineBasis(nn.Module):

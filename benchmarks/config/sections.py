@@ -10,7 +10,8 @@ from ..schema import Option, at_least, list_of, positive
 # `custom` for your own folders (class counts from the data or data.num_classes).
 KNOWN_SUITES = (*SUITES, "digits", "custom")
 PRECISIONS = ("auto", "bf16", "fp32", "fp8")
-COMPILE_MODES = ("none", "regional", "model")  # run/compiling.py; true and false still mean model and none
+# run/compiling.py; auto resolves per device (regional on CUDA, none elsewhere); true and false mean model and none
+COMPILE_MODES = ("auto", "none", "regional", "model")
 
 
 def _seed(v):
@@ -126,11 +127,11 @@ TRAIN = {
     "eval_every": Option(int, 10, nullable=False, check=at_least(1), help="evaluate every N epochs (and the last)"),
     "eval_batch_size": Option(int, 256, nullable=False, check=at_least(1), help="evaluation batch size"),
     "device": Option(str, "auto", nullable=False, check=_device, help="auto (CUDA when there is one), cpu, cuda:N"),
-    # off by default: regional compile's cost on CUDA is not measured yet (RESULTS.md); turning it on is this line
-    "compile": Option((bool, str), False, nullable=False, check=check_compile,
-                      help="torch.compile: none (false), regional (each repeated transformer block compiled once "
-                      "and reused by the others; its kernels cached in <data.cache_dir>/compile for later processes) "
-                      "or model (true: the whole model, tens of seconds per process)"),
+    "compile": Option((bool, str), "auto", nullable=False, check=check_compile,
+                      help="torch.compile: auto (regional on CUDA, none elsewhere; the record says which ran), none "
+                      "(false), regional (each repeated transformer block compiled once and reused by the others; its "
+                      "kernels cached in <data.cache_dir>/compile for later processes and sweep workers) or model "
+                      "(true: the whole model, tens of seconds per process)"),
     "deterministic": Option(bool, False, nullable=False,
                             help="deterministic algorithms: the same seed gives the same numbers, at some speed"),
     "calibrated_merge": Option(bool, False, nullable=False,

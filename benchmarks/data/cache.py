@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from . import decode_lock
 from .keys import content_key, identity_key
 from .pixels import to_rgb8
 from .raw import DataError, RawSplit
@@ -126,8 +127,22 @@ def fetch_split(raw: RawSplit, size: int, cache_dir=DEFAULT_CACHE) -> tuple[np.n
         return decode(raw, size), raw.labels, "uncached"
     path = cache_path(raw, size, cache_dir)
     remove_stale_temporaries(path.parent)
+    before = _stat(path)
     cached = _read(path, raw)
     if cached is not None:
         return (*cached, "hit")
-    images = decode(raw, size)
-    return images, raw.labels, "decoded" if _write(path, images, raw.labels) else "uncached"
+    with decode_lock.decoding(path):  # another process decoding this split: wait for it, then read its file
+        if _stat(path) != before:
+            cached = _read(path, raw)
+            if cached is not None:
+                return (*cached, "hit")
+        images = decode(raw, size)
+        return images, raw.labels, "decoded" if _write(path, images, raw.labels) else "uncached"
+
+
+def _stat(path: Path):
+    try:
+        st = path.stat()
+        return st.st_mtime_ns, st.st_size
+    except OSError:
+        return None

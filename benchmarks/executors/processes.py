@@ -4,7 +4,8 @@ Each worker is its own process with its own CUDA_VISIBLE_DEVICES, pulling runs f
 are the same per-run records a serial sweep writes (each run is a pure function of its config), so a
 parallel sweep resumes like a serial one. A worker claims each run while it makes it, and dies with the
 sweep (lifeline.py). A worker that dies mid-run (OOM kill, segfault) is replaced; its run is retried once,
-and recorded as failed if it dies again.
+and recorded as failed if it dies again. With each run a worker is told a later run whose splits it decodes
+into the cache meanwhile (ahead.py), so that decoding overlaps training.
 """
 import multiprocessing as mp
 import multiprocessing.connection
@@ -15,6 +16,7 @@ from tqdm.auto import tqdm
 
 from .. import store
 from . import new_counts, tally
+from .ahead import DecodeAhead
 from .lifeline import die_with_parent
 
 
@@ -24,14 +26,18 @@ def _worker(device: str | None, conn, output: str, runner, sharing: int, parent_
         os.environ["CUDA_VISIBLE_DEVICES"] = device
     os.environ["AURORA_VISION_DEVICE_SHARED_BY"] = str(sharing)  # recorded with each result
     from ..run import run_and_record  # imports torch, after the device is pinned
+    from ..run.inputs import prefetch
 
     while True:
         try:
-            job = conn.recv()
+            message = conn.recv()
         except EOFError:  # the parent is gone
             return
-        if job is None:
+        if message is None:
             return
+        job, ahead = message
+        if ahead is not None:
+            prefetch(ahead)
         outcome = run_and_record(job, output, quiet=True, runner=runner)  # records failures itself
         conn.send((job.key, outcome.status, outcome.error, outcome.unsaved))
 
@@ -95,7 +101,7 @@ def run_parallel(jobs: list, output, runner, devices=(None,), quiet: bool = Fals
     attempts = {k: 0 for k in by_key}
     sharing = {d: list(devices).count(d) for d in devices if d is not None}
     slots = [_Slot(ctx, d, output, runner, sharing.get(d, 1)) for d in devices]
-    counts, finished = new_counts(), set()
+    counts, finished, decode_ahead = new_counts(), set(), DecodeAhead()
     bar = tqdm(total=len(todo), desc=f"sweep on {len(devices)} workers", disable=quiet)
 
     def finish(key, status, error=None, unsaved=False):
@@ -112,7 +118,7 @@ def run_parallel(jobs: list, output, runner, devices=(None,), quiet: bool = Fals
                 job = todo.pop(0)
                 slot.held, slot.sent_at = job.key, time.time()
                 attempts[job.key] += 1
-                slot.conn.send(job)
+                slot.conn.send((job, decode_ahead.next_for(job, todo)))
         mp.connection.wait([s.conn for s in slots] + [s.process.sentinel for s in slots], timeout=1.0)
         for i, slot in enumerate(slots):
             try:

@@ -46,8 +46,8 @@ def _child(args) -> dict:
     x = torch.randn(args.batch, 3, size, size, device=device)
     y = torch.randint(0, 100, (args.batch,), device=device)
     optimizer = adamw(param_groups(model, 1e-4, 1e-4, 1e-4), device, graphs)
-    net = compiling.for_training(model, model, args.mode)
-    cost = compiling.CompileCost(args.mode, os.environ.get(compiling.CACHE_ENV))
+    net = compiling.for_training(model, model, compiling.compile_mode(args.mode, device.type))
+    cost = compiling.CompileCost(compiling.compile_mode(args.mode, device.type), os.environ.get(compiling.CACHE_ENV))
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=graphs, cache_enabled=not graphs)
 
     def loss_of(inp, target):
@@ -97,14 +97,14 @@ def markdown(res: dict) -> str:
              "AOTAutograd + inductor, forward and backward (torch's own timers); first steps: the first step "
              "(CUDA: warm-up and capture) wall time; each measurement a fresh process.", "",
              "| compile | cold compile (s) | warm compile (s) | cold first steps (s) | warm first steps (s) | "
-             "warm cache | graphs | graph breaks | step (ms) |", "|---|---|---|---|---|---|---|---|---|"]
+             "warm cache | graphs | graph breaks | step (ms) | img/s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for mode, r in res["modes"].items():
         cold, warm = r["cold"], r["warm"]
         c = lambda m: m["compile"].get("seconds", 0.0)
         lines.append(f"| {mode} | {c(cold):.1f} | {c(warm):.1f} | {cold['first_steps_s']:.1f} | "
                      f"{warm['first_steps_s']:.1f} | {warm['compile'].get('cache') or '–'} | "
                      f"{warm['compile'].get('graphs', 0)} | {warm['compile'].get('graph_breaks', 0)} | "
-                     f"{warm['step_ms']:.1f} |")
+                     f"{warm['step_ms']:.1f} | {res['batch'] * 1000 / warm['step_ms']:.0f} |")
     return "\n".join(lines)
 
 

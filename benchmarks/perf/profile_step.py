@@ -7,6 +7,7 @@ With --compile the model is torch.compile'd first and the graph breaks dynamo me
 splits the compiled graph, and inductor cannot fuse across it).
 """
 import argparse
+import json
 
 import timm
 import torch
@@ -15,13 +16,14 @@ from torch.profiler import ProfilerActivity, profile
 
 import aurora_vision as av
 
-from ..run.compiling import add_compile_option, for_training
+from ..run.compiling import add_compile_option, compile_mode, for_training
 from ..run.model import param_groups
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="vit_base_patch16_224")
+    p.add_argument("--model-kwargs", type=json.loads, default={}, help="more timm.create_model keywords, as JSON")
     p.add_argument("--method", default="aurora")
     p.add_argument("--r", type=int, default=2)
     p.add_argument("--targets", default="qv")
@@ -33,10 +35,12 @@ def main(argv=None):
     args = p.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg = {"r": args.r, "targets": args.targets} if args.method in ("lora", "aurora") else {}
-    model = av.apply(timm.create_model(args.model, num_classes=100), args.method, cfg).to(device)
+    model = av.apply(timm.create_model(args.model, num_classes=100, **args.model_kwargs), args.method, cfg).to(device)
     opt = torch.optim.AdamW(param_groups(model, 1e-4, 1e-4, 1e-4))
+    args.compile = compile_mode(args.compile, device.type)  # auto: what the runner would do here
     net = for_training(model, model, args.compile)
-    x = torch.randn(args.batch, 3, 224, 224, device=device)
+    size = args.model_kwargs.get("img_size", 224)
+    x = torch.randn(args.batch, 3, size, size, device=device)
     y = torch.randint(0, 100, (args.batch,), device=device)
 
     def train_step():

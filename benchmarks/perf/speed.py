@@ -80,14 +80,21 @@ def eval_img_per_s(net, x, device, steps, repeats, warmup, graphs=False) -> floa
     return x.shape[0] / statistics.median([measure(step, steps) for _ in range(repeats)])
 
 
+def _model(name: str, kwargs: dict | None):
+    """The timm model (100 classes, random weights) and its input size; kwargs: --model-kwargs."""
+    kwargs = kwargs or {}
+    return timm.create_model(name, num_classes=100, **kwargs), kwargs.get("img_size", 224)
+
+
 def bench_method(model_name, method, config, batch, device, steps, repeats, warmup, compile_model="none",
-                 graphs=False, precision="bf16") -> dict:
+                 graphs=False, precision="bf16", evaluate=True, model_kwargs=None) -> dict:
     torch.manual_seed(0)
-    model = av.apply(timm.create_model(model_name, num_classes=100), method, config).to(device)
+    base, size = _model(model_name, model_kwargs)
+    model = av.apply(base, method, config).to(device)
     converted = fp8.convert_frozen_linears(model, device) if precision == "fp8" else None
-    net = for_training(model, model, compile_mode(compile_model))  # regional: the blocks, in place
+    net = for_training(model, model, compile_mode(compile_model, device.type))  # regional: the blocks, in place
     opt = adamw(param_groups(model, 1e-4, 1e-4, 1e-4), device, graphs)  # as the runner builds it
-    x = torch.randn(batch, 3, 224, 224, device=device)
+    x = torch.randn(batch, 3, size, size, device=device)
     y = torch.randint(0, 100, (batch,), device=device)
     autocast = _autocast(device, graphs)
     measure = _timer(device)
@@ -113,9 +120,9 @@ def bench_method(model_name, method, config, batch, device, steps, repeats, warm
     model.eval()
     out = {"train_step_s": statistics.median(step_times), "train_step_s_all": step_times,
            "train_img_per_s": batch / statistics.median(step_times), "peak_train_mem_gib": peak,
-           "eval_img_per_s": eval_img_per_s(net, x, device, steps, repeats, warmup, graphs),
+           "eval_img_per_s": eval_img_per_s(net, x, device, steps, repeats, warmup, graphs) if evaluate else None,
            "params": av.count_parameters(model), "fp8": converted}
-    if not all(layer.exact_merge for _, layer in av.adapter_layers(model)):  # its deployable form: merged
+    if evaluate and not all(layer.exact_merge for _, layer in av.adapter_layers(model)):  # deployable: merged
         av.merge_and_unload(model, approximate=True)
         out["eval_img_per_s_static_merge"] = eval_img_per_s(net, x, device, steps, repeats, warmup, graphs)
     del model, net, opt
@@ -124,9 +131,10 @@ def bench_method(model_name, method, config, batch, device, steps, repeats, warm
     return out
 
 
-def base_eval(model_name, batch, device, steps, repeats, warmup, graphs=False) -> float:
-    model = timm.create_model(model_name, num_classes=100).to(device).eval()
-    x = torch.randn(batch, 3, 224, 224, device=device)
+def base_eval(model_name, batch, device, steps, repeats, warmup, graphs=False, model_kwargs=None) -> float:
+    model, size = _model(model_name, model_kwargs)
+    model = model.to(device).eval()
+    x = torch.randn(batch, 3, size, size, device=device)
     return eval_img_per_s(model, x, device, steps, repeats, warmup, graphs)
 
 
@@ -153,12 +161,14 @@ def markdown(res: dict) -> str:
             if m.startswith("_"):
                 continue
             mem = "–" if r["peak_train_mem_gib"] is None else f"{r['peak_train_mem_gib']:.1f}"
+            evals = "– | –" if base is None else f"{r['eval_img_per_s']:.0f} | {r['eval_img_per_s'] / base:.3f}"
             lines.append(f"| {b} | {m} | {1000 * r['train_step_s']:.1f} | {r['train_img_per_s']:.0f} | {mem} | "
-                         f"{r['eval_img_per_s']:.0f} | {r['eval_img_per_s'] / base:.3f} |")
+                         f"{evals} |")
             if "eval_img_per_s_static_merge" in r:
                 lines.append(f"| {b} | {m} (static merge) | | | | {r['eval_img_per_s_static_merge']:.0f} | "
                              f"{r['eval_img_per_s_static_merge'] / base:.3f} |")
-        lines.append(f"| {b} | base model (no adapters) | | | | {base:.0f} | 1.000 |")
+        if base is not None:
+            lines.append(f"| {b} | base model (no adapters) | | | | {base:.0f} | 1.000 |")
     lines += ["", "Ratios against the speed targets in benchmarks/RESULTS.md (where both methods ran):", ""]
     for b, r in res["batches"].items():
         t = lambda m: r[m]["train_step_s"]
@@ -168,7 +178,7 @@ def markdown(res: dict) -> str:
         if {"lora_r8_qv", "aurora_r2_qv", "full"} <= set(r):
             parts.append(f"LoRA / full = {t('lora_r8_qv') / t('full'):.2f}, AuroRA / full = "
                          f"{t('aurora_r2_qv') / t('full'):.2f} (targets <= 0.80)")
-        if "aurora_r2_qv" in r:
+        if "aurora_r2_qv" in r and r["_base_eval_img_per_s"] is not None:
             a, base = r["aurora_r2_qv"], r["_base_eval_img_per_s"]
             parts.append(f"AuroRA eval / base = {a['eval_img_per_s'] / base:.3f} (target >= 0.95), after static "
                          f"merge {a['eval_img_per_s_static_merge'] / base:.3f} (target 1.0)")
@@ -181,6 +191,7 @@ def markdown(res: dict) -> str:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="vit_base_patch16_224")
+    p.add_argument("--model-kwargs", type=json.loads, default={}, help="more timm.create_model keywords, as JSON")
     p.add_argument("--batch", type=int, nargs="+", default=[64, 256])
     p.add_argument("--methods", nargs="+", default=list(METHODS))
     p.add_argument("--steps", type=int, default=10)
@@ -191,6 +202,8 @@ def main(argv=None):
                    help="train steps and eval passes as CUDA graphs (as the runner trains on one GPU)")
     p.add_argument("--precision", choices=("bf16", "fp8"), default="bf16",
                    help="fp8: the frozen linears in FP8 via torchao, as train.precision fp8 (implies --compile regional)")
+    p.add_argument("--train-only", action="store_true",
+                   help="time the training steps only (no eval, static-merge or base-model passes)")
     p.add_argument("--out", default="results/speed")
     args = p.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -201,19 +214,20 @@ def main(argv=None):
             fp8.check_available(device)
         except UserError as e:
             raise SystemExit(str(e))
-        args.compile = run_mode({"compile": args.compile, "precision": "fp8"}, device.type)
-    macs = count_macs(timm.create_model(args.model, num_classes=100), 224)["gmacs"]
-    res = {"device": device_name(device), "model": args.model, "steps": args.steps, "repeats": args.repeats,
+    args.compile = run_mode({"compile": args.compile, "precision": args.precision}, device.type)  # auto resolved
+    macs = count_macs(*_model(args.model, args.model_kwargs))["gmacs"]
+    res = {"device": device_name(device), "model": args.model, "model_kwargs": args.model_kwargs,
+           "steps": args.steps, "repeats": args.repeats,
            "warmup": args.warmup, "compile": args.compile, "cuda_graphs": args.graphs, "aurora_sigma": kernels.SIGMA_ON_CUDA,
            "precision": args.precision, "torchao": fp8.torchao_version() if args.precision == "fp8" else None,
            "eval_fold": kernels.FOLD_ON_CUDA, "gmacs_per_image": macs,
            "versions": versions(), "git": git_commit(), "batches": {}}
     for b in args.batch:
         r = {m: bench_method(args.model, *METHODS[m], b, device, args.steps, args.repeats, args.warmup, args.compile,
-                             args.graphs, args.precision)
+                             args.graphs, args.precision, evaluate=not args.train_only, model_kwargs=args.model_kwargs)
              for m in args.methods}
-        r["_base_eval_img_per_s"] = base_eval(args.model, b, device, args.steps, args.repeats, args.warmup,
-                                           args.graphs)
+        r["_base_eval_img_per_s"] = None if args.train_only else base_eval(
+            args.model, b, device, args.steps, args.repeats, args.warmup, args.graphs, args.model_kwargs)
         if "full" in r:  # 3x forward FLOPs per trained image, 2 FLOPs per MAC, against dense bf16 peak
             r["_full_mfu"] = 3 * 2 * macs * 1e9 * r["full"]["train_img_per_s"] / 989e12
         res["batches"][str(b)] = r

@@ -2,6 +2,8 @@
 compile cost (for the run's record).
 
 Modes:
+- auto (the default): regional on CUDA, none elsewhere (inductor's compile costs more than it saves in a CPU
+  run, and the CPU is where the tests run).
 - none: eager (still CUDA graphs on one GPU, run/cuda_graph.py).
 - model: the whole model in one torch.compile (tens of seconds per process on ViT-B/16, RESULTS.md).
 - regional: each repeated transformer block compiled on its own (PyTorch's "regional compilation" recipe). The
@@ -28,6 +30,7 @@ from . import fp8
 
 # train.compile's older boolean spelling keeps its meaning
 _SPELLINGS = {False: "none", True: "model", None: "none"}
+AUTO = {"cuda": "regional"}  # what auto means per device type; none on any other
 CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 TRITON_CACHE_ENV = "TRITON_CACHE_DIR"
 OWN_CACHE_ENV = "AURORA_VISION_COMPILE_CACHE"  # a folder of one's own instead of <data.cache_dir>/compile
@@ -37,23 +40,25 @@ OWN_CACHE_ENV = "AURORA_VISION_COMPILE_CACHE"  # a folder of one's own instead o
 RECOMPILE_LIMIT = 64
 
 
-def compile_mode(value) -> str:
-    """'none', 'regional' or 'model' for a `train.compile` value (true/false still mean model/none)."""
+def compile_mode(value, device_type: str) -> str:
+    """'none', 'regional' or 'model' for a `train.compile` value on a device type (true/false still mean
+    model/none; auto is AUTO's choice for the device type)."""
     mode = _SPELLINGS.get(value, value) if isinstance(value, (bool, type(None))) else value
     if mode not in MODES:
         raise UserError(f"train.compile must be one of {', '.join(MODES)} (or true/false), got {value!r}")
-    return mode
+    return AUTO.get(device_type, "none") if mode == "auto" else mode
 
 
 def run_mode(train_cfg: dict, device_type: str) -> str:
     """The mode a run compiles with: train.compile's, except that fp8 on CUDA compiles (run/fp8.py), per
     block unless train.compile says otherwise (the cheapest compile)."""
-    mode = compile_mode(train_cfg.get("compile"))
+    mode = compile_mode(train_cfg.get("compile"), device_type)
     return "regional" if mode == "none" and fp8.implies_compile(train_cfg, device_type) else mode
 
 
 def add_compile_option(parser, help: str) -> None:
-    """The perf scripts' --compile: alone it means the whole model, `--compile regional` per block."""
+    """The perf scripts' --compile: alone it means the whole model, `--compile regional` per block, `--compile
+    auto` the runner's default; left out, none (the runner's default before auto)."""
     parser.add_argument("--compile", nargs="?", const="model", default="none", choices=MODES, help=help)
 
 
@@ -115,6 +120,8 @@ def for_training(step_model: nn.Module, model: nn.Module, mode: str) -> nn.Modul
         return compiled(step_model)
     if mode == "regional":
         compile_regions(model)
+    elif mode != "none":  # auto, unresolved (compile_mode resolves it), would silently run eager
+        raise ValueError(f"compile mode {mode!r}: pass compile_mode(value, device_type)")
     return step_model
 
 

@@ -66,13 +66,16 @@ def comparable(run: dict) -> dict:
     - `train.eval_every`: how often accuracy is measured on the way. `train.fit` evaluates the final epoch
       whatever it is, that accuracy is the result, and evaluating draws no random numbers;
     - `train.device`: which device runs it (each record keeps the `device` and `precision` it ran with);
+    - `train.compile`: whether torch.compile fused its kernels (each record keeps the mode it ran, `compile`);
+      like the device, it changes float rounding, not the computation, and its default `auto` resolves per
+      device (records made when the default was false resume under auto);
     the output folder and `--quiet` are not part of a run config at all.
     Keys at their declared default are left out too (config.without_defaults), so that a key declared after
     a result was recorded does not make it drift."""
     plain = json.loads(json.dumps(without_defaults(run), default=str))  # as it reads back from a record
     plain.pop("name", None)
     plain.get("data", {}).pop("cache_dir", None)
-    for key in ("eval_every", "device"):
+    for key in ("eval_every", "device", "compile"):
         plain.get("train", {}).pop(key, None)
     return plain
 

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Issue 23's speed targets in one bounded call on one GPU: each step under a time limit (they sum to 460 s; a
+# killed step gets 2 s more: < 8 min in all). Random weights and inputs, no network, no pretrained weights.
+# Results under $OUT (default results/issue23): a folder per step, issue23.log (every step's tail and exit
+# status) and targets.md.
+#
+#   OUT=$OUT bash benchmarks/perf/issue23.sh                         # on the GPU machine, from the repo root
+#   ISSUE23_TINY=1 OUT=/tmp/i23 bash benchmarks/perf/issue23.sh      # the same steps on tiny models, CPU
+#
+# 1. DINOv2 ViT-S/14 (img 224), AuroRA r=2 q/v, batch 64: training throughput on the new default path
+#    (train.compile auto = regional compile on CUDA) against the previous default (no compile), CUDA-graphed as
+#    the runner trains; each a fresh process, the regional one cold (empty caches) and warm (a second process).
+# 2. ViT-B/16 AuroRA r=2 q/v, batch 64: the same; its warm compile seconds and graph breaks.
+# 3. ViT-B/16 batch 256, full fine-tuning and AuroRA r=2 q/v on the new default: the AuroRA/full step ratio.
+# 4. The graph breaks of the adapted blocks and the kernel table of a compiled b64 step (profile_step).
+# 5. The CUDA tests of the sigma custom op: kernels vs formula, opcheck, a fullgraph-compiled block.
+# Then targets.md: each figure against its target (perf/issue23_targets.py).
+# ISSUE23_TINY=1 runs every step on tiny models (ViT-S/14 and ViT-B/16 become 2-block ViTs at 28 and 32 px,
+# batches 2 and 4, one timed step, regional compile by name since auto is eager there), each limit times
+# ISSUE23_LIMIT_SCALE (6 there: inductor compiles slowly on a busy 2-core CPU).
+set -u
+OUT=${OUT:-results/issue23}
+PYTHON=${PYTHON:-python}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# this tree's code, whatever is installed: aurora_vision from ROOT, aurora_bench as a link to ROOT/benchmarks
+SHIM=$(mktemp -d)
+ln -s "$ROOT/benchmarks" "$SHIM/aurora_bench"
+export PYTHONPATH="$ROOT:$SHIM${PYTHONPATH:+:$PYTHONPATH}"
+CACHE=${CACHE:-/tmp/aurora_issue23}   # compile caches, emptied here: cold means cold
+rm -rf "$CACHE"
+mkdir -p "$OUT" "$CACHE"
+OUT=$(cd "$OUT" && pwd)
+cd "$ROOT"
+
+if [ "${ISSUE23_TINY:-0}" = 1 ]; then  # the script's own check: tiny models, one timed step, CPU (no graphs)
+  S14=(--model vit_small_patch14_dinov2 --model-kwargs '{"img_size": 28, "patch_size": 7, "depth": 2, "embed_dim": 32, "num_heads": 2}')
+  B16=(--model vit_tiny_patch16_224 --model-kwargs '{"img_size": 32, "patch_size": 8, "depth": 2, "embed_dim": 32, "num_heads": 2}')
+  SMALL=2 LARGE=4 TIMED=(--steps 1 --repeats 1) GRAPHS=() DEFAULT=regional SCALE=${ISSUE23_LIMIT_SCALE:-6}
+else
+  S14=(--model vit_small_patch14_dinov2 --model-kwargs '{"img_size": 224}')
+  B16=(--model vit_base_patch16_224)
+  SMALL=64 LARGE=256 TIMED=() GRAPHS=(--graphs) DEFAULT=auto SCALE=${ISSUE23_LIMIT_SCALE:-1}
+fi
+AURORA=(--method aurora --r 2 --targets qv)
+
+step() {  # step NAME SECONDS COMMAND...: runs it under a time limit, logs its tail, exit status and time
+  local name=$1 limit=$(($2 * SCALE)); shift 2
+  local start=$SECONDS
+  echo "== $name (limit ${limit}s): $*" | tee -a "$OUT/issue23.log"
+  timeout -k 2 "$limit" "$@" > "$OUT/$name.txt" 2>&1
+  local status=$?
+  tail -n 40 "$OUT/$name.txt" | tee -a "$OUT/issue23.log"
+  echo "== $name: exit $status after $((SECONDS - start)) s" | tee -a "$OUT/issue23.log"
+}
+
+step env 15 bash -c "nvidia-smi --query-gpu=name,memory.used,memory.total,utilization.gpu --format=csv; \
+  $PYTHON -c 'import torch, timm; print(\"torch\", torch.__version__, \"timm\", timm.__version__); import triton; print(\"triton\", triton.__version__)'"
+step s14_b64 130 "$PYTHON" -m aurora_bench.perf.compile_cost "${S14[@]}" "${AURORA[@]}" --batch "$SMALL" \
+  --modes none regional "${TIMED[@]}" --out "$OUT/s14_b64" --cache "$CACHE/s14"
+step b16_b64 120 "$PYTHON" -m aurora_bench.perf.compile_cost "${B16[@]}" "${AURORA[@]}" --batch "$SMALL" \
+  --modes none regional "${TIMED[@]}" --out "$OUT/b16_b64" --cache "$CACHE/b16"
+TORCHINDUCTOR_CACHE_DIR="$CACHE/b256" TRITON_CACHE_DIR="$CACHE/b256/triton" \
+  step b16_b256 95 "$PYTHON" -m aurora_bench.perf.speed "${B16[@]}" --batch "$LARGE" "${GRAPHS[@]}" \
+  --compile "$DEFAULT" --train-only --methods full aurora_r2_qv "${TIMED[@]}" --out "$OUT/b16_b256"
+# on the b64 regional compile's caches (step 2), so that its compile is warm
+TORCHINDUCTOR_CACHE_DIR="$CACHE/b16/regional" TRITON_CACHE_DIR="$CACHE/b16/regional/triton" \
+  step breaks 45 "$PYTHON" -m aurora_bench.perf.profile_step "${B16[@]}" "${AURORA[@]}" --batch "$SMALL" --steps 3 \
+  --compile "$DEFAULT"
+step cuda_tests 55 "$PYTHON" -m pytest -q -x -p no:cacheprovider \
+  tests/test_cuda_graph.py::test_triton_sigma_equals_formula_on_the_gpu \
+  tests/test_compiling.py::test_triton_sigma_traces_inside_a_compiled_block_on_the_gpu
+"$PYTHON" -m aurora_bench.perf.issue23_targets "$OUT" | tee "$OUT/targets.md" | tee -a "$OUT/issue23.log"
+rm -rf "$SHIM"

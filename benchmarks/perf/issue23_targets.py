@@ -1,0 +1,98 @@
+"""Issue 23's targets against what benchmarks/perf/issue23.sh measured, as a Markdown table (stdout).
+
+    python -m aurora_bench.perf.issue23_targets results/issue23
+
+A figure whose step failed or ran out of time is 'not measured' (its log says why), never a guess.
+"""
+import json
+import re
+import sys
+from pathlib import Path
+
+MISSING = "not measured (see issue23.log)"
+
+
+def _json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _warm(cost, mode):
+    """The warm (second) process of a compile_cost mode, or None."""
+    return ((cost or {}).get("modes") or {}).get(mode, {}).get("warm")
+
+
+def _row(what: str, measured, goal: str, met) -> str:
+    if not measured:  # its step failed or ran out of time
+        return f"| {what} | {MISSING} | {goal} | – |"
+    verdict = "–" if met is None else ("**met**" if met else "not met")
+    return f"| {what} | {measured} | {goal} | {verdict} |"
+
+
+def _throughput_rows(cost, name: str, step_goal_ms=None) -> list:
+    none, regional = _warm(cost, "none"), _warm(cost, "regional")
+    batch = (cost or {}).get("batch")
+    img_s = lambda r: batch * 1000 / r["step_ms"]  # noqa: E731
+    rows = [_row(f"{name} b{batch} step, previous default (no compile)",
+                 none and f"{none['step_ms']:.1f} ms, {img_s(none):,.0f} img/s", "baseline", None),
+            _row(f"{name} b{batch} step, new default (regional compile, warm cache)",
+                 regional and f"{regional['step_ms']:.1f} ms, {img_s(regional):,.0f} img/s",
+                 f"<= {step_goal_ms} ms" if step_goal_ms else "", None if not (regional and step_goal_ms)
+                 else regional["step_ms"] <= step_goal_ms)]
+    if none and regional:
+        ratio = none["step_ms"] / regional["step_ms"]
+        rows.append(_row(f"{name} b{batch} throughput, new / previous default", f"{ratio:.2f}x",
+                         ">= 2x" if not step_goal_ms else "", ratio >= 2 if not step_goal_ms else None))
+    return rows
+
+
+def _compile_rows(cost) -> list:
+    cold = ((cost or {}).get("modes") or {}).get("regional", {}).get("cold")
+    warm = _warm(cost, "regional")
+    rows = [_row("regional compile, cold process (s)", cold and f"{cold['compile']['seconds']:.1f}", "", None),
+            _row("regional compile, warm process (s)", warm and f"{warm['compile']['seconds']:.1f} "
+                 f"(cache: {warm['compile']['cache']})", "<= 5 s", warm and warm["compile"]["seconds"] <= 5)]
+    breaks = [m["compile"]["graph_breaks"] for m in (cold, warm) if m]
+    rows.append(_row("graph breaks in the compiled adapted blocks (cold, warm process)",
+                     breaks and ", ".join(map(str, breaks)), "0", breaks and not any(breaks)))
+    return rows
+
+
+def _ratio_row(speed) -> str:
+    batches = (speed or {}).get("batches") or {}
+    for batch, r in batches.items():
+        if {"full", "aurora_r2_qv"} <= set(r):
+            ratio = r["aurora_r2_qv"]["train_step_s"] / r["full"]["train_step_s"]
+            return _row(f"ViT-B/16 b{batch} AuroRA / full step, new default ({speed['compile']})",
+                        f"{ratio:.3f} ({1000 * r['aurora_r2_qv']['train_step_s']:.1f} / "
+                        f"{1000 * r['full']['train_step_s']:.1f} ms)", "<= 0.80", ratio <= 0.80)
+    return _row("ViT-B/16 AuroRA / full step, new default", None, "<= 0.80", None)
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def targets(out: Path) -> str:
+    s14, b16 = _json(out / "s14_b64" / "compile_cost.json"), _json(out / "b16_b64" / "compile_cost.json")
+    device = next((c["device"] for c in (s14, b16) if c), "unknown")
+    breaks = re.search(r"graph breaks: (\d+)", _text(out / "breaks.txt"))
+    tests = re.search(r"(\d+ (passed|failed|skipped).*) in ", _text(out / "cuda_tests.txt"))
+    rows = [*_throughput_rows(s14, "DINOv2 ViT-S/14"), *_throughput_rows(b16, "ViT-B/16", step_goal_ms=13),
+            *_compile_rows(b16), _ratio_row(_json(out / "b16_b256" / "speed.json")),
+            _row("graph breaks, profile_step (compiled ViT-B/16 step)", breaks and breaks.group(1), "0",
+                 breaks and breaks.group(1) == "0"),
+            _row("CUDA tests of the sigma op", tests and tests.group(1), "all pass",
+                 tests and not re.search("failed|error|skipped", tests.group(1)))]
+    return "\n".join([f"Issue 23 targets, {device} ({out}); AuroRA r=2 q/v, random weights, bf16 autocast on "
+                      "CUDA, each step CUDA-graphed there.", "",
+                      "| what | measured | target | |", "|---|---|---|---|", *rows])
+
+
+if __name__ == "__main__":
+    print(targets(Path(sys.argv[1])))
