@@ -31,24 +31,35 @@ pack_split() {  # pack_split OUT_DIR TASK SPLIT...: the task's list files and th
      tar czf "$out/$task.$(IFS=-; echo "$*").tgz" "$task"/*.txt "${images[@]}") || exit 1
 }
 
-pack() {  # pack tune|test: call 1 carries the pinned code, wheels and weights; the splits fill the calls by size
-  local splits; case "${1:-tune}" in tune) splits="train800 val200" ;; test) splits="train800val200 test" ;;
+pack() {  # pack tune|test: call 1 carries the pinned code, wheels and weights; the splits fill the calls
+  set -- "${1:-tune}"
+  local splits; case "$1" in tune) splits="train800 val200" ;; test) splits="train800val200 test" ;;
     *) echo "pack tune|test" >&2; exit 2 ;; esac
   cd "$here"
   rm -rf .device .device-[0-9] .device-stage && "${SHARED:-../shared}/tools/device-pack" > /dev/null
   git archive --format=tar.gz -o .device/pinned.tgz "$(pin)" aurora_vision benchmarks configs tests pyproject.toml
   mkdir -p .device-stage && for t in "${FIVE[@]}"; do pack_split .device-stage "$t" $splits; done
-  local rooms=($(( 60000000 - $(du -sb --apparent-size .device | cut -f1) )))  # 64 MiB less the tree
-  for f in $(ls -S .device-stage/*.tgz); do  # first fit, largest first
+  # a call carries 64 MiB with the working tree (which grows by each round's records); 1 MB kept spare
+  local tree; tree=$(git ls-files -z | xargs -0 du -cb --apparent-size | tail -1 | cut -f1)
+  local room=$(( 64 * 1048576 - tree - 1000000 ))
+  local rooms=($(( room - $(du -sb --apparent-size .device | cut -f1) )))
+  # first fit, the tasks with the fewest finished runs first (largest first among equals): the first call's
+  # driver then starts on work left to do, not on tasks an earlier round finished
+  local folder=clean-validation-tune; [ "$1" = test ] && folder=clean-validation
+  for f in $(for f in .device-stage/*.tgz; do
+               local t; t=$(basename "$f"); t=${t%%.*}
+               echo "$(cat benchmarks/results/$folder/runs/${t}__*.json 2>/dev/null | grep -c '"status": "ok"')" \
+                    "$(stat -c %s "$f") $f"
+             done | sort -k1,1n -k2,2nr | cut -d' ' -f3); do
     local size i=0; size=$(stat -c %s "$f")
     while [ $i -lt ${#rooms[@]} ] && [ "$size" -gt "${rooms[$i]}" ]; do i=$((i + 1)); done
-    [ $i -eq ${#rooms[@]} ] && rooms+=(60000000)
+    [ $i -eq ${#rooms[@]} ] && rooms+=("$room")
     local dir=.device; [ $i -gt 0 ] && dir=.device-$((i + 1)) && mkdir -p "$dir"
     mv "$f" "$dir/" && rooms[$i]=$(( rooms[i] - size ))
   done
   rmdir .device-stage
   for d in .device .device-[0-9]; do [ -d "$d" ] && echo "call carrying [\"$d\"]: $(du -sh --apparent-size "$d" | cut -f1)"; done
-  echo "plus the working tree: $(git ls-files -z | xargs -0 du -cb --apparent-size | tail -1 | cut -f1) bytes"
+  echo "plus the working tree: $tree bytes"
 }
 
 present() {  # present SPLIT SPLIT TASK...: the tasks whose two splits have arrived, as a YAML list
@@ -123,6 +134,7 @@ serve() {  # one device call: set up once, take what this call carried, start th
     done
     cp configs/clean_validation_lrs.yaml configs/clean_ranks_lrs.yaml "$A/code/configs/"  # rates committed so far
     cp "$here/benchmarks/clean_validation_round.sh" "$A/round.sh"  # a later call rewrites the tree's copy
+    date -u +%Y%m%d-%H%M > "$A/started"  # names this round's driver log
     setsid nohup bash "$A/round.sh" driver > "$A/logs/driver.log" 2>&1 < /dev/null &
   fi
   while [ "$(date +%s)" -lt "$deadline" ] && ! grep -q "all done\|failed; stopping" "$A/logs/driver.log"; do
@@ -132,7 +144,7 @@ serve() {  # one device call: set up once, take what this call carried, start th
   done
   tail -n 15 "$A/logs/driver.log"
   cp "$A"/code/configs/clean_*_lrs.yaml "$A/code/results/clean-validation/" 2>/dev/null
-  cp "$A/logs/driver.log" "$A/code/results/clean-validation/driver-$(date +%Y%m%d).log"
+  cp "$A/logs/driver.log" "$A/code/results/clean-validation/driver-$(cat "$A/started").log"
   (cd "$A/code/results" && tar czf "$OUT/results.tgz" --exclude='*/tb' "${RESULTS[@]}")
 }
 
