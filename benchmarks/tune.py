@@ -80,8 +80,8 @@ def choose(tuned: dict, results_dir) -> dict:
     ('diverged', 'failed', 'unfinished (k/n runs)'). UnfinishedTuning when no rate of a variant competes."""
     tasks, seeds = tuned["tasks"], tuned["seeds"]
     table, spread, lrs, per_task, left_out = {}, {}, {}, {}, {}
-    failed = read_tuning_runs(tuned, results_dir, status="failed")
-    for v, rates in read_tuning_runs(tuned, results_dir).items():
+    accuracies, failed = read_tuning_runs(tuned, results_dir)
+    for v, rates in accuracies.items():
         complete = {lr: a for lr, a in rates.items() if rate_summary(a, tasks, seeds)["complete"]}
         left_out[v] = {lr: unfinished_state(failed[v][lr], a, tasks, seeds) for lr, a in rates.items()
                        if lr not in complete}

@@ -1,7 +1,7 @@
 """The one reader of tuning runs, for tune's choice (tune.py) and the report's tuning table (report/tuning.py),
 so the two cannot give different numbers: a tuning config names each (variant, rate) run '<variant>_lr<rate>'
-and gives it that rate in its method_overrides; the records of the ok runs of its tasks and seeds are grouped
-per variant and rate, and summarised the way tune chooses by."""
+and gives it that rate in its method_overrides; the records of its tasks and seeds are grouped per variant
+and rate (the ok runs' accuracies, the failed runs' errors), and summarised the way tune chooses by."""
 import statistics
 
 from . import store
@@ -22,19 +22,23 @@ def variant_and_rate(tuned: dict, name: str) -> tuple:
     return name.rsplit("_lr", 1)[0], float(tuned["method_overrides"][name]["train"]["lr"])
 
 
-def read_tuning_runs(tuned: dict, results_dir, status: str = "ok") -> dict:
-    """{variant: {rate: {(task, seed): validation accuracy}}} for every rate of each variant's grid in the
-    tuning config `tuned` (a rate with no finished run: {}), from the ok runs of its tasks and seeds; with
-    status='failed', {(task, seed): error} of its failed runs instead."""
+def read_tuning_runs(tuned: dict, results_dir) -> tuple[dict, dict]:
+    """({variant: {rate: {(task, seed): validation accuracy}}} of the ok runs, the same of their errors for the
+    failed runs) for every rate of each variant's grid in the tuning config `tuned` (a rate with no such run: {}),
+    from the runs of its tasks and seeds: one read of the records for both."""
     of = {name: variant_and_rate(tuned, name) for name in tuned["methods"]}
-    out = {}
+    accuracies, errors = {}, {}
     for v, lr in of.values():
-        out.setdefault(v, {})[lr] = {}
+        accuracies.setdefault(v, {})[lr] = {}
+        errors.setdefault(v, {})[lr] = {}
     for r in store.load_all(results_dir):
-        if r["status"] == status and r["method"] in of and r["task"] in tuned["tasks"] and r["seed"] in tuned["seeds"]:
+        if r["method"] in of and r["task"] in tuned["tasks"] and r["seed"] in tuned["seeds"]:
             v, lr = of[r["method"]]
-            out[v][lr][(r["task"], r["seed"])] = r["accuracy"] if status == "ok" else r["error"]
-    return out
+            if r["status"] == "ok":
+                accuracies[v][lr][(r["task"], r["seed"])] = r["accuracy"]
+            else:
+                errors[v][lr][(r["task"], r["seed"])] = r["error"]
+    return accuracies, errors
 
 
 def unfinished_state(errors: dict, accs: dict, tasks: list, seeds: list) -> str:

@@ -34,7 +34,8 @@ def tuning_rows(rates_path: Path) -> list[dict]:
     per_task = bool((tuned.get("tune") or {}).get("per_task"))
     tasks, seeds = tuned["tasks"], tuned["seeds"]
     rows = []
-    for v, rates in read_tuning_runs(tuned, rates_path.parent).items():
+    accuracies, _ = read_tuning_runs(tuned, rates_path.parent)
+    for v, rates in accuracies.items():
         grid = sorted(rates)
         for task in (tasks if per_task else [None]):
             best = chosen.get(v, {}).get(task) if per_task and isinstance(chosen.get(v), dict) else chosen.get(v)
