@@ -15,7 +15,8 @@ def run_lines(runs: list, output, retry_failed: bool = False, replace_changed: b
     """(a line per run: 'task  variant  seed  lr  eval split  what the command does with it'; the counts in words,
     `retry_hint` after that of the failures kept; the refusals the records on file would bring: another config's
     results, other seeds of another recipe)."""
-    decided = [store.decide(store.peek(output, r), r, retry_failed) for r in runs]
+    records = [store.peek(output, r) for r in runs]
+    decided = [store.decide(rec, r, retry_failed) for rec, r in zip(records, runs)]
     labels = {**LABELS, "changed": "another config's result, to replace"} if replace_changed else LABELS
     width = max(len(r["task"]) for r in runs), max(len(r["method"]["variant"]) for r in runs)
     lines = [f"  {r['task']:<{width[0]}}  {r['method']['variant']:<{width[1]}}  seed {r['seed']}  "
@@ -25,7 +26,7 @@ def run_lines(runs: list, output, retry_failed: bool = False, replace_changed: b
     if decided.count("failed"):
         counts.append(f"{decided.count('failed')} failed and kept{retry_hint}")
     refusals = []
-    changed = [(store.peek(output, r), r) for r, d in zip(runs, decided) if d == "changed"]
+    changed = [(rec, r) for rec, r, d in zip(records, runs, decided) if d == "changed"]
     if changed and not replace_changed:
         counts.append(f"{len(changed)} of another config")
         refusals.append(store.changed_message(output, changed))
