@@ -5,7 +5,7 @@
 # the calls (setsid), and every call waits, reports progress and returns the records so far.
 #
 # Here, before the calls (fills the ignored .device*/ folders; prints what each call carries):
-#   bash benchmarks/clean_validation_round.sh pack tune     # or `pack test`: the splits the next steps need
+#   bash benchmarks/clean_validation_round.sh pack tune test   # the splits of the steps still to run, in order
 # Each device call (carry: the folder `pack` named for it), as many as the session's device time allows:
 #   bash benchmarks/clean_validation_round.sh serve 540
 # Then unpack $OUT/results.tgz over benchmarks/results/ and commit the records, rates and logs.
@@ -31,26 +31,32 @@ pack_split() {  # pack_split OUT_DIR TASK SPLIT...: the task's list files and th
      tar czf "$out/$task.$(IFS=-; echo "$*").tgz" "$task"/*.txt "${images[@]}") || exit 1
 }
 
-pack() {  # pack tune|test: call 1 carries the pinned code, wheels and weights; the splits fill the calls
-  set -- "${1:-tune}"
-  local splits; case "$1" in tune) splits="train800 val200" ;; test) splits="train800val200 test" ;;
-    *) echo "pack tune|test" >&2; exit 2 ;; esac
+pack() {  # pack tune|test...: call 1 carries the pinned code, wheels and weights; the splits fill the calls
+  [ $# -gt 0 ] || set -- tune
+  local step; for step in "$@"; do case "$step" in tune|test) ;; *) echo "pack tune|test ...: not $step" >&2; exit 2 ;; esac; done
   cd "$here"
   rm -rf .device .device-[0-9] .device-stage && "${SHARED:-../shared}/tools/device-pack" > /dev/null
   git archive --format=tar.gz -o .device/pinned.tgz "$(pin)" aurora_vision benchmarks configs tests pyproject.toml
-  mkdir -p .device-stage && for t in "${FIVE[@]}"; do pack_split .device-stage "$t" $splits; done
+  # one .tgz per task and step, keyed "step finished size" for the order below
+  mkdir -p .device-stage && local keys=() rank=0
+  for step in "$@"; do
+    local splits folder
+    case "$step" in tune) splits="train800 val200" folder=clean-validation-tune ;;
+                    test) splits="train800val200 test" folder=clean-validation ;; esac
+    for t in "${FIVE[@]}"; do
+      pack_split .device-stage "$t" $splits
+      local f; f=$(ls .device-stage/"$t".$(echo $splits | tr ' ' -).tgz)
+      keys+=("$rank $(cat benchmarks/results/$folder/runs/${t}__*.json 2>/dev/null | grep -c '"status": "ok"') $(stat -c %s "$f") $f")
+    done
+    rank=$((rank + 1))
+  done
   # a call carries 64 MiB with the working tree (which grows by each round's records); 1 MB kept spare
   local tree; tree=$(git ls-files -z | xargs -0 du -cb --apparent-size | tail -1 | cut -f1)
   local room=$(( 64 * 1048576 - tree - 1000000 ))
   local rooms=($(( room - $(du -sb --apparent-size .device | cut -f1) )))
-  # first fit, the tasks with the fewest finished runs first (largest first among equals): the first call's
-  # driver then starts on work left to do, not on tasks an earlier round finished
-  local folder=clean-validation-tune; [ "$1" = test ] && folder=clean-validation
-  for f in $(for f in .device-stage/*.tgz; do
-               local t; t=$(basename "$f"); t=${t%%.*}
-               echo "$(cat benchmarks/results/$folder/runs/${t}__*.json 2>/dev/null | grep -c '"status": "ok"')" \
-                    "$(stat -c %s "$f") $f"
-             done | sort -k1,1n -k2,2nr | cut -d' ' -f3); do
+  # first fit in the steps' order, within a step the tasks with the fewest finished runs first (largest first
+  # among equals): each call's driver then starts on work left to do, not on tasks an earlier round finished
+  for f in $(printf '%s\n' "${keys[@]}" | sort -k1,1n -k2,2n -k3,3nr | cut -d' ' -f4); do
     local size i=0; size=$(stat -c %s "$f")
     while [ $i -lt ${#rooms[@]} ] && [ "$size" -gt "${rooms[$i]}" ]; do i=$((i + 1)); done
     [ $i -eq ${#rooms[@]} ] && rooms+=("$room")
@@ -58,7 +64,10 @@ pack() {  # pack tune|test: call 1 carries the pinned code, wheels and weights; 
     mv "$f" "$dir/" && rooms[$i]=$(( rooms[i] - size ))
   done
   rmdir .device-stage
-  for d in .device .device-[0-9]; do [ -d "$d" ] && echo "call carrying [\"$d\"]: $(du -sh --apparent-size "$d" | cut -f1)"; done
+  for d in .device .device-[0-9]; do
+    [ -d "$d" ] && echo "call carrying [\"$d\"]: $(du -sh --apparent-size "$d" | cut -f1):" \
+      "$(cd "$d" && ls *.tgz | grep -v pinned | sed 's/.tgz$//' | tr '\n' ' ')"
+  done
   echo "plus the working tree: $tree bytes"
 }
 
@@ -149,8 +158,8 @@ serve() {  # one device call: set up once, take what this call carried, start th
 }
 
 case "${1:-}" in
-  pack) pack ;;
+  pack) shift; pack "$@" ;;
   serve) serve "${2:-540}" ;;
   driver) driver ;;
-  *) echo "usage: $0 pack | serve [SECONDS]" >&2; exit 2 ;;
+  *) echo "usage: $0 pack [tune] [test] | serve [SECONDS]" >&2; exit 2 ;;
 esac
