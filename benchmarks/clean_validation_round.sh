@@ -8,6 +8,8 @@
 #   bash benchmarks/clean_validation_round.sh pack tune test   # the splits of the steps still to run, in order
 # Each device call (carry: the folder `pack` named for it), as many as the session's device time allows:
 #   bash benchmarks/clean_validation_round.sh serve 540
+# (a call returns ~12 s after its SECONDS; size the last one to the budget left minus ~60 s, since a call cut
+# off by the budget returns no results.tgz; then give_back)
 # Then unpack $OUT/results.tgz over benchmarks/results/ and commit the records, rates and logs.
 #
 # The driver runs the issue's order: tune clean_validation.yaml -> sweep it -> report -> tune clean_ranks.yaml ->
@@ -89,7 +91,8 @@ step() {  # step NAME SPLIT SPLIT "TASK..." FINISH SUBSET: run SUBSET on the tas
       echo "$(date +%T) == $name failed; stopping"; return 1
     fi
     [ "$have" != "[]" ] && { eval "$subset" || echo "$(date +%T) == $name on $have: exit $?"; }
-    sleep 30  # the rest of its data comes with a later call
+    # the rest of its data comes with a later call; data that came while the subset ran is taken at once
+    [ "$(present "$a" "$b" "${tasks[@]}")" = "$have" ] && sleep 30
   done
 }
 
