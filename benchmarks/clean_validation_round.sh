@@ -8,8 +8,8 @@
 #   bash benchmarks/clean_validation_round.sh pack tune test   # the splits of the steps still to run, in order
 # Each device call (carry: the folder `pack` named for it), as many as the session's device time allows:
 #   bash benchmarks/clean_validation_round.sh serve 540
-# (a call returns ~12 s after its SECONDS; size the last one to the budget left minus ~60 s, since a call cut
-# off by the budget returns no results.tgz; then give_back)
+# (a call returns ~12 s after its SECONDS; the last may take the whole budget left: a call cut off by the
+# budget still returns the results.tgz of its last 30 s; then give_back)
 # Then unpack $OUT/results.tgz over benchmarks/results/ and commit the records, rates and logs.
 #
 # The driver runs the issue's order: tune clean_validation.yaml -> sweep it -> report -> tune clean_ranks.yaml ->
@@ -153,11 +153,17 @@ serve() {  # one device call: set up once, take what this call carried, start th
     sleep 30
     echo "$(date +%T) records: $(cat "$A"/code/results/clean-validation*/runs/*.json 2>/dev/null | grep -c '"status": "ok"') ok;" \
       "GPU $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader)"
+    snapshot  # a call cut off by the device budget still returns what was made up to 30 s before
   done
   tail -n 15 "$A/logs/driver.log"
+  snapshot
+}
+
+snapshot() {  # $OUT/results.tgz: the records, rates files and driver log so far (replaced whole, never half-written)
   cp "$A"/code/configs/clean_*_lrs.yaml "$A/code/results/clean-validation/" 2>/dev/null
   cp "$A/logs/driver.log" "$A/code/results/clean-validation/driver-$(cat "$A/started").log"
-  (cd "$A/code/results" && tar czf "$OUT/results.tgz" --exclude='*/tb' "${RESULTS[@]}")
+  (cd "$A/code/results" && tar czf "$OUT/results.tgz.part" --exclude='*/tb' --exclude='*/.locks' "${RESULTS[@]}") &&
+    mv "$OUT/results.tgz.part" "$OUT/results.tgz"
 }
 
 case "${1:-}" in
