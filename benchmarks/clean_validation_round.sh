@@ -5,17 +5,19 @@
 # the calls (setsid), and every call waits, reports progress and returns the records so far.
 #
 # Here, before the calls (fills the ignored .device*/ folders; prints what each call carries):
-#   bash benchmarks/clean_validation_round.sh pack tune test   # the splits of the steps still to run, in order
+#   bash benchmarks/clean_validation_round.sh pack    # the splits of the steps not done yet (STEPS_DONE), in order
 # Each device call (carry: the folder `pack` named for it), as many as the session's device time allows:
 #   bash benchmarks/clean_validation_round.sh serve 540
 # (a call returns ~12 s after its SECONDS; the last may take the whole budget left: a call cut off by the
 # budget still returns the results.tgz of its last 30 s; then give_back)
-# Then unpack $OUT/results.tgz over benchmarks/results/ and commit the records, rates and logs.
+# Then unpack $OUT/results.tgz over benchmarks/results/ and commit the records, rates, STEPS_DONE and logs; a
+# finished tuning's rates (results/clean-validation/clean_*_lrs.yaml) go to configs/ (`pack` refuses till then).
 #
 # The driver runs the issue's order: tune clean_validation.yaml -> sweep it -> report -> tune clean_ranks.yaml ->
 # sweep it -> the final report. A step runs on the tasks whose splits have arrived and is finished (rates
-# written, report made) once all of its tasks have; every step resumes from the records on file, and a killed run
-# is made again. Data and weights sit at fixed paths, because both are part of what the rates were tuned for.
+# written, report made) once all of its tasks have, then named in results/clean-validation/STEPS_DONE, which
+# later rounds skip; every step resumes from the records on file, and a killed run is made again. Data and
+# weights sit at fixed paths, because both are part of what the rates were tuned for.
 set -uo pipefail
 A=/tmp/cv                                    # the fixed place of code, data, weights and cache on the device
 WEIGHTS=vit_small_patch14_dinov2.imgfocus_fp16.safetensors
@@ -33,25 +35,36 @@ pack_split() {  # pack_split OUT_DIR TASK SPLIT...: the task's list files and th
      tar czf "$out/$task.$(IFS=-; echo "$*").tgz" "$task"/*.txt "${images[@]}") || exit 1
 }
 
-pack() {  # pack tune|test...: call 1 carries the pinned code, wheels and weights; the splits fill the calls
-  [ $# -gt 0 ] || set -- tune
-  local step; for step in "$@"; do case "$step" in tune|test) ;; *) echo "pack tune|test ...: not $step" >&2; exit 2 ;; esac; done
+pack() {  # call 1 carries the pinned code, wheels and weights; the splits of the steps not done yet fill the calls
   cd "$here"
+  local done_file=benchmarks/results/clean-validation/STEPS_DONE step
+  for step in tune_cv:clean_validation tune_cr:clean_ranks; do  # a finished tuning's rates are what later steps read
+    local wrote=benchmarks/results/clean-validation/${step#*:}_lrs.yaml
+    if grep -qsx "${step%%:*}" "$done_file" && ! cmp -s "$wrote" "configs/${step#*:}_lrs.yaml"; then
+      echo "${step%%:*} is done but configs/${step#*:}_lrs.yaml is not the rates it wrote: cp $wrote configs/ and commit" >&2
+      exit 2
+    fi
+  done
   rm -rf .device .device-[0-9] .device-stage && "${SHARED:-../shared}/tools/device-pack" > /dev/null
   git archive --format=tar.gz -o .device/pinned.tgz "$(pin)" aurora_vision benchmarks configs tests pyproject.toml
-  # one .tgz per task and step, keyed "step finished size" for the order below
+  # one .tgz per task and kind of split, keyed "step finished size" for the order below; a split two steps
+  # need goes once, with the first
   mkdir -p .device-stage && local keys=() rank=0
-  for step in "$@"; do
-    local splits folder
-    case "$step" in tune) splits="train800 val200" folder=clean-validation-tune ;;
+  for step in tune_cv:tune:FIVE sweep_cv:test:FIVE tune_cr:tune:TWO sweep_cr:test:TWO; do
+    local name=${step%%:*} kind=${step#*:} splits folder; kind=${kind%%:*}
+    local -n tasks=${step##*:}
+    rank=$((rank + 1))
+    grep -qsx "$name" "$done_file" && continue
+    case "$kind" in tune) splits="train800 val200" folder=clean-validation-tune ;;
                     test) splits="train800val200 test" folder=clean-validation ;; esac
-    for t in "${FIVE[@]}"; do
+    for t in "${tasks[@]}"; do
+      local f; f=.device-stage/$t.$(echo $splits | tr ' ' -).tgz
+      [ -e "$f" ] && continue
       pack_split .device-stage "$t" $splits
-      local f; f=$(ls .device-stage/"$t".$(echo $splits | tr ' ' -).tgz)
       keys+=("$rank $(cat benchmarks/results/$folder/runs/${t}__*.json 2>/dev/null | grep -c '"status": "ok"') $(stat -c %s "$f") $f")
     done
-    rank=$((rank + 1))
   done
+  [ ${#keys[@]} -gt 0 ] || { echo "every step is done ($done_file)" >&2; exit 2; }
   # a call carries 64 MiB with the working tree (which grows by each round's records); 1 MB kept spare
   local tree; tree=$(git ls-files -z | xargs -0 du -cb --apparent-size | tail -1 | cut -f1)
   local room=$(( 64 * 1048576 - tree - 1000000 ))
@@ -81,13 +94,13 @@ present() {  # present SPLIT SPLIT TASK...: the tasks whose two splits have arri
 
 step() {  # step NAME SPLIT SPLIT "TASK..." FINISH SUBSET: run SUBSET on the tasks present until all are, then FINISH
   local name=$1 a=$2 b=$3 tasks=($4) finish=$5 subset=$6
-  [ -e "$A/done.$name" ] && return 0
+  grep -qsx "$name" "$A/code/results/clean-validation/STEPS_DONE" && return 0
   local all; all="[$(IFS=,; echo "${tasks[*]}")]"
   while :; do
     local have; have=$(present "$a" "$b" "${tasks[@]}")
     echo "$(date +%T) == $name on $have"
     if [ "$have" = "$all" ]; then
-      eval "$finish" && touch "$A/done.$name" && return 0
+      eval "$finish" && echo "$name" >> "$A/code/results/clean-validation/STEPS_DONE" && return 0
       echo "$(date +%T) == $name failed; stopping"; return 1
     fi
     [ "$have" != "[]" ] && { eval "$subset" || echo "$(date +%T) == $name on $have: exit $?"; }
@@ -167,8 +180,8 @@ snapshot() {  # $OUT/results.tgz: the records, rates files and driver log so far
 }
 
 case "${1:-}" in
-  pack) shift; pack "$@" ;;
+  pack) pack ;;
   serve) serve "${2:-540}" ;;
   driver) driver ;;
-  *) echo "usage: $0 pack [tune] [test] | serve [SECONDS]" >&2; exit 2 ;;
+  *) echo "usage: $0 pack | serve [SECONDS]" >&2; exit 2 ;;
 esac
