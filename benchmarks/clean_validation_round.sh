@@ -45,6 +45,8 @@ pack() {  # call 1 carries the pinned code, wheels and weights; the splits of th
       exit 2
     fi
   done
+  local left=""; for step in tune_cv sweep_cv tune_cr sweep_cr; do grep -qsx "$step" "$done_file" || left="$left $step"; done
+  [ -n "$left" ] || { echo "every step is done ($done_file)" >&2; exit 2; }
   rm -rf .device .device-[0-9] .device-stage && "${SHARED:-../shared}/tools/device-pack" > /dev/null
   git archive --format=tar.gz -o .device/pinned.tgz "$(pin)" aurora_vision benchmarks configs tests pyproject.toml
   # one .tgz per task and kind of split, keyed "step finished size" for the order below; a split two steps
@@ -64,9 +66,10 @@ pack() {  # call 1 carries the pinned code, wheels and weights; the splits of th
       keys+=("$rank $(cat benchmarks/results/$folder/runs/${t}__*.json 2>/dev/null | grep -c '"status": "ok"') $(stat -c %s "$f") $f")
     done
   done
-  [ ${#keys[@]} -gt 0 ] || { echo "every step is done ($done_file)" >&2; exit 2; }
-  # a call carries 64 MiB with the working tree (which grows by each round's records); 1 MB kept spare
-  local tree; tree=$(git ls-files -z | xargs -0 du -cb --apparent-size | tail -1 | cut -f1)
+  # a call carries 64 MiB with the working tree (tracked and untracked files not ignored; it grows by each
+  # round's records); 1 MB kept spare
+  local tree; tree=$(git ls-files -co --exclude-standard -z | du -cb --apparent-size --files0-from=- 2>/dev/null |
+                     tail -1 | cut -f1)
   local room=$(( 64 * 1048576 - tree - 1000000 ))
   local rooms=($(( room - $(du -sb --apparent-size .device | cut -f1) )))
   # first fit in the steps' order, within a step the tasks with the fewest finished runs first (largest first
@@ -83,7 +86,7 @@ pack() {  # call 1 carries the pinned code, wheels and weights; the splits of th
     [ -d "$d" ] && echo "call carrying [\"$d\"]: $(du -sh --apparent-size "$d" | cut -f1):" \
       "$(cd "$d" && ls *.tgz | grep -v pinned | sed 's/.tgz$//' | tr '\n' ' ')"
   done
-  echo "plus the working tree: $tree bytes"
+  echo "plus the working tree: $tree bytes; steps left:$left"
 }
 
 present() {  # present SPLIT SPLIT TASK...: the tasks whose two splits have arrived, as a YAML list
@@ -93,17 +96,24 @@ present() {  # present SPLIT SPLIT TASK...: the tasks whose two splits have arri
 }
 
 step() {  # step NAME SPLIT SPLIT "TASK..." FINISH SUBSET: run SUBSET on the tasks present until all are, then FINISH
-  local name=$1 a=$2 b=$3 tasks=($4) finish=$5 subset=$6
-  grep -qsx "$name" "$A/code/results/clean-validation/STEPS_DONE" && return 0
+  # Exit 1 is the runner's "some runs failed" (each record says why): the step stays unfinished, the next steps
+  # go on, and the next round's finish retries those runs. Any other failure stops the driver.
+  local name=$1 a=$2 b=$3 tasks=($4) finish=$5 subset=$6 done_file=$A/code/results/clean-validation/STEPS_DONE rc
+  grep -qsx "$name" "$done_file" && return 0
   local all; all="[$(IFS=,; echo "${tasks[*]}")]"
   while :; do
     local have; have=$(present "$a" "$b" "${tasks[@]}")
     echo "$(date +%T) == $name on $have"
     if [ "$have" = "$all" ]; then
-      eval "$finish" && echo "$name" >> "$A/code/results/clean-validation/STEPS_DONE" && return 0
-      echo "$(date +%T) == $name failed; stopping"; return 1
+      eval "$finish"; rc=$?
+      [ $rc -eq 0 ] && echo "$name" >> "$done_file" && return 0
+      [ $rc -eq 1 ] && { echo "$(date +%T) == $name: some runs failed (their records say why); going on"; return 0; }
+      echo "$(date +%T) == $name failed (exit $rc); stopping"; return 1
     fi
-    [ "$have" != "[]" ] && { eval "$subset" || echo "$(date +%T) == $name on $have: exit $?"; }
+    if [ "$have" != "[]" ]; then
+      eval "$subset"; rc=$?
+      [ $rc -gt 1 ] && { echo "$(date +%T) == $name on $have failed (exit $rc); stopping"; return 1; }
+    fi
     # the rest of its data comes with a later call; data that came while the subset ran is taken at once
     [ "$(present "$a" "$b" "${tasks[@]}")" = "$have" ] && sleep 30
   done
@@ -118,18 +128,23 @@ driver() {
       tests/test_triton_kernels.py > "$A/code/results/clean-validation/gpu_tests.log" 2>&1 &
   fi
   local cv=configs/clean_validation.yaml cr=configs/clean_ranks.yaml
-  # a subset of tasks keeps the sweep's fingerprint by naming all the tuning tasks (tune.tasks) explicitly
+  # a sweep's finish retries failed runs (once a round) and reports whatever their outcome; it keeps the exit.
+  # A sweep on a subset of tasks keeps the fingerprint by naming all the tuning tasks (tune.tasks) explicitly.
+  local report="r=\$?; $bench report results/clean-validation || r=2; (exit \$r)"
   step tune_cv train800 val200 "${FIVE[*]}" \
     "$bench tune $cv --write configs/clean_validation_lrs.yaml $ex --set $D" \
-    "$bench tune $cv $ex --set $D tasks=\$have" || return
+    "$bench tune $cv $ex --set $D \"tasks=\$have\"" || return
   step sweep_cv train800val200 test "${FIVE[*]}" \
-    "$bench sweep $cv $ex --no-report --set $D && $bench report results/clean-validation" \
-    "$bench sweep $cv $ex --no-report --set $D tasks=\$have tune.tasks=[$(IFS=,; echo "${FIVE[*]}")]" || return
+    "$bench sweep $cv --retry-failed $ex --no-report --set $D; $report" \
+    "$bench sweep $cv $ex --no-report --set $D \"tasks=\$have\" \"tune.tasks=[$(IFS=,; echo "${FIVE[*]}")]\"" || return
   step tune_cr train800 val200 "${TWO[*]}" \
     "$bench tune $cr --write configs/clean_ranks_lrs.yaml $ex --set $D" "false" || return
   step sweep_cr train800val200 test "${TWO[*]}" \
-    "$bench sweep $cr $ex --no-report --set $D && $bench report results/clean-validation" "false" || return
-  echo "$(date +%T) == all done"
+    "$bench sweep $cr --retry-failed $ex --no-report --set $D; $report" "false" || return
+  local left; left=$(for s in tune_cv sweep_cv tune_cr sweep_cr; do
+                       grep -qsx $s results/clean-validation/STEPS_DONE || echo -n " $s"; done)
+  if [ -z "$left" ]; then echo "$(date +%T) == all done"
+  else echo "$(date +%T) == driver stopping with steps unfinished:$left (failed runs; the next round retries them)"; fi
 }
 
 unpack_data() {  # each carried split appears whole (unpacked aside, then moved) and is marked as arrived
@@ -137,13 +152,20 @@ unpack_data() {  # each carried split appears whole (unpacked aside, then moved)
     [ -e "$f" ] || continue
     local name task splits; name=$(basename "$f" .tgz); task=${name%%.*}; splits=${name#*.}
     [ -e "$A/vtab-1k/$task/.has-${splits%%-*}" ] && continue
-    rm -rf "$A/in" && mkdir -p "$A/in" && tar xzf "$f" -C "$A/in" && mkdir -p "$A/vtab-1k/$task/images" &&
-      cp -n "$A/in/$task"/*.txt "$A/vtab-1k/$task/" && mv "$A/in/$task"/images/* "$A/vtab-1k/$task/images/" &&
-      for s in ${splits//-/ }; do touch "$A/vtab-1k/$task/.has-$s"; done
+    rm -rf "$A/in" && mkdir -p "$A/in" "$A/vtab-1k/$task/images" && tar xzf "$f" -C "$A/in" || continue
+    local l s ok=1
+    for l in "$A/in/$task"/*.txt; do  # lists a running run may be reading are never rewritten (the same lists)
+      [ -e "$A/vtab-1k/$task/${l##*/}" ] || cp "$l" "$A/vtab-1k/$task/" || ok=0
+    done
+    for s in ${splits//-/ }; do  # a split left half-moved by a killed call is replaced whole
+      rm -rf "$A/vtab-1k/$task/images/$s" && mv "$A/in/$task/images/$s" "$A/vtab-1k/$task/images/" || ok=0
+    done
+    [ $ok = 1 ] && for s in ${splits//-/ }; do touch "$A/vtab-1k/$task/.has-$s"; done
   done
 }
 
 serve() {  # one device call: set up once, take what this call carried, start the driver once, wait, report
+  : "${OUT:?set OUT: the folder this call returns}"
   local deadline=$(( $(date +%s) + ${1:-540} ))
   mkdir -p "$A/vtab-1k" "$A/logs"
   [ -d /tmp/site ] || python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.whl
@@ -161,8 +183,10 @@ serve() {  # one device call: set up once, take what this call carried, start th
     cp "$here/benchmarks/clean_validation_round.sh" "$A/round.sh"  # a later call rewrites the tree's copy
     date -u +%Y%m%d-%H%M > "$A/started"  # names this round's driver log
     setsid nohup bash "$A/round.sh" driver > "$A/logs/driver.log" 2>&1 < /dev/null &
+    echo $! > "$A/driver.pid"
   fi
-  while [ "$(date +%s)" -lt "$deadline" ] && ! grep -q "all done\|failed; stopping" "$A/logs/driver.log"; do
+  while [ "$(date +%s)" -lt "$deadline" ] && ! grep -q "all done\|stopping" "$A/logs/driver.log"; do
+    kill -0 "$(cat "$A/driver.pid")" 2>/dev/null || { echo "the driver is not running: see its log"; break; }
     sleep 30
     echo "$(date +%T) records: $(cat "$A"/code/results/clean-validation*/runs/*.json 2>/dev/null | grep -c '"status": "ok"') ok;" \
       "GPU $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader)"
@@ -175,8 +199,10 @@ serve() {  # one device call: set up once, take what this call carried, start th
 snapshot() {  # $OUT/results.tgz: the records, rates files and driver log so far (replaced whole, never half-written)
   cp "$A"/code/configs/clean_*_lrs.yaml "$A/code/results/clean-validation/" 2>/dev/null
   cp "$A/logs/driver.log" "$A/code/results/clean-validation/driver-$(cat "$A/started").log"
-  (cd "$A/code/results" && tar czf "$OUT/results.tgz.part" --exclude='*/tb' --exclude='*/.locks' "${RESULTS[@]}") &&
-    mv "$OUT/results.tgz.part" "$OUT/results.tgz"
+  # tar's exit 1 is "a file changed as we read it" (a record landing): the archive is whole all the same
+  (cd "$A/code/results" &&
+   tar czf "$OUT/results.tgz.part" --exclude='*/tb' --exclude='*/.locks' --exclude='*/runs/.*' "${RESULTS[@]}"
+   [ $? -le 1 ]) && mv "$OUT/results.tgz.part" "$OUT/results.tgz"
 }
 
 case "${1:-}" in
