@@ -19,7 +19,8 @@
 # later rounds skip; every step resumes from the records on file, and a killed run is made again. Data and
 # weights sit at fixed paths, because both are part of what the rates were tuned for.
 set -uo pipefail
-A=/tmp/cv                                    # the fixed place of code, data, weights and cache on the device
+A=${CV_ROOT:-/tmp/cv}                        # the fixed place of code, data, weights and cache on the device
+NAP=${CV_NAP:-30}                            # seconds between looks (CV_ROOT and CV_NAP: for the tests)
 WEIGHTS=vit_small_patch14_dinov2.imgfocus_fp16.safetensors
 D="data.root=$A/vtab-1k model.file=$A/$WEIGHTS data.cache_dir=$A/cache"
 FIVE=(cifar10 pacs_photo pacs_art_painting pacs_cartoon pacs_sketch)
@@ -115,13 +116,13 @@ step() {  # step NAME SPLIT SPLIT "TASK..." FINISH SUBSET: run SUBSET on the tas
       [ $rc -gt 1 ] && { echo "$(date +%T) == $name on $have failed (exit $rc); stopping"; return 1; }
     fi
     # the rest of its data comes with a later call; data that came while the subset ran is taken at once
-    [ "$(present "$a" "$b" "${tasks[@]}")" = "$have" ] && sleep 30
+    [ "$(present "$a" "$b" "${tasks[@]}")" = "$have" ] && sleep "$NAP"
   done
 }
 
 driver() {
   cd "$A/code" || exit 1
-  export PYTHONPATH=/tmp/site:$A/code PYTHONUNBUFFERED=1 AURORA_VISION_GIT_COMMIT=$(cat "$A/commit")
+  export PYTHONPATH=$A/site:$A/code PYTHONUNBUFFERED=1 AURORA_VISION_GIT_COMMIT=$(cat "$A/commit")
   local bench="python3 -m aurora_bench.cli" ex="--gpus all --workers ${WORKERS:-3} --quiet"
   if [ ! -e "$A/code/results/clean-validation/gpu_tests.log" ]; then  # once per pin: the default path's GPU tests
     python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py tests/test_layers.py \
@@ -167,14 +168,14 @@ unpack_data() {  # each carried split appears whole (unpacked aside, then moved)
 serve() {  # one device call: set up once, take what this call carried, start the driver once, wait, report
   : "${OUT:?set OUT: the folder this call returns}"
   local deadline=$(( $(date +%s) + ${1:-540} ))
-  mkdir -p "$A/vtab-1k" "$A/logs"
-  [ -d /tmp/site ] || python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/whl/*.whl
+  mkdir -p "$A/vtab-1k" "$A/logs" "$OUT"
+  [ -d "$A/site" ] || python3 -m pip install -q --no-index --no-deps --target "$A/site" .device/whl/*.whl
   [ -e "$A/$WEIGHTS" ] || cp ".device/$WEIGHTS" "$A/"
   unpack_data
   if [ ! -d "$A/code" ]; then
     [ -e .device/pinned.tgz ] || { echo "the first call carries .device (pinned code, wheels, weights)"; exit 2; }
     mkdir -p "$A/code" && tar xzf .device/pinned.tgz -C "$A/code"
-    mkdir -p /tmp/site && ln -sfn "$A/code/benchmarks" /tmp/site/aurora_bench  # the runner's installed name
+    mkdir -p "$A/site" && ln -sfn "$A/code/benchmarks" "$A/site/aurora_bench"  # the runner's installed name
     pin > "$A/commit"
     for r in "${RESULTS[@]}"; do  # the records so far: every step resumes from them
       mkdir -p "$A/code/results/$r" && cp -r "benchmarks/results/$r/." "$A/code/results/$r/" 2>/dev/null
@@ -187,7 +188,7 @@ serve() {  # one device call: set up once, take what this call carried, start th
   fi
   while [ "$(date +%s)" -lt "$deadline" ] && ! grep -q "all done\|stopping" "$A/logs/driver.log"; do
     kill -0 "$(cat "$A/driver.pid")" 2>/dev/null || { echo "the driver is not running: see its log"; break; }
-    sleep 30
+    sleep "$NAP"
     echo "$(date +%T) records: $(cat "$A"/code/results/clean-validation*/runs/*.json 2>/dev/null | grep -c '"status": "ok"') ok;" \
       "GPU $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader)"
     snapshot  # a call cut off by the device budget still returns what was made up to 30 s before

@@ -1,0 +1,224 @@
+"""benchmarks/clean_validation_round.sh, the device-side rounds of the clean validation, against a fake runner:
+the calls of a round (each carrying part of the data), the driver's steps in order, STEPS_DONE across rounds,
+failed runs, real errors, and what `pack` refuses. A fake `python3` logs each runner command and exits as told;
+the script's device folder (CV_ROOT) and its naps (CV_NAP) are scratch and short."""
+import os
+import shutil
+import signal
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "clean_validation_round.sh"
+FIVE = ["cifar10", "pacs_photo", "pacs_art_painting", "pacs_cartoon", "pacs_sketch"]
+STEPS = ["tune_cv", "sweep_cv", "tune_cr", "sweep_cr"]
+
+FAKE_PYTHON = """#!/bin/bash
+echo "$*" >> "$FAKE_LOG"
+[ "$1 $2" = "-m aurora_bench.cli" ] || exit 0   # pip, pytest
+case "$3" in
+  tune) for a in "$@"; do [ "$prev" = --write ] && echo "lrs: {written: true}" > "$a"; prev=$a; done
+        exit ${FAKE_TUNE_RC:-0} ;;
+  sweep) [[ " $* " == *" --retry-failed "* ]] && exit ${FAKE_FINISH_RC:-0}; exit ${FAKE_SUBSET_RC:-0} ;;
+esac
+exit 0
+"""
+
+needs_bash = pytest.mark.skipif(shutil.which("bash") is None or shutil.which("tar") is None,
+                                reason="needs bash and tar")
+
+
+class Round:
+    """A working tree as the device sees it (the script, committed results and rates, the carried folders)
+    and the device's scratch folder; `serve` is one device call."""
+
+    def __init__(self, tmp: Path):
+        self.tree, self.root, self.out, self.log = tmp / "tree", tmp / "cv", tmp / "out", tmp / "runner.log"
+        (self.tree / "benchmarks" / "results" / "clean-validation").mkdir(parents=True)
+        (self.tree / "configs").mkdir()
+        shutil.copy(SCRIPT, self.tree / "benchmarks")
+        (self.tree / "benchmarks" / "results" / "clean-validation" / "PINNED").write_text("commit: abc123\n")
+        for name in ("clean_validation_lrs.yaml", "clean_ranks_lrs.yaml"):
+            (self.tree / "configs" / name).write_text("lrs: {}\n")
+        bin_dir = tmp / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "python3").write_text(FAKE_PYTHON)
+        (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho '0 %, 0 MiB'\n")
+        for f in bin_dir.iterdir():
+            f.chmod(0o755)
+        self.env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CV_ROOT": str(self.root),
+                    "CV_NAP": "0.2", "OUT": str(self.out), "FAKE_LOG": str(self.log)}
+        code = tmp / "code"
+        (code / "benchmarks").mkdir(parents=True)
+        (code / "configs").mkdir()
+        self.carry(1)
+        with tarfile.open(self.tree / ".device" / "pinned.tgz", "w:gz") as tar:
+            tar.add(code, arcname=".")
+        (self.tree / ".device" / "whl").mkdir()
+        (self.tree / ".device" / "vit_small_patch14_dinov2.imgfocus_fp16.safetensors").write_bytes(b"w")
+
+    def carry(self, call: int, *splits: tuple) -> Path:
+        """The folder a call carries (only one travels per call: the others are removed), with the named
+        (task, split, split) archives in the layout `pack` makes."""
+        for old in self.tree.glob(".device-*"):
+            shutil.rmtree(old)
+        folder = self.tree / (".device" if call == 1 else f".device-{call}")
+        folder.mkdir(exist_ok=True)
+        for old in folder.glob("*.*.tgz"):  # another round's splits
+            old.unlink()
+        for task, *names in splits:
+            with tarfile.open(folder / f"{task}.{'-'.join(names)}.tgz", "w:gz") as tar:
+                for name in names:
+                    src = self.root.parent / "src" / task
+                    (src / "images" / name).mkdir(parents=True, exist_ok=True)
+                    (src / "images" / name / "0.jpg").write_bytes(b"jpg")
+                    (src / f"{name}.txt").write_text(f"images/{name}/0.jpg 0\n")
+                    tar.add(src / "images" / name, arcname=f"{task}/images/{name}")
+                    tar.add(src / f"{name}.txt", arcname=f"{task}/{name}.txt")
+        return folder
+
+    def serve(self, seconds: int, **fake_rcs) -> str:
+        env = {**self.env, **{k.upper(): str(v) for k, v in fake_rcs.items()}}
+        done = subprocess.run(["bash", "benchmarks/clean_validation_round.sh", "serve", str(seconds)],
+                              cwd=self.tree, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def wait_for_runner(self, text: str, seconds: float = 20) -> None:
+        """The driver outlives a call: wait until it has run a command containing `text`."""
+        deadline = time.monotonic() + seconds
+        while not (self.log.exists() and text in self.log.read_text()):
+            assert time.monotonic() < deadline, f"the driver ran no {text!r} in {seconds} s"
+            time.sleep(0.1)
+
+    def driver_log(self) -> str:
+        return (self.root / "logs" / "driver.log").read_text()
+
+    def runner_calls(self) -> list:
+        return [line.split()[2:4] for line in self.log.read_text().splitlines() if "aurora_bench.cli" in line]
+
+    def steps_done(self) -> list:
+        path = self.root / "code" / "results" / "clean-validation" / "STEPS_DONE"
+        return path.read_text().split() if path.exists() else []
+
+    def returned(self) -> set:
+        with tarfile.open(self.out / "results.tgz") as tar:
+            return set(tar.getnames())
+
+    def new_machine(self) -> None:
+        """The next session: the device is bare, the round's results are committed into the tree."""
+        self.stop_driver()
+        results = self.root / "code" / "results" / "clean-validation"
+        for name in ("STEPS_DONE", "clean_validation_lrs.yaml", "clean_ranks_lrs.yaml"):
+            if (results / name).exists():
+                shutil.copy(results / name, self.tree / "benchmarks" / "results" / "clean-validation")
+        shutil.rmtree(self.root)
+        self.log.unlink(missing_ok=True)
+
+    def stop_driver(self) -> None:
+        pid = self.root / "driver.pid"
+        if pid.exists():
+            try:
+                os.killpg(int(pid.read_text()), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+@pytest.fixture
+def cv_round(tmp_path):
+    r = Round(tmp_path)
+    yield r
+    r.stop_driver()
+
+
+def tuning_splits(*tasks):
+    return [(t, "train800", "val200") for t in tasks]
+
+
+def sweep_splits(*tasks):
+    return [(t, "train800val200", "test") for t in tasks]
+
+
+@needs_bash
+def test_a_round_over_calls_runs_the_steps_in_order_on_the_data_as_it_arrives(cv_round):
+    cv_round.carry(1, *tuning_splits(*FIVE[:2]))
+    cv_round.serve(1)
+    cv_round.wait_for_runner("aurora_bench.cli tune")
+    # call 1 carried two tasks' tuning splits: the driver tunes those (a subset, no rates written) and waits
+    assert cv_round.runner_calls()[0] == ["tune", "configs/clean_validation.yaml"]
+    assert "--write" not in cv_round.log.read_text()
+    assert cv_round.steps_done() == []
+    assert "clean-validation/STEPS_DONE" not in cv_round.returned()
+
+    cv_round.carry(2, *tuning_splits(*FIVE[2:]), *sweep_splits(*FIVE))
+    out = cv_round.serve(10)
+    assert "all done" in out
+    assert sorted(cv_round.steps_done()) == sorted(STEPS)
+    log = cv_round.log.read_text()
+    assert "tune configs/clean_validation.yaml --write configs/clean_validation_lrs.yaml" in log
+    assert log.index("--write configs/clean_validation_lrs.yaml") < log.index("sweep configs/clean_validation.yaml")
+    assert log.index("sweep configs/clean_validation.yaml") < log.index("tune configs/clean_ranks.yaml")
+    # what the call returns: the records' folders, the rates the tuning wrote, STEPS_DONE, the driver log
+    names = cv_round.returned()
+    assert {"clean-validation/STEPS_DONE", "clean-validation/clean_validation_lrs.yaml"} <= names
+    assert any(n.startswith("clean-validation/driver-") for n in names)
+    # each carried split arrived whole, list files beside it
+    task = cv_round.root / "vtab-1k" / "pacs_cartoon"
+    assert {p.name for p in (task / "images").iterdir()} == {"train800", "val200", "train800val200", "test"}
+    assert (task / "test.txt").exists()
+
+
+@needs_bash
+def test_a_later_round_skips_the_steps_done_and_sweeps_a_subset_under_all_tuning_tasks(cv_round):
+    cv_round.carry(1, *tuning_splits(*FIVE), *sweep_splits(*FIVE))
+    cv_round.serve(10, fake_finish_rc=1)  # the sweep's finish: some runs failed
+    assert cv_round.steps_done() == ["tune_cv", "tune_cr"]
+    assert "steps unfinished: sweep_cv sweep_cr" in cv_round.driver_log()
+
+    cv_round.new_machine()
+    cv_round.carry(1, *sweep_splits("cifar10"))
+    cv_round.serve(1)
+    cv_round.wait_for_runner("aurora_bench.cli sweep")
+    calls = cv_round.runner_calls()
+    assert calls and all(verb == "sweep" for verb, _ in calls)  # tune_cv is done: no tuning, no tuning splits
+    subset = [line for line in cv_round.log.read_text().splitlines() if "aurora_bench.cli sweep" in line][-1]
+    assert "tasks=[cifar10]" in subset and "tune.tasks=[" + ",".join(FIVE) + "]" in subset
+    assert "--retry-failed" not in subset
+
+    cv_round.carry(2, *sweep_splits(*FIVE[1:]))
+    assert "all done" in cv_round.serve(10)
+    assert "sweep configs/clean_validation.yaml --retry-failed" in cv_round.log.read_text()
+    assert sorted(cv_round.steps_done()) == sorted(STEPS)
+
+
+@needs_bash
+def test_a_real_error_stops_the_driver_with_its_exit_status(cv_round):
+    cv_round.carry(1, *tuning_splits("cifar10"))
+    out = cv_round.serve(10, fake_tune_rc=2)
+    assert "tune_cv on [cifar10] failed (exit 2); stopping" in cv_round.driver_log()
+    assert "stopping" in out and cv_round.steps_done() == []
+
+
+def _pack(tree: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "benchmarks/clean_validation_round.sh", "pack"], cwd=tree,
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "SHARED": "/nonexistent"})
+
+
+@needs_bash
+def test_pack_refuses_while_a_finished_tunings_rates_are_not_in_configs(cv_round):
+    results = cv_round.tree / "benchmarks" / "results" / "clean-validation"
+    (results / "STEPS_DONE").write_text("tune_cv\n")
+    (results / "clean_validation_lrs.yaml").write_text("lrs: {written: true}\n")
+    done = _pack(cv_round.tree)
+    assert done.returncode == 2
+    assert "cp benchmarks/results/clean-validation/clean_validation_lrs.yaml configs/" in done.stderr
+    assert (cv_round.tree / ".device" / "pinned.tgz").exists()  # refused before anything was removed
+
+    shutil.copy(results / "clean_validation_lrs.yaml", cv_round.tree / "configs")
+    (results / "STEPS_DONE").write_text("".join(s + "\n" for s in STEPS))
+    (results / "clean_ranks_lrs.yaml").write_text("lrs: {}\n")
+    done = _pack(cv_round.tree)
+    assert done.returncode == 2 and "every step is done" in done.stderr
