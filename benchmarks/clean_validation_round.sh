@@ -25,9 +25,16 @@ WEIGHTS=vit_small_patch14_dinov2.imgfocus_fp16.safetensors
 D="data.root=$A/vtab-1k model.file=$A/$WEIGHTS data.cache_dir=$A/cache"
 FIVE=(cifar10 pacs_photo pacs_art_painting pacs_cartoon pacs_sketch)
 TWO=(cifar10 pacs_sketch)
+STEPS=(tune_cv sweep_cv tune_cr sweep_cr)    # in the driver's order
+DONE=results/clean-validation/STEPS_DONE     # the steps finished, under the results' parent (here: benchmarks/)
+TUNE_SPLITS="train800 val200" TEST_SPLITS="train800val200 test"
 RESULTS=(clean-validation clean-validation-tune)
 here=$(cd "$(dirname "$0")/.." && pwd)
 pin() { sed -n 's/^commit: *//p' "$here/benchmarks/results/clean-validation/PINNED"; }
+
+steps_left() {  # steps_left DONE_FILE: the steps it does not name, each after a space
+  local s; for s in "${STEPS[@]}"; do grep -qsx "$s" "$1" || echo -n " $s"; done
+}
 
 pack_split() {  # pack_split OUT_DIR TASK SPLIT...: the task's list files and the named splits' images, one .tgz
   local out=$here/$1 task=$2; shift 2
@@ -38,7 +45,7 @@ pack_split() {  # pack_split OUT_DIR TASK SPLIT...: the task's list files and th
 
 pack() {  # call 1 carries the pinned code, wheels and weights; the splits of the steps not done yet fill the calls
   cd "$here"
-  local done_file=benchmarks/results/clean-validation/STEPS_DONE step
+  local done_file=benchmarks/$DONE step
   for step in tune_cv:clean_validation tune_cr:clean_ranks; do  # a finished tuning's rates are what later steps read
     local wrote=benchmarks/results/clean-validation/${step#*:}_lrs.yaml
     if grep -qsx "${step%%:*}" "$done_file" && ! cmp -s "$wrote" "configs/${step#*:}_lrs.yaml"; then
@@ -46,7 +53,7 @@ pack() {  # call 1 carries the pinned code, wheels and weights; the splits of th
       exit 2
     fi
   done
-  local left=""; for step in tune_cv sweep_cv tune_cr sweep_cr; do grep -qsx "$step" "$done_file" || left="$left $step"; done
+  local left; left=$(steps_left "$done_file")
   [ -n "$left" ] || { echo "every step is done ($done_file)" >&2; exit 2; }
   rm -rf .device .device-[0-9] .device-stage && "${SHARED:-../shared}/tools/device-pack" > /dev/null
   git archive --format=tar.gz -o .device/pinned.tgz "$(pin)" aurora_vision benchmarks configs tests pyproject.toml
@@ -58,8 +65,8 @@ pack() {  # call 1 carries the pinned code, wheels and weights; the splits of th
     local -n tasks=${step##*:}
     rank=$((rank + 1))
     grep -qsx "$name" "$done_file" && continue
-    case "$kind" in tune) splits="train800 val200" folder=clean-validation-tune ;;
-                    test) splits="train800val200 test" folder=clean-validation ;; esac
+    case "$kind" in tune) splits=$TUNE_SPLITS folder=clean-validation-tune ;;
+                    test) splits=$TEST_SPLITS folder=clean-validation ;; esac
     for t in "${tasks[@]}"; do
       local f; f=.device-stage/$t.$(echo $splits | tr ' ' -).tgz
       [ -e "$f" ] && continue
@@ -99,7 +106,7 @@ present() {  # present SPLIT SPLIT TASK...: the tasks whose two splits have arri
 step() {  # step NAME SPLIT SPLIT "TASK..." FINISH SUBSET: run SUBSET on the tasks present until all are, then FINISH
   # Exit 1 is the runner's "some runs failed" (each record says why): the step stays unfinished, the next steps
   # go on, and the next round's finish retries those runs. Any other failure stops the driver.
-  local name=$1 a=$2 b=$3 tasks=($4) finish=$5 subset=$6 done_file=$A/code/results/clean-validation/STEPS_DONE rc
+  local name=$1 a=$2 b=$3 tasks=($4) finish=$5 subset=$6 done_file=$A/code/$DONE rc
   grep -qsx "$name" "$done_file" && return 0
   local all; all="[$(IFS=,; echo "${tasks[*]}")]"
   while :; do
@@ -132,18 +139,17 @@ driver() {
   # a sweep's finish retries failed runs (once a round) and reports whatever their outcome; it keeps the exit.
   # A sweep on a subset of tasks keeps the fingerprint by naming all the tuning tasks (tune.tasks) explicitly.
   local report="r=\$?; $bench report results/clean-validation || r=2; (exit \$r)"
-  step tune_cv train800 val200 "${FIVE[*]}" \
+  step tune_cv $TUNE_SPLITS "${FIVE[*]}" \
     "$bench tune $cv --write configs/clean_validation_lrs.yaml $ex --set $D" \
     "$bench tune $cv $ex --set $D \"tasks=\$have\"" || return
-  step sweep_cv train800val200 test "${FIVE[*]}" \
+  step sweep_cv $TEST_SPLITS "${FIVE[*]}" \
     "$bench sweep $cv --retry-failed $ex --no-report --set $D; $report" \
     "$bench sweep $cv $ex --no-report --set $D \"tasks=\$have\" \"tune.tasks=[$(IFS=,; echo "${FIVE[*]}")]\"" || return
-  step tune_cr train800 val200 "${TWO[*]}" \
+  step tune_cr $TUNE_SPLITS "${TWO[*]}" \
     "$bench tune $cr --write configs/clean_ranks_lrs.yaml $ex --set $D" "false" || return
-  step sweep_cr train800val200 test "${TWO[*]}" \
+  step sweep_cr $TEST_SPLITS "${TWO[*]}" \
     "$bench sweep $cr --retry-failed $ex --no-report --set $D; $report" "false" || return
-  local left; left=$(for s in tune_cv sweep_cv tune_cr sweep_cr; do
-                       grep -qsx $s results/clean-validation/STEPS_DONE || echo -n " $s"; done)
+  local left; left=$(steps_left "$DONE")
   if [ -z "$left" ]; then echo "$(date +%T) == all done"
   else echo "$(date +%T) == driver stopping with steps unfinished:$left (failed runs; the next round retries them)"; fi
 }
