@@ -8,8 +8,8 @@
 #   bash benchmarks/clean_validation_round.sh pack    # the splits of the steps not done yet (STEPS_DONE), in order
 # Each device call (carry: the folder `pack` named for it), as many as the session's device time allows:
 #   bash benchmarks/clean_validation_round.sh serve 540
-# (a call returns ~12 s after its SECONDS; the last may take the whole budget left: a call cut off by the
-# budget still returns the results.tgz of its last 30 s; then give_back)
+# (a call returns soon after its SECONDS; the last may take the whole budget left: a call cut off by the
+# budget still returns the results.tgz of its last look (every CV_NAP s); then give_back)
 # Then unpack $OUT/results.tgz over benchmarks/results/ and commit the records, rates, STEPS_DONE and logs; a
 # finished tuning's rates (results/clean-validation/clean_*_lrs.yaml) go to configs/ (`pack` refuses till then).
 #
@@ -197,7 +197,7 @@ serve() {  # one device call: set up once, take what this call carried, start th
     sleep "$NAP"
     echo "$(date +%T) records: $(cat "$A"/code/results/clean-validation*/runs/*.json 2>/dev/null | grep -c '"status": "ok"') ok;" \
       "GPU $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader)"
-    snapshot  # a call cut off by the device budget still returns what was made up to 30 s before
+    snapshot  # a call cut off by the device budget still returns what was made up to its last look
   done
   tail -n 15 "$A/logs/driver.log"
   snapshot
