@@ -10,8 +10,13 @@
 #   bash benchmarks/clean_validation_round.sh serve 540
 # (a call returns soon after its SECONDS; the last may take the whole budget left: a call cut off by the
 # budget still returns the results.tgz of its last look (every CV_NAP s); then give_back)
-# Then unpack $OUT/results.tgz over benchmarks/results/ and commit the records, rates, STEPS_DONE and logs; a
-# finished tuning's rates (results/clean-validation/clean_*_lrs.yaml) go to configs/ (`pack` refuses till then).
+# Then, here, take the calls' archives in, in order, and commit what they changed (records, rates, STEPS_DONE,
+# logs):
+#   bash benchmarks/clean_validation_round.sh import <files_at of call 1>/results.tgz <of call 2>/results.tgz ...
+# (it checks every record was made at the pin, unpacks over benchmarks/results/ and copies a finished tuning's
+# rates, results/clean-validation/clean_*_lrs.yaml, to configs/, which `pack` refuses to go on without). The last
+# call's archive holds everything its machine made; the earlier ones matter when a machine went back between
+# calls: the next one starts from the committed records and would not return the earlier machine's.
 #
 # The driver runs the issue's order: tune clean_validation.yaml -> sweep it -> report -> tune clean_ranks.yaml ->
 # sweep it -> the final report. A step runs on the tasks whose splits have arrived and is finished (rates
@@ -212,9 +217,48 @@ snapshot() {  # $OUT/results.tgz: the records, rates files and driver log so far
    [ $? -le 1 ]) && mv "$OUT/results.tgz.part" "$OUT/results.tgz"
 }
 
+# import ARCHIVE...: serve calls' results.tgz, in order, over benchmarks/results/, and a finished tuning's rates
+# into configs/. All are checked first: one that is not a round's results, or holds a record not from the pin,
+# refuses the whole import.
+import_results() {
+  cd "$here"
+  local stage archive n=0 p; p=$(pin)
+  stage=$(mktemp -d) && trap "rm -rf '$stage'" EXIT  # expanded now: the trap runs after return
+  [ $# -gt 0 ] || { echo "import: name the results.tgz of each serve call (<files_at>/results.tgz), in order" >&2; exit 2; }
+  for archive in "$@"; do
+    n=$((n + 1)) && mkdir "$stage/$n"
+    [ -f "$archive" ] || { echo "import: no archive at '$archive': name the results.tgz a serve call returned" \
+                                 "(<files_at>/results.tgz)" >&2; exit 2; }
+    tar xzf "$archive" -C "$stage/$n" || { echo "import: $archive is not a readable .tgz" >&2; exit 2; }
+    local top other
+    for top in "$stage/$n"/* "$stage/$n"/.[!.]*; do
+      [ -e "$top" ] || continue
+      [[ " ${RESULTS[*]} " == *" ${top##*/} "* ]] && continue
+      echo "import: $archive holds ${top##*/}, not a round's results (${RESULTS[*]}): nothing imported" >&2; exit 2
+    done
+    other=$(grep -L "\"commit\": \"$p\"" "$stage/$n"/*/runs/*.json 2>/dev/null | sed "s#^$stage/$n/##")
+    [ -z "$other" ] || { echo "import: $archive has records not made at the pin $p (one report, one commit):" \
+                                "nothing imported:" $other >&2; exit 2; }
+  done
+  for ((i = 1; i <= n; i++)); do cp -r "$stage/$i"/. benchmarks/results/ || exit 1; done
+  local step
+  for step in tune_cv:clean_validation tune_cr:clean_ranks; do
+    grep -qsx "${step%%:*}" "benchmarks/$DONE" || continue
+    local wrote=benchmarks/results/clean-validation/${step#*:}_lrs.yaml
+    cmp -s "$wrote" "configs/${step#*:}_lrs.yaml" && continue
+    cp "$wrote" configs/ && echo "${step%%:*} is done: its rates copied to configs/${step#*:}_lrs.yaml"
+  done
+  local r
+  for r in "${RESULTS[@]}"; do
+    echo "$r: $(cat benchmarks/results/$r/runs/*.json 2>/dev/null | grep -c '"status": "ok"') ok records"
+  done
+  echo "steps done:$(grep -s . "benchmarks/$DONE" | sed 's/^/ /' | tr -d '\n'); steps left:$(steps_left "benchmarks/$DONE")"
+}
+
 case "${1:-}" in
   pack) pack ;;
+  import) shift; import_results "$@" ;;
   serve) serve "${2:-540}" ;;
   driver) driver ;;
-  *) echo "usage: $0 pack | serve [SECONDS]" >&2; exit 2 ;;
+  *) echo "usage: $0 pack | serve [SECONDS] | import RESULTS_TGZ..." >&2; exit 2 ;;
 esac

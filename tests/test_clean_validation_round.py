@@ -2,6 +2,7 @@
 the calls of a round (each carrying part of the data), the driver's steps in order, STEPS_DONE across rounds,
 failed runs, real errors, and what `pack` refuses. A fake `python3` logs each runner command and exits as told;
 the script's device folder (CV_ROOT) and its naps (CV_NAP) are scratch and short."""
+import json
 import os
 import shutil
 import signal
@@ -222,3 +223,78 @@ def test_pack_refuses_while_a_finished_tunings_rates_are_not_in_configs(cv_round
     (results / "clean_ranks_lrs.yaml").write_text("lrs: {}\n")
     done = _pack(cv_round.tree)
     assert done.returncode == 2 and "every step is done" in done.stderr
+
+
+def _results_archive(path: Path, files: dict) -> Path:
+    """A serve call's results.tgz holding `files` ({name: text}), as snapshot() makes it."""
+    src = path.parent / "archive-src"
+    for name, text in files.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text(text)
+    with tarfile.open(path, "w:gz") as tar:
+        for top in sorted(p.name for p in src.iterdir()):
+            tar.add(src / top, arcname=top)
+    shutil.rmtree(src)
+    return path
+
+
+def _record(commit: str) -> str:
+    return json.dumps({"status": "ok", "git": {"commit": commit, "dirty": None}}, indent=2)
+
+
+def _import(tree: Path, *archives) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "benchmarks/clean_validation_round.sh", "import", *map(str, archives)],
+                          cwd=tree, capture_output=True, text=True, timeout=60)
+
+
+@needs_bash
+def test_import_takes_a_calls_records_and_the_rates_of_a_finished_tuning_only(cv_round, tmp_path):
+    archive = _results_archive(tmp_path / "results.tgz", {
+        "clean-validation/runs/cifar10__lora__seed0.json": _record("abc123"),
+        "clean-validation-tune/runs/cifar10__lora__seed0__lr0.001.json": _record("abc123"),
+        "clean-validation/STEPS_DONE": "tune_cv\n",
+        "clean-validation/clean_validation_lrs.yaml": "lrs: {written: true}\n",
+        "clean-validation/clean_ranks_lrs.yaml": "lrs: {partial: true}\n",  # its tuning is not done
+    })
+    # a machine that went back between calls: the first call's archive, then the next machine's (a rerun's record)
+    later = _results_archive(tmp_path / "later.tgz", {
+        "clean-validation/runs/cifar10__lora__seed1.json": _record("abc123"),
+        "clean-validation/STEPS_DONE": "tune_cv\n",
+    })
+    done = _import(cv_round.tree, archive, later)
+    assert done.returncode == 0, done.stderr
+    results = cv_round.tree / "benchmarks" / "results"
+    assert (results / "clean-validation" / "runs" / "cifar10__lora__seed1.json").exists()
+    assert (results / "clean-validation" / "runs" / "cifar10__lora__seed0.json").exists()
+    assert (results / "clean-validation-tune" / "runs" / "cifar10__lora__seed0__lr0.001.json").exists()
+    assert (cv_round.tree / "configs" / "clean_validation_lrs.yaml").read_text() == "lrs: {written: true}\n"
+    assert (cv_round.tree / "configs" / "clean_ranks_lrs.yaml").read_text() == "lrs: {}\n"
+    assert "clean-validation: 2 ok records" in done.stdout
+    assert "steps left: sweep_cv tune_cr sweep_cr" in done.stdout
+    assert _pack(cv_round.tree).stderr.count("is not the rates it wrote") == 0  # pack goes on past the check
+
+
+@needs_bash
+def test_import_refuses_whole_an_archive_with_another_commits_records_or_other_folders(cv_round, tmp_path):
+    results = cv_round.tree / "benchmarks" / "results"
+    mixed = _results_archive(tmp_path / "mixed.tgz", {
+        "clean-validation/runs/cifar10__lora__seed0.json": _record("abc123"),
+        "clean-validation/runs/cifar10__lora__seed1.json": _record("def456"),
+    })
+    done = _import(cv_round.tree, mixed)
+    assert done.returncode == 2
+    assert "not made at the pin abc123" in done.stderr and "cifar10__lora__seed1.json" in done.stderr
+    assert "seed0" not in done.stderr and not (results / "clean-validation" / "runs").exists()
+
+    good = _results_archive(tmp_path / "good.tgz",
+                            {"clean-validation/runs/cifar10__lora__seed0.json": _record("abc123")})
+    foreign = _results_archive(tmp_path / "code.tgz", {"aurora_vision/__init__.py": ""})
+    done = _import(cv_round.tree, good, foreign)
+    assert done.returncode == 2 and "holds aurora_vision, not a round's results" in done.stderr
+    assert not (results / "aurora_vision").exists() and not (results / "clean-validation" / "runs").exists()
+
+    done = _import(cv_round.tree)
+    assert done.returncode == 2 and "name the results.tgz of each serve call" in done.stderr
+
+    done = _import(cv_round.tree, tmp_path / "missing.tgz")
+    assert done.returncode == 2 and "name the results.tgz a serve call returned" in done.stderr
