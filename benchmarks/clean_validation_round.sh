@@ -151,9 +151,11 @@ driver() {
     "$bench sweep $cv --retry-failed $ex --no-report --set $D; $report" \
     "$bench sweep $cv $ex --no-report --set $D \"tasks=\$have\" \"tune.tasks=[$(IFS=,; echo "${FIVE[*]}")]\"" || return
   step tune_cr $TUNE_SPLITS "${TWO[*]}" \
-    "$bench tune $cr --write configs/clean_ranks_lrs.yaml $ex --set $D" "false" || return
+    "$bench tune $cr --write configs/clean_ranks_lrs.yaml $ex --set $D" \
+    "$bench tune $cr $ex --set $D \"tasks=\$have\"" || return
   step sweep_cr $TEST_SPLITS "${TWO[*]}" \
-    "$bench sweep $cr --retry-failed $ex --no-report --set $D; $report" "false" || return
+    "$bench sweep $cr --retry-failed $ex --no-report --set $D; $report" \
+    "$bench sweep $cr $ex --no-report --set $D \"tasks=\$have\" \"tune.tasks=[$(IFS=,; echo "${TWO[*]}")]\"" || return
   local left; left=$(steps_left "$DONE")
   if [ -z "$left" ]; then echo "$(date +%T) == all done"
   else echo "$(date +%T) == driver stopping with steps unfinished:$left (failed runs; the next round retries them)"; fi

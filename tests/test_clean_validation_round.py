@@ -196,6 +196,29 @@ def test_a_later_round_skips_the_steps_done_and_sweeps_a_subset_under_all_tuning
 
 
 @needs_bash
+def test_the_rank_steps_run_on_the_tasks_that_have_arrived_while_the_others_are_on_their_way(cv_round):
+    (cv_round.tree / "benchmarks" / "results" / "clean-validation" / "STEPS_DONE").write_text("tune_cv\nsweep_cv\n")
+    cv_round.carry(1, *tuning_splits("cifar10"))
+    cv_round.serve(1)
+    cv_round.wait_for_runner("tune configs/clean_ranks.yaml")
+    subset = [line for line in cv_round.log.read_text().splitlines() if "tune configs/clean_ranks.yaml" in line]
+    assert "tasks=[cifar10]" in subset[-1] and "--write" not in subset[-1]
+
+    cv_round.carry(2, *tuning_splits("pacs_sketch"), *sweep_splits("cifar10"))
+    cv_round.serve(1)
+    cv_round.wait_for_runner("sweep configs/clean_ranks.yaml")
+    assert "tune configs/clean_ranks.yaml --write configs/clean_ranks_lrs.yaml" in cv_round.log.read_text()
+    subset = [line for line in cv_round.log.read_text().splitlines() if "sweep configs/clean_ranks.yaml" in line]
+    assert "tasks=[cifar10]" in subset[-1] and "tune.tasks=[cifar10,pacs_sketch]" in subset[-1]
+    assert "--retry-failed" not in subset[-1]
+
+    cv_round.carry(3, *sweep_splits("pacs_sketch"))
+    assert "all done" in cv_round.serve(10)
+    assert sorted(cv_round.steps_done()) == sorted(STEPS)
+    assert "sweep configs/clean_validation.yaml" not in cv_round.log.read_text()  # done in an earlier round
+
+
+@needs_bash
 def test_a_real_error_stops_the_driver_with_its_exit_status(cv_round):
     cv_round.carry(1, *tuning_splits("cifar10"))
     out = cv_round.serve(10, fake_tune_rc=2)
