@@ -284,6 +284,25 @@ def test_labels_of_crowded_points_do_not_overlap():
     plt.close(fig)
 
 
+def test_a_long_legend_fits_inside_the_pareto_figure():
+    """A tuning's report plots every (variant, rate) pair: its legend must not run off the figure's bottom."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from aurora_bench.report.plots import pareto_figure
+
+    methods = [f"aurora_lr{i}" for i in range(24)] + [f"lora_lr{i}" for i in range(12)] + ["full", "linear"]
+    s = summarize([fake_result("a", m, 0, 50.0 + i, 100 * (i + 1),
+                               accuracy_static_merge=10.0 if "aurora" in m else None)
+                   for i, m in enumerate(methods)])
+    plot = plot_points(s, {m: averages(s, m) for m in s["methods"]})
+    fig = pareto_figure(s, plot.key, plot.points, 10.0, "many variants")
+    legend = fig.legends[0].get_window_extent(fig.canvas.get_renderer())
+    assert len(fig.legends[0].get_texts()) > 60 and legend.y0 >= 0 and legend.y1 <= fig.bbox.height
+    plt.close(fig)
+
+
 def test_run_logdir_leads_with_the_method():
     run = {"task": "dtd", "method": {"variant": "lora_r4"}, "seed": 2}
     assert store.logdir("out", run).parts[-5:] == ("tb", "runs", "lora_r4", "dtd", "seed2")

@@ -122,8 +122,13 @@ def pareto_figure(s: dict, key: str, points: dict, chance: float | None, title: 
         axes[1].set_ylim(max(0, lo - 0.15 * (hi - lo) - 1), hi + 0.25 * (hi - lo) + 1)
     axes[-1].set_xlabel("trainable parameters (incl. head, log scale)")
     fig.subplots_adjust(left=0.1, right=0.74, top=0.94, bottom=0.09, hspace=0.08)
-    fig.legend(handles=_legend_handles(s, list(points), style) + extra, loc="upper left",
-               bbox_to_anchor=(0.755, 0.95), fontsize=8, frameon=False, handletextpad=0.3, borderaxespad=0)
+    legend = fig.legend(handles=_legend_handles(s, list(points), style) + extra, loc="upper left",
+                        bbox_to_anchor=(0.755, 0.95), fontsize=8, frameon=False, handletextpad=0.3, borderaxespad=0)
+    # many variants (a tuning's rates, a rank sweep) make the legend longer than the figure: grow the figure
+    # (the axes with it, by their fractions) so the legend ends above its bottom edge, not cut off by it
+    height = legend.get_window_extent(fig.canvas.get_renderer()).height / fig.dpi / 0.93
+    if height > fig.get_figheight():
+        fig.set_figheight(height)
     for ax, pts in zip(axes, panels):
         place_labels(ax, {m.replace(" (static merge)", " (static)").replace(" (calibrated merge)", " (calibrated)"): v[:2]
                           for m, v in pts.items()}, fontsize=8)
