@@ -224,7 +224,7 @@ snapshot() {  # $OUT/results.tgz: the records, rates files and driver log so far
 # refuses the whole import.
 import_results() {
   cd "$here"
-  local stage archive n=0 p; p=$(pin)
+  local stage archive n=0 i p; p=$(pin)
   stage=$(mktemp -d) && trap "rm -rf '$stage'" EXIT  # expanded now: the trap runs after return
   [ $# -gt 0 ] || { echo "import: name the results.tgz of each serve call (<files_at>/results.tgz), in order" >&2; exit 2; }
   for archive in "$@"; do
