@@ -41,6 +41,19 @@ steps_left() {  # steps_left DONE_FILE: the steps it does not name, each after a
   local s; for s in "${STEPS[@]}"; do grep -qsx "$s" "$1" || echo -n " $s"; done
 }
 
+ok_records() {  # ok_records RECORD...: how many of the run records are ok
+  cat "$@" 2>/dev/null | grep -c '"status": "ok"'
+}
+
+rates_not_in_configs() {  # STEP:FILE of each finished tuning whose rates (FILE, under benchmarks/results/) are not
+  local step                # in configs/ (a finished tuning's rates are what later steps read)
+  for step in tune_cv:clean_validation tune_cr:clean_ranks; do
+    local wrote=benchmarks/results/clean-validation/${step#*:}_lrs.yaml
+    grep -qsx "${step%%:*}" "benchmarks/$DONE" && ! cmp -s "$wrote" "configs/${step#*:}_lrs.yaml" &&
+      echo "${step%%:*}:$wrote"
+  done
+}
+
 pack_split() {  # pack_split OUT_DIR TASK SPLIT...: the task's list files and the named splits' images, one .tgz
   local out=$here/$1 task=$2; shift 2
   local images=(); for s in "$@"; do images+=("$task/images/$s"); done
@@ -50,13 +63,11 @@ pack_split() {  # pack_split OUT_DIR TASK SPLIT...: the task's list files and th
 
 pack() {  # call 1 carries the pinned code, wheels and weights; the splits of the steps not done yet fill the calls
   cd "$here"
-  local done_file=benchmarks/$DONE step
-  for step in tune_cv:clean_validation tune_cr:clean_ranks; do  # a finished tuning's rates are what later steps read
-    local wrote=benchmarks/results/clean-validation/${step#*:}_lrs.yaml
-    if grep -qsx "${step%%:*}" "$done_file" && ! cmp -s "$wrote" "configs/${step#*:}_lrs.yaml"; then
-      echo "${step%%:*} is done but configs/${step#*:}_lrs.yaml is not the rates it wrote: cp $wrote configs/ and commit" >&2
-      exit 2
-    fi
+  local done_file=benchmarks/$DONE stale
+  for stale in $(rates_not_in_configs); do
+    local wrote=${stale#*:}
+    echo "${stale%%:*} is done but configs/${wrote##*/} is not the rates it wrote: cp $wrote configs/ and commit" >&2
+    exit 2
   done
   local left; left=$(steps_left "$done_file")
   [ -n "$left" ] || { echo "every step is done ($done_file)" >&2; exit 2; }
@@ -76,7 +87,7 @@ pack() {  # call 1 carries the pinned code, wheels and weights; the splits of th
       local f; f=.device-stage/$t.$(echo $splits | tr ' ' -).tgz
       [ -e "$f" ] && continue
       pack_split .device-stage "$t" $splits
-      keys+=("$rank $(cat benchmarks/results/$folder/runs/${t}__*.json 2>/dev/null | grep -c '"status": "ok"') $(stat -c %s "$f") $f")
+      keys+=("$rank $(ok_records benchmarks/results/$folder/runs/${t}__*.json) $(stat -c %s "$f") $f")
     done
   done
   # a call carries 64 MiB with the working tree (tracked and untracked files not ignored; it grows by each
@@ -202,7 +213,7 @@ serve() {  # one device call: set up once, take what this call carried, start th
   while [ "$(date +%s)" -lt "$deadline" ] && ! grep -q "all done\|stopping" "$A/logs/driver.log"; do
     kill -0 "$(cat "$A/driver.pid")" 2>/dev/null || { echo "the driver is not running: see its log"; break; }
     sleep "$NAP"
-    echo "$(date +%T) records: $(cat "$A"/code/results/clean-validation*/runs/*.json 2>/dev/null | grep -c '"status": "ok"') ok;" \
+    echo "$(date +%T) records: $(ok_records "$A"/code/results/clean-validation*/runs/*.json) ok;" \
       "GPU $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader)"
     snapshot  # a call cut off by the device budget still returns what was made up to its last look
   done
@@ -243,16 +254,12 @@ import_results() {
                                 "nothing imported:" $other >&2; exit 2; }
   done
   for ((i = 1; i <= n; i++)); do cp -r "$stage/$i"/. benchmarks/results/ || exit 1; done
-  local step
-  for step in tune_cv:clean_validation tune_cr:clean_ranks; do
-    grep -qsx "${step%%:*}" "benchmarks/$DONE" || continue
-    local wrote=benchmarks/results/clean-validation/${step#*:}_lrs.yaml
-    cmp -s "$wrote" "configs/${step#*:}_lrs.yaml" && continue
-    cp "$wrote" configs/ && echo "${step%%:*} is done: its rates copied to configs/${step#*:}_lrs.yaml"
+  local stale r
+  for stale in $(rates_not_in_configs); do
+    cp "${stale#*:}" configs/ && echo "${stale%%:*} is done: its rates copied to configs/${stale##*/}"
   done
-  local r
   for r in "${RESULTS[@]}"; do
-    echo "$r: $(cat benchmarks/results/$r/runs/*.json 2>/dev/null | grep -c '"status": "ok"') ok records"
+    echo "$r: $(ok_records benchmarks/results/$r/runs/*.json) ok records"
   done
   echo "steps done:$(grep -s . "benchmarks/$DONE" | sed 's/^/ /' | tr -d '\n'); steps left:$(steps_left "benchmarks/$DONE")"
 }
