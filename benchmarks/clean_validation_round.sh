@@ -10,6 +10,10 @@
 #   bash benchmarks/clean_validation_round.sh serve 540
 # (a call returns soon after its SECONDS; the last may take the whole budget left: a call cut off by the
 # budget still returns the results.tgz of its last look (every CV_NAP s); then give_back)
+# When other GPU work follows on the same machine (a timing that wants the GPU to itself), that call starts with
+#   bash benchmarks/clean_validation_round.sh stop && ...
+# which ends the driver and its runs (the runs in flight are lost: the next round makes them again) and returns
+# the records so far, as serve does.
 # Then, here, take the calls' archives in, in order, and commit what they changed (records, rates, STEPS_DONE,
 # logs):
 #   bash benchmarks/clean_validation_round.sh import <files_at of call 1>/results.tgz <of call 2>/results.tgz ...
@@ -221,6 +225,17 @@ serve() {  # one device call: set up once, take what this call carried, start th
   snapshot
 }
 
+stop() {  # end the driver and every run it started (one process group: setsid), then return the records so far
+  : "${OUT:?set OUT: the folder this call returns}"
+  local pid i; pid=$(cat "$A/driver.pid" 2>/dev/null) || { echo "stop: no driver was started on this machine" >&2; exit 2; }
+  kill -TERM -- "-$pid" 2>/dev/null
+  for ((i = 0; i < 20; i++)); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -KILL -- "-$pid" 2>/dev/null  # a run that ignored TERM for 10 s; a killed run is made again next round
+  echo "$(date +%T) == stopped by 'stop': the runs in flight are made again next round" >> "$A/logs/driver.log"
+  mkdir -p "$OUT" && snapshot
+  echo "driver stopped; records: $(ok_records "$A"/code/results/clean-validation*/runs/*.json) ok"
+}
+
 snapshot() {  # $OUT/results.tgz: the records, rates files and driver log so far (replaced whole, never half-written)
   cp "$A"/code/configs/clean_*_lrs.yaml "$A/code/results/clean-validation/" 2>/dev/null
   cp "$A/logs/driver.log" "$A/code/results/clean-validation/driver-$(cat "$A/started").log"
@@ -268,6 +283,7 @@ case "${1:-}" in
   pack) pack ;;
   import) shift; import_results "$@" ;;
   serve) serve "${2:-540}" ;;
+  stop) stop ;;
   driver) driver ;;
-  *) echo "usage: $0 pack | serve [SECONDS] | import RESULTS_TGZ..." >&2; exit 2 ;;
+  *) echo "usage: $0 pack | serve [SECONDS] | stop | import RESULTS_TGZ..." >&2; exit 2 ;;
 esac

@@ -21,7 +21,7 @@ FAKE_PYTHON = """#!/bin/bash
 echo "$*" >> "$FAKE_LOG"
 [ "$1 $2" = "-m aurora_bench.cli" ] || exit 0   # pip, pytest
 case "$3" in
-  tune) for a in "$@"; do [ "$prev" = --write ] && echo "lrs: {written: true}" > "$a"; prev=$a; done
+  tune) sleep ${FAKE_SLEEP:-0}; for a in "$@"; do [ "$prev" = --write ] && echo "lrs: {written: true}" > "$a"; prev=$a; done
         exit ${FAKE_TUNE_RC:-0} ;;
   sweep) [[ " $* " == *" --retry-failed "* ]] && exit ${FAKE_FINISH_RC:-0}; exit ${FAKE_SUBSET_RC:-0} ;;
 esac
@@ -224,6 +224,34 @@ def test_a_real_error_stops_the_driver_with_its_exit_status(cv_round):
     out = cv_round.serve(10, fake_tune_rc=2)
     assert "tune_cv on [cifar10] failed (exit 2); stopping" in cv_round.driver_log()
     assert "stopping" in out and cv_round.steps_done() == []
+
+
+@needs_bash
+def test_stop_ends_the_driver_and_its_runs_and_returns_the_records_so_far(cv_round):
+    cv_round.carry(1, *tuning_splits("cifar10"))
+    cv_round.serve(1, fake_sleep=120)  # the driver's tuning run is still busy when the call returns
+    cv_round.wait_for_runner("aurora_bench.cli tune")
+    runs = cv_round.root / "code" / "results" / "clean-validation-tune" / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    (runs / "cifar10__lora__seed0.json").write_text('{"status": "ok"}')
+    group = int((cv_round.root / "driver.pid").read_text())
+
+    done = subprocess.run(["bash", "benchmarks/clean_validation_round.sh", "stop"], cwd=cv_round.tree,
+                          env=cv_round.env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "driver stopped; records: 1 ok" in done.stdout
+    alive = subprocess.run(["pgrep", "-g", str(group)], capture_output=True, text=True).stdout.split()
+    states = [Path(f"/proc/{p}/stat").read_text().split()[2] for p in alive if Path(f"/proc/{p}/stat").exists()]
+    assert all(state == "Z" for state in states), "the driver or its run outlived stop"
+    assert "clean-validation-tune/runs/cifar10__lora__seed0.json" in cv_round.returned()
+    assert "stopped by 'stop'" in cv_round.driver_log()
+
+
+@needs_bash
+def test_stop_on_a_machine_without_a_driver_says_so(cv_round):
+    done = subprocess.run(["bash", "benchmarks/clean_validation_round.sh", "stop"], cwd=cv_round.tree,
+                          env=cv_round.env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "no driver was started on this machine" in done.stderr
 
 
 def _pack(tree: Path) -> subprocess.CompletedProcess:
