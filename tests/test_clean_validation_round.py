@@ -245,6 +245,9 @@ def test_stop_ends_the_driver_and_its_runs_and_returns_the_records_so_far(cv_rou
     assert all(state == "Z" for state in states), "the driver or its run outlived stop"
     assert "clean-validation-tune/runs/cifar10__lora__seed0.json" in cv_round.returned()
     assert "stopped by 'stop'" in cv_round.driver_log()
+    again = subprocess.run(["bash", "benchmarks/clean_validation_round.sh", "stop"], cwd=cv_round.tree,
+                           env=cv_round.env, capture_output=True, text=True, timeout=30)
+    assert again.returncode == 0 and "the driver had already ended; records: 1 ok" in again.stdout
 
 
 @needs_bash
