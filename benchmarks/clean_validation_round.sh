@@ -227,17 +227,17 @@ serve() {  # one device call: set up once, take what this call carried, start th
 
 stop() {  # end the driver and every run it started (one process group: setsid), then return the records so far
   : "${OUT:?set OUT: the folder this call returns}"
-  local pid i; pid=$(cat "$A/driver.pid" 2>/dev/null) || { echo "stop: no driver was started on this machine" >&2; exit 2; }
-  if ! kill -TERM -- "-$pid" 2>/dev/null; then  # it had ended (all done, or stopping on an error): nothing to end
-    mkdir -p "$OUT" && snapshot
-    echo "the driver had already ended; records: $(ok_records "$A"/code/results/clean-validation*/runs/*.json) ok"
-    return 0
+  local pid i said; pid=$(cat "$A/driver.pid" 2>/dev/null) || { echo "stop: no driver was started on this machine" >&2; exit 2; }
+  if kill -TERM -- "-$pid" 2>/dev/null; then
+    for ((i = 0; i < 20; i++)); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL -- "-$pid" 2>/dev/null  # a run that ignored TERM for 10 s; a killed run is made again next round
+    echo "$(date +%T) == stopped by 'stop': the runs in flight are made again next round" >> "$A/logs/driver.log"
+    said="driver stopped"
+  else  # it had ended (all done, or stopping on an error): nothing to end
+    said="the driver had already ended"
   fi
-  for ((i = 0; i < 20; i++)); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -KILL -- "-$pid" 2>/dev/null  # a run that ignored TERM for 10 s; a killed run is made again next round
-  echo "$(date +%T) == stopped by 'stop': the runs in flight are made again next round" >> "$A/logs/driver.log"
   mkdir -p "$OUT" && snapshot
-  echo "driver stopped; records: $(ok_records "$A"/code/results/clean-validation*/runs/*.json) ok"
+  echo "$said; records: $(ok_records "$A"/code/results/clean-validation*/runs/*.json) ok"
 }
 
 snapshot() {  # $OUT/results.tgz: the records, rates files and driver log so far (replaced whole, never half-written)

@@ -226,6 +226,11 @@ def test_a_real_error_stops_the_driver_with_its_exit_status(cv_round):
     assert "stopping" in out and cv_round.steps_done() == []
 
 
+def _stop(cv_round) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "benchmarks/clean_validation_round.sh", "stop"], cwd=cv_round.tree,
+                          env=cv_round.env, capture_output=True, text=True, timeout=30)
+
+
 @needs_bash
 def test_stop_ends_the_driver_and_its_runs_and_returns_the_records_so_far(cv_round):
     cv_round.carry(1, *tuning_splits("cifar10"))
@@ -236,8 +241,7 @@ def test_stop_ends_the_driver_and_its_runs_and_returns_the_records_so_far(cv_rou
     (runs / "cifar10__lora__seed0.json").write_text('{"status": "ok"}')
     group = int((cv_round.root / "driver.pid").read_text())
 
-    done = subprocess.run(["bash", "benchmarks/clean_validation_round.sh", "stop"], cwd=cv_round.tree,
-                          env=cv_round.env, capture_output=True, text=True, timeout=30)
+    done = _stop(cv_round)
     assert done.returncode == 0, done.stderr
     assert "driver stopped; records: 1 ok" in done.stdout
     alive = subprocess.run(["pgrep", "-g", str(group)], capture_output=True, text=True).stdout.split()
@@ -245,15 +249,13 @@ def test_stop_ends_the_driver_and_its_runs_and_returns_the_records_so_far(cv_rou
     assert all(state == "Z" for state in states), "the driver or its run outlived stop"
     assert "clean-validation-tune/runs/cifar10__lora__seed0.json" in cv_round.returned()
     assert "stopped by 'stop'" in cv_round.driver_log()
-    again = subprocess.run(["bash", "benchmarks/clean_validation_round.sh", "stop"], cwd=cv_round.tree,
-                           env=cv_round.env, capture_output=True, text=True, timeout=30)
+    again = _stop(cv_round)
     assert again.returncode == 0 and "the driver had already ended; records: 1 ok" in again.stdout
 
 
 @needs_bash
 def test_stop_on_a_machine_without_a_driver_says_so(cv_round):
-    done = subprocess.run(["bash", "benchmarks/clean_validation_round.sh", "stop"], cwd=cv_round.tree,
-                          env=cv_round.env, capture_output=True, text=True, timeout=30)
+    done = _stop(cv_round)
     assert done.returncode == 2 and "no driver was started on this machine" in done.stderr
 
 
