@@ -13,7 +13,7 @@
 # When other GPU work follows on the same machine (a timing that wants the GPU to itself), that call starts with
 #   bash benchmarks/clean_validation_round.sh stop && ...
 # which ends the driver and its runs (the runs in flight are lost: the next round makes them again) and returns
-# the records so far, as serve does.
+# the records so far, as serve does; a `serve` after it on the same machine starts the driver again.
 # Then, here, take the calls' archives in, in order, and commit what they changed (records, rates, STEPS_DONE,
 # logs):
 #   bash benchmarks/clean_validation_round.sh import <files_at of call 1>/results.tgz <of call 2>/results.tgz ...
@@ -212,6 +212,11 @@ serve() {  # one device call: set up once, take what this call carried, start th
     cp "$here/benchmarks/clean_validation_round.sh" "$A/round.sh"  # a later call rewrites the tree's copy
     date -u +%Y%m%d-%H%M > "$A/started"  # names this round's driver log
     setsid nohup bash "$A/round.sh" driver > "$A/logs/driver.log" 2>&1 < /dev/null &
+    echo $! > "$A/driver.pid"
+  elif ! kill -0 "$(cat "$A/driver.pid")" 2>/dev/null && tail -n 1 "$A/logs/driver.log" | grep -q "stopped by 'stop'"; then
+    # a `stop` on this machine handed the GPU to something else: go on where it stopped (the steps resume)
+    echo "$(date +%T) == started again after 'stop'" >> "$A/logs/driver.log"
+    setsid nohup bash "$A/round.sh" driver >> "$A/logs/driver.log" 2>&1 < /dev/null &
     echo $! > "$A/driver.pid"
   fi
   while [ "$(date +%s)" -lt "$deadline" ] && ! grep -q "all done\|stopping" "$A/logs/driver.log"; do

@@ -252,6 +252,16 @@ def test_stop_ends_the_driver_and_its_runs_and_returns_the_records_so_far(cv_rou
     again = _stop(cv_round)
     assert again.returncode == 0 and "the driver had already ended; records: 1 ok" in again.stdout
 
+    # a serve after the timing: the driver goes on where it stopped, its log kept
+    tunes = cv_round.log.read_text().count("aurora_bench.cli tune")
+    cv_round.serve(1, fake_sleep=120)
+    deadline = time.monotonic() + 20
+    while cv_round.log.read_text().count("aurora_bench.cli tune") == tunes:
+        assert time.monotonic() < deadline, "serve after stop did not start the driver again"
+        time.sleep(0.1)
+    assert "stopped by 'stop'" in cv_round.driver_log() and "started again after 'stop'" in cv_round.driver_log()
+    assert int((cv_round.root / "driver.pid").read_text()) != group
+
 
 @needs_bash
 def test_stop_on_a_machine_without_a_driver_says_so(cv_round):
