@@ -4,10 +4,13 @@ of one method, top ops by GPU time.
     python -m aurora_bench.perf.profile_step --method aurora --targets qv --r 2 --batch 256 [--eval] [--compile [regional]]
 
 With --compile the model is torch.compile'd first and the graph breaks dynamo met are printed (a break
-splits the compiled graph, and inductor cannot fuse across it).
+splits the compiled graph, and inductor cannot fuse across it). On the GPU a second table sums the kernels'
+time per step by kind (GEMM, attention, AuroRA's sigma, inductor's fused kernels, the optimizer, ...): where a
+step's time goes, and what a faster GEMM or a better fusion could save at most.
 """
 import argparse
 import json
+import re
 
 import timm
 import torch
@@ -18,6 +21,65 @@ import aurora_vision as av
 
 from ..run.compiling import add_compile_option, compile_mode, for_training
 from ..run.model import param_groups
+
+
+# kernel name -> kind, first match wins: cuDNN's attention kernels also say "sm90" and "wgmma", and AuroRA's
+# sigma kernels are Triton kernels that are not inductor's
+KINDS = [
+    ("attention", r"sdpa|flash|fmha|attention"),
+    ("gemm", r"gemm|nvjet|cutlass|xmma|cublas|splitk"),
+    ("aurora sigma", r"_sigma_(fwd|bwd)|_fold_(input|weight)"),
+    ("inductor fused", r"^triton_"),
+    ("optimizer", r"multi_tensor|adam|foreach"),
+    ("copy / fill", r"memcpy|memset"),
+    ("aten elementwise / reduce", r"elementwise|vectorized|unrolled|reduce_kernel|layer_norm|softmax"),
+]
+
+
+def kernel_kind(name: str) -> str:
+    return next((kind for kind, pattern in KINDS if re.search(pattern, name, re.IGNORECASE)), "other")
+
+
+def kernel_breakdown(kernels, steps: int) -> list[tuple[str, float, float]]:
+    """(kind, ms per step, share of kernel time) from (kernel name, GPU microseconds) pairs, largest first."""
+    total: dict[str, float] = {}
+    for name, us in kernels:
+        total[kernel_kind(name)] = total.get(kernel_kind(name), 0.0) + us
+    whole = sum(total.values()) or 1.0
+    return sorted(((k, us / 1e3 / steps, us / whole) for k, us in total.items()), key=lambda row: -row[1])
+
+
+def device_kernels(prof):
+    """(name, GPU us) of each kernel and copy: the device events, less user annotations (an annotation's
+    time is the span of the kernels under it, which are counted themselves)."""
+    from torch.autograd import DeviceType
+    return [(e.key, e.self_device_time_total) for e in prof.key_averages()
+            if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)]
+
+
+def gemm_flops(name: str, shapes: list) -> float:
+    """Multiply-add FLOPs (2 M K N) of one aten::mm / addmm call from its recorded input shapes; 0 if unknown."""
+    mats = [sh for sh in shapes if len(sh) == 2]
+    if name == "aten::addmm":
+        mats = mats[-2:]  # (bias, a, b): a bias of two dimensions is not a factor
+    if len(mats) != 2 or mats[0][1] != mats[1][0]:
+        return 0.0
+    (m, k), (_, n) = mats
+    return 2.0 * m * k * n
+
+
+def gemm_table(events, steps: int, rows: int = 12) -> list[str]:
+    """Markdown rows of the GEMMs by shape, largest GPU time first: calls and ms per step, TFLOP/s reached.
+    A shape far below the others' TFLOP/s is where a better kernel (or no kernel) saves time."""
+    gemms = sorted((e for e in events if e.key in ("aten::mm", "aten::addmm") and e.self_device_time_total > 0),
+                   key=lambda e: -e.self_device_time_total)
+    out = ["| op | input shapes | calls per step | ms per step | TFLOP/s |", "|---|---|---|---|---|"]
+    for e in gemms[:rows]:
+        flops = gemm_flops(e.key, e.input_shapes) * e.count
+        tflops = f"{flops / (e.self_device_time_total * 1e-6) / 1e12:.0f}" if flops else "–"
+        out.append(f"| {e.key} | {e.input_shapes} | {e.count / steps:g} | "
+                   f"{e.self_device_time_total / 1e3 / steps:.2f} | {tflops} |")
+    return out
 
 
 def main(argv=None):
@@ -65,7 +127,7 @@ def main(argv=None):
         print(f"graph breaks: {sum(counters['graph_break'].values())} {dict(counters['graph_break'])}; "
               f"unique graphs: {counters['stats']['unique_graphs']}")
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
+    with profile(activities=activities, record_shapes=device.type == "cuda") as prof:
         for _ in range(args.steps):
             step()
         if device.type == "cuda":
@@ -74,6 +136,15 @@ def main(argv=None):
     print(f"{args.method} r={args.r} {args.targets} batch {args.batch}, {args.steps} {'eval' if args.eval else 'train'} "
           f"steps{'' if args.compile == 'none' else ', compiled: ' + args.compile}")
     print(prof.key_averages().table(sort_by=key, row_limit=args.rows, max_name_column_width=60))
+    if device.type == "cuda":
+        rows = kernel_breakdown(device_kernels(prof), args.steps)
+        print(f"\nKernel time per step by kind ({sum(ms for _, ms, _ in rows):.2f} ms in all; profiled steps are "
+              "not CUDA-graphed, so the gaps between kernels are not in it):\n")
+        print("| kind | ms per step | share |\n|---|---|---|")
+        for kind, ms, share in rows:
+            print(f"| {kind} | {ms:.2f} | {share:.0%} |")
+        print("\nGEMMs by input shape (bf16 dense peak: H100 SXM 989, H200 989 TFLOP/s):\n")
+        print("\n".join(gemm_table(prof.key_averages(group_by_input_shape=True), args.steps)))
 
 
 if __name__ == "__main__":
