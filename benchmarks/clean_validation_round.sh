@@ -216,10 +216,12 @@ serve() {  # one device call: set up once, take what this call carried, start th
   elif ! kill -0 "$(cat "$A/driver.pid")" 2>/dev/null && tail -n 1 "$A/logs/driver.log" | grep -q "stopped by 'stop'"; then
     # a `stop` on this machine handed the GPU to something else: go on where it stopped (the steps resume)
     echo "$(date +%T) == started again after 'stop'" >> "$A/logs/driver.log"
+    wc -l < "$A/logs/driver.log" > "$A/log_from"  # the wait below reads this driver's lines, not the last one's
     setsid nohup bash "$A/round.sh" driver >> "$A/logs/driver.log" 2>&1 < /dev/null &
     echo $! > "$A/driver.pid"
   fi
-  while [ "$(date +%s)" -lt "$deadline" ] && ! grep -q "all done\|stopping" "$A/logs/driver.log"; do
+  while [ "$(date +%s)" -lt "$deadline" ] \
+      && ! tail -n "+$(( $(cat "$A/log_from" 2>/dev/null || echo 0) + 1 ))" "$A/logs/driver.log" | grep -q "all done\|stopping"; do
     kill -0 "$(cat "$A/driver.pid")" 2>/dev/null || { echo "the driver is not running: see its log"; break; }
     sleep "$NAP"
     echo "$(date +%T) records: $(ok_records "$A"/code/results/clean-validation*/runs/*.json) ok;" \
@@ -233,12 +235,15 @@ serve() {  # one device call: set up once, take what this call carried, start th
 stop() {  # end the driver and every run it started (one process group: setsid), then return the records so far
   : "${OUT:?set OUT: the folder this call returns}"
   local pid i said; pid=$(cat "$A/driver.pid" 2>/dev/null) || { echo "stop: no driver was started on this machine" >&2; exit 2; }
-  if kill -TERM -- "-$pid" 2>/dev/null; then
+  local running=0; kill -0 "$pid" 2>/dev/null && running=1  # the driver itself, not what it left behind
+  if kill -TERM -- "-$pid" 2>/dev/null; then  # the group: the driver, its runs, its GPU tests
     for ((i = 0; i < 20; i++)); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.5; done
     kill -KILL -- "-$pid" 2>/dev/null  # a run that ignored TERM for 10 s; a killed run is made again next round
+  fi
+  if [ $running = 1 ]; then  # the marker a later serve starts the driver again on
     echo "$(date +%T) == stopped by 'stop': the runs in flight are made again next round" >> "$A/logs/driver.log"
     said="driver stopped"
-  else  # it had ended (all done, or stopping on an error): nothing to end
+  else  # it had ended (all done, or stopping on an error): a later serve leaves it so
     said="the driver had already ended"
   fi
   mkdir -p "$OUT" && snapshot

@@ -19,6 +19,7 @@ STEPS = ["tune_cv", "sweep_cv", "tune_cr", "sweep_cr"]
 
 FAKE_PYTHON = """#!/bin/bash
 echo "$*" >> "$FAKE_LOG"
+[ "$1 $2" = "-m pytest" ] && sleep ${FAKE_PYTEST_SLEEP:-0}
 [ "$1 $2" = "-m aurora_bench.cli" ] || exit 0   # pip, pytest
 case "$3" in
   tune) sleep ${FAKE_SLEEP:-0}; for a in "$@"; do [ "$prev" = --write ] && echo "lrs: {written: true}" > "$a"; prev=$a; done
@@ -261,6 +262,20 @@ def test_stop_ends_the_driver_and_its_runs_and_returns_the_records_so_far(cv_rou
         time.sleep(0.1)
     assert "stopped by 'stop'" in cv_round.driver_log() and "started again after 'stop'" in cv_round.driver_log()
     assert int((cv_round.root / "driver.pid").read_text()) != group
+
+
+@needs_bash
+def test_a_driver_that_failed_is_not_started_again_by_stop_and_serve(cv_round):
+    cv_round.carry(1, *tuning_splits("cifar10"))
+    cv_round.serve(10, fake_tune_rc=2, fake_pytest_sleep=120)  # its GPU tests outlive the failed driver
+    assert "failed (exit 2); stopping" in cv_round.driver_log()
+    done = _stop(cv_round)
+    assert done.returncode == 0 and "the driver had already ended" in done.stdout
+    tunes = cv_round.log.read_text().count("aurora_bench.cli tune")
+    out = cv_round.serve(1)
+    assert "stopping" in out and "started again" not in cv_round.driver_log()
+    time.sleep(1)
+    assert cv_round.log.read_text().count("aurora_bench.cli tune") == tunes
 
 
 @needs_bash
