@@ -9,7 +9,10 @@ from aurora_bench.perf.profile_step import gemm_flops, gemm_table, kernel_breakd
     ("nvjet_sm90_tst_192x192_64x4_2x1_v_bz_coopB_bias_TNN", "gemm"),
     ("void cutlass::Kernel2<cutlass_80_tensorop_bf16_s16816gemm_relu_bf16_64x64_64x4_nn_align8>", "gemm"),
     ("cudnn_generated_fort_native_sdpa_sm90_flash_bprop_wgmma_f16_knob_3", "attention"),
+    ("fmha_cutlassB_bf16_aligned_64x64_k64_sm80", "attention"),  # memory-efficient attention: not a GEMM
+    ("sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc_tilesize128x128x64", "convolution"),
     ("triton_poi_fused_gelu_gelu_backward_view_1", "inductor fused"),
+    ("triton_poi_fused__to_copy_convert_element_type_3", "inductor fused"),  # not a convolution
     ("triton_per_fused__to_copy_add_native_layer_norm_native_layer_norm_backward_4", "inductor fused"),
     ("_sigma_fwd", "aurora sigma"),
     ("_sigma_bwd", "aurora sigma"),
@@ -42,6 +45,9 @@ def test_gemm_flops_from_recorded_shapes():
     assert gemm_flops("aten::addmm", [[2304], [12608, 768], [768, 2304]]) == 2 * 12608 * 768 * 2304
     assert gemm_flops("aten::addmm", [[1, 8], [4, 3], [3, 8]]) == 2 * 4 * 3 * 8  # a 2-d bias is not a factor
     assert gemm_flops("aten::mm", [[4, 3], [5, 8]]) == 0.0  # shapes that do not chain: unknown, not a guess
+    # inductor's extern_kernels calls, recorded with their out= (and addmm's beta, alpha) as inputs
+    assert gemm_flops("aten::mm", [[128, 16], [16, 64], [128, 64]]) == 2 * 128 * 16 * 64
+    assert gemm_flops("aten::addmm", [[64], [128, 32], [32, 64], [], [], [128, 64]]) == 2 * 128 * 32 * 64
     assert gemm_flops("aten::mm", []) == 0.0
 
 

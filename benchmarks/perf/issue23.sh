@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue 23's speed targets in one bounded call on one GPU: each step under a time limit (they sum to 550 s; a
-# killed step gets 2 s more: < 10 min in all, one device call). Random weights and inputs, no network, no pretrained weights.
+# Issue 23's speed targets in one bounded call on one GPU: each step under a time limit (they sum to 515 s; a
+# killed step gets 2 s more: < 9 min in all, one device call). Random weights and inputs, no network, no pretrained weights.
 # Results under $OUT (default results/issue23): a folder per step, issue23.log (every step's tail and exit
 # status) and targets.md.
 #
@@ -37,7 +37,8 @@ cd "$ROOT"
 if ! "$PYTHON" -c "import fvcore" 2> /dev/null; then
   [ -d .device/whl ] || { echo "fvcore is missing: pip install -e '.[bench]', or carry .device from device-pack" >&2; exit 2; }
   SITE=/tmp/aurora_issue23_site
-  [ -d "$SITE" ] || "$PYTHON" -m pip install -q --no-index --no-deps --target "$SITE" .device/whl/*.whl \
+  [ -e "$SITE/.complete" ] || { rm -rf "$SITE" && "$PYTHON" -m pip install -q --no-index --no-deps --target "$SITE" \
+    .device/whl/*.whl && touch "$SITE/.complete"; } \
     || { echo "could not install .device/whl into $SITE for $PYTHON (the wheels are packed for the device's Python)" >&2; exit 2; }
   export PYTHONPATH="$PYTHONPATH:$SITE"
   echo "fvcore and the other packed wheels from .device/whl ($SITE)" | tee -a "$OUT/issue23.log"
@@ -66,12 +67,12 @@ step() {  # step NAME SECONDS COMMAND...: runs it under a time limit, logs its t
 
 step env 15 bash -c "nvidia-smi --query-gpu=name,memory.used,memory.total,utilization.gpu --format=csv; \
   $PYTHON -c 'import torch, timm; print(\"torch\", torch.__version__, \"timm\", timm.__version__); import triton; print(\"triton\", triton.__version__)'"
-step s14_b64 130 "$PYTHON" -m aurora_bench.perf.compile_cost "${S14[@]}" "${AURORA[@]}" --batch "$SMALL" \
+step s14_b64 115 "$PYTHON" -m aurora_bench.perf.compile_cost "${S14[@]}" "${AURORA[@]}" --batch "$SMALL" \
   --modes none regional "${TIMED[@]}" --out "$OUT/s14_b64" --cache "$CACHE/s14"
 step b16_b64 120 "$PYTHON" -m aurora_bench.perf.compile_cost "${B16[@]}" "${AURORA[@]}" --batch "$SMALL" \
   --modes none regional "${TIMED[@]}" --out "$OUT/b16_b64" --cache "$CACHE/b16"
 TORCHINDUCTOR_CACHE_DIR="$CACHE/b256" TRITON_CACHE_DIR="$CACHE/b256/triton" \
-  step b16_b256 95 "$PYTHON" -m aurora_bench.perf.speed "${B16[@]}" --batch "$LARGE" "${GRAPHS[@]}" \
+  step b16_b256 75 "$PYTHON" -m aurora_bench.perf.speed "${B16[@]}" --batch "$LARGE" "${GRAPHS[@]}" \
   --compile "$DEFAULT" --train-only --methods full aurora_r2_qv "${TIMED[@]}" --out "$OUT/b16_b256"
 # on the b64 regional compile's caches (step 2), so that its compile is warm
 TORCHINDUCTOR_CACHE_DIR="$CACHE/b16/regional" TRITON_CACHE_DIR="$CACHE/b16/regional/triton" \

@@ -23,13 +23,14 @@ from ..run.compiling import add_compile_option, compile_mode, for_training
 from ..run.model import param_groups
 
 
-# kernel name -> kind, first match wins: cuDNN's attention kernels also say "sm90" and "wgmma", and AuroRA's
-# sigma kernels are Triton kernels that are not inductor's
+# kernel name -> kind, first match wins: attention kernels also say "cutlass" (fmha_cutlassB) and "fprop",
+# inductor's "convert_element_type", convolutions "gemm" (implicit GEMM)
 KINDS = [
     ("attention", r"sdpa|flash|fmha|attention"),
-    ("gemm", r"gemm|nvjet|cutlass|xmma|cublas|splitk"),
     ("aurora sigma", r"_sigma_(fwd|bwd)|_fold_(input|weight)"),
     ("inductor fused", r"^triton_"),
+    ("convolution", r"conv|implicit_gemm|fprop|dgrad|wgrad"),  # cuDNN's: "xmma_fprop_implicit_gemm"
+    ("gemm", r"gemm|nvjet|cutlass|xmma|cublas|splitk"),
     ("optimizer", r"multi_tensor|adam|foreach"),
     ("copy / fill", r"memcpy|memset"),
     ("aten elementwise / reduce", r"elementwise|vectorized|unrolled|reduce_kernel|layer_norm|softmax"),
@@ -58,11 +59,11 @@ def device_kernels(prof):
 
 
 def gemm_flops(name: str, shapes: list) -> float:
-    """Multiply-add FLOPs (2 M K N) of one aten::mm / addmm call from its recorded input shapes; 0 if unknown."""
-    mats = [sh for sh in shapes if len(sh) == 2]
-    if name == "aten::addmm":
-        mats = mats[-2:]  # (bias, a, b): a bias of two dimensions is not a factor
-    if len(mats) != 2 or mats[0][1] != mats[1][0]:
+    """Multiply-add FLOPs (2 M K N) of one aten::mm / addmm call from its recorded input shapes; 0 if unknown.
+    The factors by position: mm(a, b), addmm(bias, a, b); inductor's calls add scalars and an `out=`."""
+    first = 1 if name == "aten::addmm" else 0
+    mats = shapes[first:first + 2]
+    if len(mats) != 2 or any(len(m) != 2 for m in mats) or mats[0][1] != mats[1][0]:
         return 0.0
     (m, k), (_, n) = mats
     return 2.0 * m * k * n
