@@ -193,6 +193,11 @@ unpack_data() {  # each carried split appears whole (unpacked aside, then moved)
   done
 }
 
+start_driver() {  # in its own process group (setsid), which outlives the call and which stop ends whole
+  setsid nohup bash "$A/round.sh" driver >> "$A/logs/driver.log" 2>&1 < /dev/null &
+  echo $! > "$A/driver.pid"
+}
+
 serve() {  # one device call: set up once, take what this call carried, start the driver once, wait, report
   : "${OUT:?set OUT: the folder this call returns}"
   local deadline=$(( $(date +%s) + ${1:-540} ))
@@ -211,14 +216,12 @@ serve() {  # one device call: set up once, take what this call carried, start th
     cp configs/clean_validation_lrs.yaml configs/clean_ranks_lrs.yaml "$A/code/configs/"  # rates committed so far
     cp "$here/benchmarks/clean_validation_round.sh" "$A/round.sh"  # a later call rewrites the tree's copy
     date -u +%Y%m%d-%H%M > "$A/started"  # names this round's driver log
-    setsid nohup bash "$A/round.sh" driver > "$A/logs/driver.log" 2>&1 < /dev/null &
-    echo $! > "$A/driver.pid"
+    start_driver
   elif ! kill -0 "$(cat "$A/driver.pid")" 2>/dev/null && tail -n 1 "$A/logs/driver.log" | grep -q "stopped by 'stop'"; then
     # a `stop` on this machine handed the GPU to something else: go on where it stopped (the steps resume)
     echo "$(date +%T) == started again after 'stop'" >> "$A/logs/driver.log"
     wc -l < "$A/logs/driver.log" > "$A/log_from"  # the wait below reads this driver's lines, not the last one's
-    setsid nohup bash "$A/round.sh" driver >> "$A/logs/driver.log" 2>&1 < /dev/null &
-    echo $! > "$A/driver.pid"
+    start_driver
   fi
   while [ "$(date +%s)" -lt "$deadline" ] \
       && ! tail -n "+$(( $(cat "$A/log_from" 2>/dev/null || echo 0) + 1 ))" "$A/logs/driver.log" | grep -q "all done\|stopping"; do

@@ -45,16 +45,17 @@ def kernel_breakdown(kernels, steps: int) -> list[tuple[str, float, float]]:
     """(kind, ms per step, share of kernel time) from (kernel name, GPU microseconds) pairs, largest first."""
     total: dict[str, float] = {}
     for name, us in kernels:
-        total[kernel_kind(name)] = total.get(kernel_kind(name), 0.0) + us
+        kind = kernel_kind(name)
+        total[kind] = total.get(kind, 0.0) + us
     whole = sum(total.values()) or 1.0
     return sorted(((k, us / 1e3 / steps, us / whole) for k, us in total.items()), key=lambda row: -row[1])
 
 
-def device_kernels(prof):
-    """(name, GPU us) of each kernel and copy: the device events, less user annotations (an annotation's
-    time is the span of the kernels under it, which are counted themselves)."""
+def device_kernels(averages):
+    """(name, GPU us) of each kernel and copy in a profile's key_averages: the device events, less user
+    annotations (an annotation's time is the span of the kernels under it, which are counted themselves)."""
     from torch.autograd import DeviceType
-    return [(e.key, e.self_device_time_total) for e in prof.key_averages()
+    return [(e.key, e.self_device_time_total) for e in averages
             if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)]
 
 
@@ -136,9 +137,10 @@ def main(argv=None):
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print(f"{args.method} r={args.r} {args.targets} batch {args.batch}, {args.steps} {'eval' if args.eval else 'train'} "
           f"steps{'' if args.compile == 'none' else ', compiled: ' + args.compile}")
-    print(prof.key_averages().table(sort_by=key, row_limit=args.rows, max_name_column_width=60))
+    averages = prof.key_averages()
+    print(averages.table(sort_by=key, row_limit=args.rows, max_name_column_width=60))
     if device.type == "cuda":
-        rows = kernel_breakdown(device_kernels(prof), args.steps)
+        rows = kernel_breakdown(device_kernels(averages), args.steps)
         print(f"\nKernel time per step by kind ({sum(ms for _, ms, _ in rows):.2f} ms in all; profiled steps are "
               "not CUDA-graphed, so the gaps between kernels are not in it):\n")
         print("| kind | ms per step | share |\n|---|---|---|")
