@@ -81,7 +81,7 @@ TORCHINDUCTOR_CACHE_DIR="$CACHE/b16/regional" TRITON_CACHE_DIR="$CACHE/b16/regio
 TORCHINDUCTOR_CACHE_DIR="$CACHE/s14/regional" TRITON_CACHE_DIR="$CACHE/s14/regional/triton" \
   step profile_s14 45 "$PYTHON" -m aurora_bench.perf.profile_step "${S14[@]}" "${AURORA[@]}" --batch "$SMALL" \
   --steps 3 --compile "$DEFAULT"
-# the second test compiles a block from cold: ~50 s of this on an H100
+# the second test compiles a block from cold, which takes most of this limit
 step cuda_tests 100 "$PYTHON" -m pytest -q -x -p no:cacheprovider \
   tests/test_cuda_graph.py::test_triton_sigma_equals_formula_on_the_gpu \
   tests/test_compiling.py::test_triton_sigma_traces_inside_a_compiled_block_on_the_gpu
