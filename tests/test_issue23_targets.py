@@ -21,8 +21,11 @@ def _write(path, data):
 def test_targets_read_every_step_and_judge_each_figure(tmp_path):
     _write(tmp_path / "s14_b64" / "compile_cost.json", _cost(20.0, 9.0))
     _write(tmp_path / "b16_b64" / "compile_cost.json", _cost(21.6, 12.5, warm_s=6.2))
-    _write(tmp_path / "b16_b256" / "speed.json", {"compile": "regional", "batches": {"256": {
-        "full": {"train_step_s": 0.0768}, "aurora_r2_qv": {"train_step_s": 0.0600}}}})
+    _write(tmp_path / "b16_speed" / "speed.json", {"compile": "regional", "batches": {
+        "64": {"full": {"train_step_s": 0.0200}, "aurora_r2_qv": {"train_step_s": 0.0150}},
+        "256": {"full": {"train_step_s": 0.0768}, "aurora_r2_qv": {"train_step_s": 0.0600}}}})
+    _write(tmp_path / "gemm_branch" / "speed.json", {"compile": "regional", "batches": {
+        "64": {"aurora_r2_qv": {"train_step_s": 0.0180}}, "256": {"aurora_r2_qv": {"train_step_s": 0.0580}}}})
     _write(tmp_path / "breaks.txt", "graph breaks: 0 {}; unique graphs: 4\n")
     _write(tmp_path / "cuda_tests.txt", "..\n2 passed in 31.20s\n")
     rows = {line.split(" | ")[0].lstrip("| "): line for line in targets(tmp_path).splitlines() if line.startswith("| ")}
@@ -34,6 +37,9 @@ def test_targets_read_every_step_and_judge_each_figure(tmp_path):
     assert "| 0, 0 | 0 | **met** |" in rows["graph breaks in the compiled adapted blocks (cold, warm process)"]
     assert "| 0.781 (60.0 / 76.8 ms) | <= 0.80 | **met** |" in \
         rows["ViT-B/16 b256 AuroRA / full step, new default (regional)"]
+    branch = "ViT-B/16 b{} AuroRA step, compiled adapter branch as fused sums / as cuBLAS GEMMs"
+    assert "| 15.0 / 18.0 ms (1.20x) | faster | **met** |" in rows[branch.format(64)]
+    assert "| 60.0 / 58.0 ms (0.97x) | faster | not met |" in rows[branch.format(256)]
     assert "| 0 | 0 | **met** |" in rows["graph breaks, profile_step (compiled ViT-B/16 step)"]
     assert "| 2 passed | all pass | **met** |" in rows["CUDA tests of the sigma op"]
 

@@ -5,13 +5,16 @@ One environment variable per path picks its implementation once per process; run
     AURORA_VISION_SIGMA   AuroRA's nonlinearity: triton (default), compile (torch.compile fuses the
                           formula; tens of seconds of compiling per process) or eager
     AURORA_VISION_FOLD    the eval fold's GEMM operands: triton (default) or torch
+    AURORA_VISION_BRANCH  an adapter branch's rank-r products inside torch.compile (training): fused (default:
+                          r-term sums that inductor fuses into the kernels around them) or gemm (cuBLAS)
 
 Triton is imported only when a Triton path runs (`pip install "aurora-vision[cuda]"`).
 """
 import functools
 import os
 
-CHOICES = {"AURORA_VISION_SIGMA": ("triton", "compile", "eager"), "AURORA_VISION_FOLD": ("triton", "torch")}
+CHOICES = {"AURORA_VISION_SIGMA": ("triton", "compile", "eager"), "AURORA_VISION_FOLD": ("triton", "torch"),
+           "AURORA_VISION_BRANCH": ("fused", "gemm")}
 
 
 def check(env: str, name: str) -> None:
@@ -35,3 +38,4 @@ def triton_kernels(module: str, env: str):
 
 SIGMA_ON_CUDA = os.environ.get("AURORA_VISION_SIGMA", "triton")
 FOLD_ON_CUDA = os.environ.get("AURORA_VISION_FOLD", "triton")
+BRANCH_COMPILED = os.environ.get("AURORA_VISION_BRANCH", "fused")

@@ -131,11 +131,13 @@ def main(argv=None):
         return
     import torch
 
+    from aurora_vision import kernels
     from ..run.record import git_commit, versions
     from ..store import write_json
     out = Path(args.out)
     res = {"model": args.model, "model_kwargs": json.loads(args.model_kwargs), "method": args.method, "r": args.r,
            "targets": args.targets, "batch": args.batch, "steps": args.steps, "repeats": args.repeats,
+           "compiled_branch": kernels.BRANCH_COMPILED,  # the children inherit its environment variable
            "torch": torch.__version__, "versions": versions(), "git": git_commit(), "modes": {}}
     for mode in args.modes:
         cache = Path(args.cache or out / "cache") / mode
