@@ -170,10 +170,10 @@ class AdapterLinear(nn.Module):
 
         As GEMMs the branch is six thin cuBLAS calls per layer (A x, the up-projection's read-modify-write of
         the whole output, and four in the backward), each a full pass over a layer-wide activation or its
-        gradient at a fraction of the memory bandwidth (about a seventh of a compiled ViT-B/16 AuroRA r=2 q/v
-        step on an H100: benchmarks/RESULTS.md, issue 23). As sums, inductor computes A x inside the kernel that writes x (the
-        LayerNorm), adds the up-projection where the output is next read (the q/k/v split) and does the same
-        with their gradients; only the two weight gradients (reductions over the tokens) are kernels of their own.
+        gradient, with too little work per pass to reach the memory bandwidth (benchmarks/RESULTS.md, issue 23).
+        As sums they are elementwise work and reductions that inductor can fuse into the kernels that already
+        read or write those activations (the LayerNorm before, the q/k/v split after, their backward twins);
+        AURORA_VISION_BRANCH=gemm keeps the GEMMs, for comparison.
         """
         a = self.A.flatten(0, 1).to(x.dtype)
         xd = self.dropout(x)
