@@ -1,5 +1,7 @@
 """The adapter branch inside torch.compile: its rank-r products as sums (AURORA_VISION_BRANCH=fused, for inductor
 to fuse) compute what the eager GEMM form computes, forward and backward, and the switch chooses between them."""
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -74,9 +76,11 @@ def test_an_unknown_branch_choice_names_the_variable_and_the_choices(monkeypatch
         _layer(LoraLinear, None)  # when the model is adapted, not silently at the first compiled forward
 
 
-def test_a_block_compiled_by_inductor_with_fused_branches_matches_eager():
+def test_a_block_compiled_by_inductor_with_fused_branches_matches_eager_and_calls_only_the_base_gemms():
     """inductor's own lowering of the sums (the backend the runner uses), on a tiny ViT block with AuroRA on
-    q/v and LoRA on every linear."""
+    q/v and LoRA on every linear: the outputs and gradients of eager, and in the generated code no GEMM but the
+    frozen linears' four forward (with bias) and four input-gradient ones: the branch runs inside other kernels."""
+    from torch._inductor.utils import run_and_get_code
     for method, cfg in (("aurora", {"r": 2, "alpha": 4, "targets": "qv"}), ("lora", {"r": 2, "targets": "all"})):
         model = av.apply(tiny_model("vit"), method, cfg)
         for name, p in model.named_parameters():
@@ -86,6 +90,8 @@ def test_a_block_compiled_by_inductor_with_fused_branches_matches_eager():
         x = torch.randn(2, 17, 32, requires_grad=True)
         want = _grads(block, block, x)
         torch._dynamo.reset()
-        got = _grads(torch.compile(block, fullgraph=True), block, x)
+        got, code = run_and_get_code(_grads, torch.compile(block, fullgraph=True), block, x)
         for g, w in zip(got, want):
             torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
+        gemms = re.findall(r"extern_kernels\.(\w*mm)\(", "\n".join(code))
+        assert sorted(gemms) == ["addmm"] * 4 + ["mm"] * 4, (method, gemms)
