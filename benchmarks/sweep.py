@@ -4,10 +4,9 @@ sweep goes on. A sweep whose config clashes with the records on file, or with a 
 refused before it writes anything; a second sweep of the same config shares the runs with the first."""
 from pathlib import Path
 
-import yaml
 
 from . import store
-from .config import expand, resolve_run
+from .config import dump_yaml, expand, resolve_run
 from .errors import UserError
 from .executors import COUNTS
 from .executors.serial import run_serial
@@ -66,7 +65,7 @@ def sweep(cfg: dict, quiet: bool = False, retry_failed: bool = False, runner=tra
     with store.writer(output, cfg["name"], runs):
         pending, counts = plan(output, runs, retry_failed, replace_changed)
         # one file per sweep config (several sweeps may fill one folder), written once the config is accepted
-        store.write_text(output / f"sweep-{cfg['name']}.yaml", yaml.safe_dump(cfg, sort_keys=False))
+        store.write_text(output / f"sweep-{cfg['name']}.yaml", dump_yaml(cfg))
         remove_stale_tmp(output / store.RUNS_DIR)
         if executor is None:
             made = run_serial(pending, output, runner, quiet, desc=f"sweep {cfg['name']}")

@@ -10,10 +10,9 @@ validation split; the rates file then maps variant -> task -> rate.
 """
 from pathlib import Path
 
-import yaml
 
 from . import store
-from .config import deep_merge, resolve_run
+from .config import deep_merge, dump_yaml, resolve_run
 from .errors import UserError
 from .tuned_rates import tuned_record, tuning_tasks
 from .tuning_runs import rate_summary, read_tuning_runs, tuning_name, unfinished_state
@@ -174,4 +173,4 @@ def write_lrs(chosen: dict, tuned: dict, path) -> Path:
                      " (the optimum may lie further out).")
     lines.append("# lrs_tuned: what each rate was tuned for; a sweep with tune.require_rates checks it.")
     written = {"lrs": chosen["lrs"], **({"lrs_tuned": chosen["record"]} if chosen.get("record") else {})}
-    return store.write_text(path, "\n".join(lines) + "\n" + yaml.safe_dump(written, sort_keys=False))
+    return store.write_text(path, "\n".join(lines) + "\n" + dump_yaml(written))

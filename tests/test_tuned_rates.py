@@ -271,3 +271,16 @@ def test_a_grid_of_one_rate_is_not_tuned_and_tune_says_so(tmp_path):
     check(main_yaml, "methods=[lora]")  # the variants tuned on a grid are accepted
     report = write_report(tmp_path / "out-tune").read_text()
     assert [line for line in report.splitlines() if line.startswith("| linear |")][0].endswith("| one rate |")
+
+
+def test_a_fingerprint_that_reads_as_a_number_is_written_quoted(tmp_path, monkeypatch):
+    """A 12-hex-digit hash such as 1518767248e9 is a float to the config loader (YAML 1.2 floats): written plain,
+    it came back as 1.518767248e+18 and the rates were refused as stale (one tune in a few hundred)."""
+    from aurora_bench import tuned_rates
+    from aurora_bench.config import dump_yaml, parse_yaml
+    for text in ("1518767248e9", "123456789012", "1e-3", ".5", "0x1f", "abc"):
+        assert parse_yaml(dump_yaml({"recipe": text}), "test") == {"recipe": text}
+    monkeypatch.setattr(tuned_rates, "_hash", lambda obj: "1518767248e9")
+    main_yaml = write_configs(tmp_path)
+    tune_into(main_yaml, tmp_path / "lrs.yaml")
+    check(main_yaml)  # fresh: accepted
