@@ -16,6 +16,12 @@ from fixtures import tiny_input, tiny_model
 SLICES = [None, [(6, 9), (0, 3)]]
 
 
+@pytest.fixture(autouse=True)
+def fused_by_default(monkeypatch):
+    """The default, whatever AURORA_VISION_BRANCH the shell running the tests exports."""
+    monkeypatch.setattr(kernels, "BRANCH_COMPILED", "fused")
+
+
 def _layer(kind, slices, r=2):
     torch.manual_seed(0)
     layer = kind(nn.Linear(12, 10), r=r, alpha=4, slices=slices)
@@ -41,6 +47,7 @@ def test_the_fused_branch_computes_the_gemm_form(kind, slices):
     layer = _layer(kind, slices)
     x = torch.randn(3, 5, 12, requires_grad=True)
     want = _grads(layer, layer, x)
+    assert not any("addmm" in op for op in _graph_ops(layer, x))  # the sums ran, not the GEMM form
     torch._dynamo.reset()
     got = _grads(torch.compile(layer, fullgraph=True, backend="aot_eager"), layer, x)
     for g, w in zip(got, want):
@@ -60,6 +67,15 @@ def test_the_fused_branch_takes_no_matmul_and_gemm_takes_its_two(monkeypatch):
 def test_a_branch_wider_than_the_limit_stays_gemms():
     layer = _layer(LoraLinear, SLICES[1], r=FUSED_MAX_WIDTH // 2 + 1)
     assert sum("addmm" in op for op in _graph_ops(layer, torch.randn(4, 12))) == 1
+
+
+def test_compiled_no_grad_and_exported_graphs_keep_the_gemms():
+    layer = _layer(AuroraLinear, SLICES[1])
+    with torch.no_grad():  # evaluation: the fold's or the GEMM form, as eager
+        assert not any("stack" in op for op in _graph_ops(layer, torch.randn(4, 12)))
+    exported = torch.export.export(layer, (torch.randn(4, 12),))
+    ops = [str(n.target) for n in exported.graph.nodes if n.op == "call_function"]
+    assert sum("addmm" in op for op in ops) == 1 and not any("stack" in op for op in ops), ops
 
 
 def test_eager_runs_gemms_whatever_the_switch_says(monkeypatch):

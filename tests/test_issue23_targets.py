@@ -21,10 +21,10 @@ def _write(path, data):
 def test_targets_read_every_step_and_judge_each_figure(tmp_path):
     _write(tmp_path / "s14_b64" / "compile_cost.json", _cost(20.0, 9.0))
     _write(tmp_path / "b16_b64" / "compile_cost.json", _cost(21.6, 12.5, warm_s=6.2))
-    _write(tmp_path / "b16_speed" / "speed.json", {"compile": "regional", "batches": {
+    _write(tmp_path / "b16_speed" / "speed.json", {"compile": "regional", "compiled_branch": "fused", "batches": {
         "64": {"full": {"train_step_s": 0.0200}, "aurora_r2_qv": {"train_step_s": 0.0150}},
         "256": {"full": {"train_step_s": 0.0768}, "aurora_r2_qv": {"train_step_s": 0.0600}}}})
-    _write(tmp_path / "gemm_branch" / "speed.json", {"compile": "regional", "batches": {
+    _write(tmp_path / "gemm_branch" / "speed.json", {"compile": "regional", "compiled_branch": "gemm", "batches": {
         "64": {"aurora_r2_qv": {"train_step_s": 0.0180}}, "256": {"aurora_r2_qv": {"train_step_s": 0.0580}}}})
     _write(tmp_path / "breaks.txt", "graph breaks: 0 {}; unique graphs: 4\n")
     _write(tmp_path / "cuda_tests.txt", "..\n2 passed in 31.20s\n")
@@ -51,3 +51,11 @@ def test_a_step_that_wrote_nothing_is_not_measured(tmp_path):
     assert "| ViT-B/16 b64 step, new default (regional compile, warm cache) | not measured (see issue23.log) |" in text
     assert "| ViT-B/16 AuroRA / full step, new default | not measured (see issue23.log) | <= 0.80 | – |" in text
     assert "**met**" not in text
+
+
+def test_a_branch_comparison_of_one_form_against_itself_is_not_measured(tmp_path):
+    speed = {"compile": "regional", "compiled_branch": "gemm", "batches": {"64": {"aurora_r2_qv": {"train_step_s": 0.02}}}}
+    _write(tmp_path / "b16_speed" / "speed.json", speed)
+    _write(tmp_path / "gemm_branch" / "speed.json", speed)
+    text = targets(tmp_path)
+    assert "| not measured: the steps ran gemm / gemm |" in text and "x) |" not in text

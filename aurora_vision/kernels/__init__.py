@@ -5,8 +5,8 @@ One environment variable per path picks its implementation once per process; run
     AURORA_VISION_SIGMA   AuroRA's nonlinearity: triton (default), compile (torch.compile fuses the
                           formula; tens of seconds of compiling per process) or eager
     AURORA_VISION_FOLD    the eval fold's GEMM operands: triton (default) or torch
-    AURORA_VISION_BRANCH  an adapter branch's rank-r products inside torch.compile (training): fused (default:
-                          r-term sums that inductor fuses into the kernels around them) or gemm (cuBLAS)
+    AURORA_VISION_BRANCH  a narrow adapter branch's rank-r products when torch.compile trains it: fused (default:
+                          r-term sums that inductor can fuse into the kernels around them) or gemm (cuBLAS)
 
 Triton is imported only when a Triton path runs (`pip install "aurora-vision[cuda]"`).
 """

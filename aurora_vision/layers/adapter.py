@@ -25,8 +25,9 @@ def _row_pieces(slices: list, out_features: int) -> list[tuple[int, int]]:
 
 
 # the widest branch (adapters x rank) written as sums under torch.compile: each of its columns is a reduction
-# over the layer's input that inductor unrolls; wider ones stay GEMMs
-FUSED_MAX_WIDTH = 16
+# over the layer's input, and each output element a sum of r products. 4 is AuroRA r=2 on q/v (and LoRA r=2), the
+# width measured against the GEMMs (issue23.sh); wider branches stay GEMMs until measured
+FUSED_MAX_WIDTH = 4
 
 
 class AdapterLinear(nn.Module):
@@ -160,10 +161,11 @@ class AdapterLinear(nn.Module):
         return flat.view(out.shape)
 
     def _fuse_branch(self) -> bool:
-        """Whether this forward writes the branch as sums (`_fused_branch`): only inside torch.compile, where
-        inductor fuses them (eager would materialise every term), and only for narrow branches."""
-        return (torch.compiler.is_compiling() and self.num_adapters * self.r <= FUSED_MAX_WIDTH
-                and kernels.BRANCH_COMPILED == "fused")
+        """Whether this forward writes the branch as sums (`_fused_branch`): only when torch.compile trains it,
+        where inductor fuses them (eager would materialise every term; an exported graph keeps the matmuls), and
+        only for narrow branches."""
+        return (torch.compiler.is_compiling() and not torch.compiler.is_exporting() and torch.is_grad_enabled()
+                and self.num_adapters * self.r <= FUSED_MAX_WIDTH and kernels.BRANCH_COMPILED == "fused")
 
     def _fused_branch(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """out + s B g(A x) with its rank-r products as r-term sums of elementwise products, for inductor.

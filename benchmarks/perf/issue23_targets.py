@@ -77,6 +77,10 @@ def _branch_rows(fused, gemm) -> list:
     """AuroRA's step with the compiled adapter branch as fused sums (the new default) against cuBLAS GEMMs,
     the same harness (speed.py) on the same card."""
     step = lambda res, b: (((res or {}).get("batches") or {}).get(b) or {}).get("aurora_r2_qv")  # noqa: E731
+    ran = [(res or {}).get("compiled_branch") for res in (fused, gemm)]
+    if fused and gemm and ran != ["fused", "gemm"]:  # e.g. a shell that exported AURORA_VISION_BRANCH
+        return [_row("AuroRA step, compiled adapter branch as fused sums / as cuBLAS GEMMs", None, "faster", None)
+                .replace(MISSING, f"not measured: the steps ran {ran[0]} / {ran[1]}")]
     rows = []
     for b in sorted({*((fused or {}).get("batches") or {}), *((gemm or {}).get("batches") or {})}, key=int):
         f, g = step(fused, b), step(gemm, b)
