@@ -36,7 +36,7 @@ def test_targets_read_every_step_and_judge_each_figure(tmp_path):
     assert "| 6.2 (cache: warm) | <= 5 s | not met |" in rows["regional compile, warm process (s)"]
     assert "| 0, 0 | 0 | **met** |" in rows["graph breaks in the compiled adapted blocks (cold, warm process)"]
     assert "| 0.781 (60.0 / 76.8 ms) | <= 0.80 | **met** |" in \
-        rows["ViT-B/16 b256 AuroRA / full step, new default (regional)"]
+        rows["ViT-B/16 b256 AuroRA / full step, new default (regional, fused branch)"]
     branch = "ViT-B/16 b{} AuroRA step, compiled adapter branch as fused sums / as cuBLAS GEMMs"
     assert "| 15.0 / 18.0 ms (1.20x) | faster | **met** |" in rows[branch.format(64)]
     assert "| 60.0 / 58.0 ms (0.97x) | faster | not met |" in rows[branch.format(256)]

@@ -174,8 +174,8 @@ class AdapterLinear(nn.Module):
         the whole output, and four in the backward), each a full pass over a layer-wide activation or its
         gradient, with too little work per pass to reach the memory bandwidth (benchmarks/RESULTS.md, issue 23).
         As sums they are elementwise work and reductions that inductor can fuse into the kernels that already
-        read or write those activations (the LayerNorm before, the q/k/v split after, their backward twins);
-        AURORA_VISION_BRANCH=gemm keeps the GEMMs, for comparison.
+        read or write those activations (the LayerNorm before, the q/k/v split after, their backward twins).
+        Opt-in (AURORA_VISION_BRANCH=fused) until a GPU measures it faster than the GEMMs (issue23.sh).
         """
         a = self.A.flatten(0, 1).to(x.dtype)
         xd = self.dropout(x)

@@ -58,6 +58,9 @@ else
   SMALL=64 LARGE=256 TIMED=() GRAPHS=(--graphs) DEFAULT=auto SCALE=${ISSUE23_LIMIT_SCALE:-1}
 fi
 AURORA=(--method aurora --r 2 --targets qv)
+# the candidate for the new default: the adapter branch as fused sums inside compiled blocks (kernels' default
+# stays gemm until this call measures fused faster); step gemm_branch times the GEMM form against it
+export AURORA_VISION_BRANCH=${AURORA_VISION_BRANCH:-fused}
 
 step() {  # step NAME SECONDS COMMAND...: runs it under a time limit, logs its tail, exit status and time
   local name=$1 limit=$(($2 * SCALE)); shift 2
