@@ -26,7 +26,7 @@ def _row_pieces(slices: list, out_features: int) -> list[tuple[int, int]]:
 
 # the widest branch (adapters x rank) written as sums under torch.compile: each of its columns is a reduction
 # over the layer's input, and each output element a sum of r products. 4 is AuroRA r=2 on q/v (and LoRA r=2), the
-# width measured against the GEMMs (issue23.sh); wider branches stay GEMMs until measured
+# width issue23.sh times against the GEMMs; wider branches stay GEMMs until they are timed too
 FUSED_MAX_WIDTH = 4
 
 
@@ -162,7 +162,7 @@ class AdapterLinear(nn.Module):
 
     def _fuse_branch(self) -> bool:
         """Whether this forward writes the branch as sums (`_fused_branch`): only when torch.compile trains it,
-        where inductor fuses them (eager would materialise every term; an exported graph keeps the matmuls), and
+        where inductor can fuse them (eager would materialise every term; an exported graph keeps the matmuls), and
         only for narrow branches."""
         return (torch.compiler.is_compiling() and not torch.compiler.is_exporting() and torch.is_grad_enabled()
                 and self.num_adapters * self.r <= FUSED_MAX_WIDTH and kernels.BRANCH_COMPILED == "fused")
