@@ -123,6 +123,12 @@ present() {  # present SPLIT SPLIT TASK...: the tasks whose two splits have arri
   echo "[${out%,}]"
 }
 
+quote_hashes() {  # quote_hashes RATES: the pin's tune writes a fingerprint hash such as 1518767248e9 unquoted, and
+  # its own loader reads that back as a float, refusing the rate as stale; quoted it stays the string it was
+  # (main writes it quoted since 3c198aa)
+  [ ! -e "$1" ] || sed -i -E "s/^( +(grid|protocol|recipe): )([0-9]+[eE][0-9]+)$/\1'\3'/" "$1"
+}
+
 step() {  # step NAME SPLIT SPLIT "TASK..." FINISH SUBSET: run SUBSET on the tasks present until all are, then FINISH
   # Exit 1 is the runner's "some runs failed" (each record says why): the step stays unfinished, the next steps
   # go on, and the next round's finish retries those runs. Any other failure stops the driver.
@@ -166,7 +172,7 @@ driver() {
     "$bench sweep $cv --retry-failed $ex --no-report --set $D; $report" \
     "$bench sweep $cv $ex --no-report --set $D \"tasks=\$have\" \"tune.tasks=[$(IFS=,; echo "${FIVE[*]}")]\"" || return
   step tune_cr $TUNE_SPLITS "${TWO[*]}" \
-    "$bench tune $cr --write configs/clean_ranks_lrs.yaml $ex --set $D" \
+    "$bench tune $cr --write configs/clean_ranks_lrs.yaml $ex --set $D; r=\$?; quote_hashes configs/clean_ranks_lrs.yaml; (exit \$r)" \
     "$bench tune $cr $ex --set $D \"tasks=\$have\"" || return
   step sweep_cr $TEST_SPLITS "${TWO[*]}" \
     "$bench sweep $cr --retry-failed $ex --no-report --set $D; $report" \

@@ -22,7 +22,8 @@ echo "$*" >> "$FAKE_LOG"
 [ "$1 $2" = "-m pytest" ] && sleep ${FAKE_PYTEST_SLEEP:-0}
 [ "$1 $2" = "-m aurora_bench.cli" ] || exit 0   # pip, pytest
 case "$3" in
-  tune) sleep ${FAKE_SLEEP:-0}; for a in "$@"; do [ "$prev" = --write ] && echo "lrs: {written: true}" > "$a"; prev=$a; done
+  tune) sleep ${FAKE_SLEEP:-0}
+        for a in "$@"; do [ "$prev" = --write ] && printf '%b\n' "${FAKE_RATES:-lrs: {written: true\}}" > "$a"; prev=$a; done
         exit ${FAKE_TUNE_RC:-0} ;;
   sweep) [[ " $* " == *" --retry-failed "* ]] && exit ${FAKE_FINISH_RC:-0}; exit ${FAKE_SUBSET_RC:-0} ;;
 esac
@@ -217,6 +218,23 @@ def test_the_rank_steps_run_on_the_tasks_that_have_arrived_while_the_others_are_
     assert "all done" in cv_round.serve(10)
     assert sorted(cv_round.steps_done()) == sorted(STEPS)
     assert "sweep configs/clean_validation.yaml" not in cv_round.log.read_text()  # done in an earlier round
+
+
+@needs_bash
+def test_the_ranks_rates_come_back_with_a_number_like_hash_quoted(cv_round):
+    """The pin's tune writes `recipe: 1518767248e9` plain and its loader reads a float back (a stale-rate
+    refusal at the sweep); the driver quotes such a hash after the tuning, leaving every other line as written."""
+    (cv_round.tree / "benchmarks" / "results" / "clean-validation" / "STEPS_DONE").write_text("tune_cv\nsweep_cv\n")
+    cv_round.carry(1, *tuning_splits("cifar10", "pacs_sketch"))
+    rates = ("lrs:\n  lora_r1: 0.01\nlrs_tuned:\n  lora_r1:\n    grid:\n    - 0.001\n    fingerprint:\n"
+             "      grid: 1518767248e9\n      protocol: d57f65ff0a4a\n      recipe: 12e45\n")
+    cv_round.serve(3, fake_rates=rates)
+    deadline = time.monotonic() + 20
+    while "== sweep_cr on" not in cv_round.driver_log():  # the tuning finished; the sweep waits for test splits
+        assert time.monotonic() < deadline, cv_round.driver_log()
+        time.sleep(0.1)
+    written = (cv_round.root / "code" / "configs" / "clean_ranks_lrs.yaml").read_text()
+    assert written.rstrip() == rates.replace("1518767248e9", "'1518767248e9'").replace("12e45", "'12e45'").rstrip()
 
 
 @needs_bash
