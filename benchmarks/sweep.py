@@ -4,7 +4,6 @@ sweep goes on. A sweep whose config clashes with the records on file, or with a 
 refused before it writes anything; a second sweep of the same config shares the runs with the first."""
 from pathlib import Path
 
-
 from . import store
 from .config import dump_yaml, expand, resolve_run
 from .errors import UserError

@@ -10,7 +10,6 @@ validation split; the rates file then maps variant -> task -> rate.
 """
 from pathlib import Path
 
-
 from . import store
 from .config import deep_merge, dump_yaml, resolve_run
 from .errors import UserError

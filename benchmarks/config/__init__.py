@@ -31,16 +31,16 @@ class _Loader(yaml.SafeLoader):
     """YAML 1.2 floats: PyYAML (YAML 1.1) reads `lr: 1e-3` as the string '1e-3'."""
 
 
-_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+"
-                    r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF))$|^\.(?:nan|NaN|NAN)$")
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
-
-
 class _Dumper(yaml.SafeDumper):
     """Quotes what _Loader would read back as another type: a hash such as '1518767248e9' is a float there."""
 
 
-_Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+for _yaml_io in (_Loader, _Dumper):
+    _yaml_io.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+"
+                   r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF))$|^\.(?:nan|NaN|NAN)$"),
+        list("-+0123456789."))
 
 
 def dump_yaml(data) -> str:
