@@ -165,6 +165,7 @@ driver() {
   # a sweep's finish retries failed runs (once a round) and reports whatever their outcome; it keeps the exit.
   # A sweep on a subset of tasks keeps the fingerprint by naming all the tuning tasks (tune.tasks) explicitly.
   local report="r=\$?; $bench report results/clean-validation || r=2; (exit \$r)"
+  local quote_cr="r=\$?; quote_hashes configs/clean_ranks_lrs.yaml; (exit \$r)"
   step tune_cv $TUNE_SPLITS "${FIVE[*]}" \
     "$bench tune $cv --write configs/clean_validation_lrs.yaml $ex --set $D" \
     "$bench tune $cv $ex --set $D \"tasks=\$have\"" || return
@@ -172,7 +173,7 @@ driver() {
     "$bench sweep $cv --retry-failed $ex --no-report --set $D; $report" \
     "$bench sweep $cv $ex --no-report --set $D \"tasks=\$have\" \"tune.tasks=[$(IFS=,; echo "${FIVE[*]}")]\"" || return
   step tune_cr $TUNE_SPLITS "${TWO[*]}" \
-    "$bench tune $cr --write configs/clean_ranks_lrs.yaml $ex --set $D; r=\$?; quote_hashes configs/clean_ranks_lrs.yaml; (exit \$r)" \
+    "$bench tune $cr --write configs/clean_ranks_lrs.yaml $ex --set $D; $quote_cr" \
     "$bench tune $cr $ex --set $D \"tasks=\$have\"" || return
   step sweep_cr $TEST_SPLITS "${TWO[*]}" \
     "$bench sweep $cr --retry-failed $ex --no-report --set $D; $report" \

@@ -31,14 +31,18 @@ def _row(what: str, measured, goal: str, met) -> str:
     return f"| {what} | {measured} | {goal} | {verdict} |"
 
 
+def _branch(res) -> str:
+    """', <form> branch' for a label: how the measured compiled blocks ran the adapter branch, where recorded."""
+    return f", {res['compiled_branch']} branch" if (res or {}).get("compiled_branch") else ""
+
+
 def _throughput_rows(cost, name: str, step_goal_ms=None) -> list:
     none, regional = _warm(cost, "none"), _warm(cost, "regional")
     batch = (cost or {}).get("batch")
-    branch = f", {cost['compiled_branch']} branch" if (cost or {}).get("compiled_branch") else ""
     img_s = lambda r: batch * 1000 / r["step_ms"]  # noqa: E731
     rows = [_row(f"{name} b{batch} step, previous default (no compile)",
                  none and f"{none['step_ms']:.1f} ms, {img_s(none):,.0f} img/s", "baseline", None),
-            _row(f"{name} b{batch} step, new default (regional compile{branch}, warm cache)",
+            _row(f"{name} b{batch} step, new default (regional compile{_branch(cost)}, warm cache)",
                  regional and f"{regional['step_ms']:.1f} ms, {img_s(regional):,.0f} img/s",
                  f"<= {step_goal_ms} ms" if step_goal_ms else "", None if not (regional and step_goal_ms)
                  else regional["step_ms"] <= step_goal_ms)]
@@ -69,8 +73,7 @@ def _ratio_row(speed) -> str:
     batch = max(both)  # the target's batch (256): the largest measured
     r = batches[str(batch)]
     ratio = r["aurora_r2_qv"]["train_step_s"] / r["full"]["train_step_s"]
-    branch = f", {speed['compiled_branch']} branch" if speed.get("compiled_branch") else ""
-    return _row(f"ViT-B/16 b{batch} AuroRA / full step, new default ({speed['compile']}{branch})",
+    return _row(f"ViT-B/16 b{batch} AuroRA / full step, new default ({speed['compile']}{_branch(speed)})",
                 f"{ratio:.3f} ({1000 * r['aurora_r2_qv']['train_step_s']:.1f} / "
                 f"{1000 * r['full']['train_step_s']:.1f} ms)", "<= 0.80", ratio <= 0.80)
 
@@ -81,8 +84,8 @@ def _branch_rows(fused, gemm) -> list:
     step = lambda res, b: (((res or {}).get("batches") or {}).get(b) or {}).get("aurora_r2_qv")  # noqa: E731
     ran = [(res or {}).get("compiled_branch") for res in (fused, gemm)]
     if fused and gemm and ran != ["fused", "gemm"]:  # e.g. a shell that exported AURORA_VISION_BRANCH
-        return [_row("AuroRA step, compiled adapter branch as fused sums / as cuBLAS GEMMs", None, "faster", None)
-                .replace(MISSING, f"not measured: the steps ran {ran[0]} / {ran[1]}")]
+        return [f"| AuroRA step, compiled adapter branch as fused sums / as cuBLAS GEMMs | not measured: the steps "
+                f"ran {ran[0]} / {ran[1]} | faster | – |"]
     rows = []
     for b in sorted({*((fused or {}).get("batches") or {}), *((gemm or {}).get("batches") or {})}, key=int):
         f, g = step(fused, b), step(gemm, b)

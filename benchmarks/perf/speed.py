@@ -149,7 +149,8 @@ def _precision_words(res: dict) -> str:
 
 def markdown(res: dict) -> str:
     lines = [f"Device: {res['device']}; model {res['model']}; AuroRA sigma: {res.get('aurora_sigma', 'compile')}; "
-             f"eval fold: {res.get('eval_fold', 'torch')}; compiled adapter branch: {res.get('compiled_branch', 'gemm') or '–'}; "
+             f"eval fold: {res.get('eval_fold', 'torch')}; "
+             f"compiled adapter branch: {res.get('compiled_branch', 'gemm') or '–'}; "
              f"CUDA graphs: {res.get('cuda_graphs', False)}; compile: {res.get('compile', False)}; "
              f"{_precision_words(res)}; "
              f"medians of {res['repeats']} x {res['steps']} steps after {res['warmup']} warm-up steps.", "",
