@@ -125,7 +125,7 @@ present() {  # present SPLIT SPLIT TASK...: the tasks whose two splits have arri
 
 quote_hashes() {  # quote_hashes RATES: the pin's tune writes a fingerprint hash such as 1518767248e9 unquoted, and
   # its own loader reads that back as a float, refusing the rate as stale; quoted it stays the string it was
-  # (main writes it quoted since 3c198aa)
+  # (main's config.dump_yaml writes it quoted)
   [ ! -e "$1" ] || sed -i -E "s/^( +(grid|protocol|recipe): )([0-9]+[eE][0-9]+)$/\1'\3'/" "$1"
 }
 

@@ -172,7 +172,8 @@ class AdapterLinear(nn.Module):
 
         As GEMMs the branch is six thin cuBLAS calls per layer (A x, the up-projection's read-modify-write of
         the whole output, and four in the backward), each a full pass over a layer-wide activation or its
-        gradient, with too little work per pass to reach the memory bandwidth (benchmarks/RESULTS.md, issue 23).
+        gradient, with too little work per pass to reach the memory bandwidth (the kernel tables in
+        benchmarks/RESULTS.md).
         As sums they are elementwise work and reductions that inductor can fuse into the kernels that already
         read or write those activations (the LayerNorm before, the q/k/v split after, their backward twins).
         Opt-in (AURORA_VISION_BRANCH=fused) until a GPU measures it faster than the GEMMs (issue23.sh).
