@@ -20,6 +20,8 @@
 # 5. The graph breaks of the adapted blocks and the kernel tables (by op, by kind, GEMMs by shape) of a compiled
 #    b64 step (profile_step), on ViT-B/16 and on DINOv2 ViT-S/14.
 # Then targets.md: each figure against its target (perf/issue23_targets.py).
+# ISSUE23_STEPS="env s14_b64 ..." runs only the steps it names (a call with less device time left; a step on
+# another's warm cache, breaks and profile_s14, then compiles cold and may need more than its limit).
 # ISSUE23_TINY=1 runs every step on tiny models (ViT-S/14 and ViT-B/16 become 2-block ViTs at 28 and 32 px,
 # batches 2 and 4, one timed step, regional compile by name since auto is eager there), each limit times
 # ISSUE23_LIMIT_SCALE (6 there: inductor compiles slowly on a busy 2-core CPU).
@@ -64,6 +66,9 @@ export AURORA_VISION_BRANCH=${AURORA_VISION_BRANCH:-fused}
 
 step() {  # step NAME SECONDS COMMAND...: runs it under a time limit, logs its tail, exit status and time
   local name=$1 limit=$(($2 * SCALE)); shift 2
+  if [ -n "${ISSUE23_STEPS:-}" ] && [[ " $ISSUE23_STEPS " != *" $name "* ]]; then
+    echo "== $name: not run (ISSUE23_STEPS=$ISSUE23_STEPS)" | tee -a "$OUT/issue23.log"; return
+  fi
   local start=$SECONDS
   echo "== $name (limit ${limit}s): $*" | tee -a "$OUT/issue23.log"
   timeout -k 2 "$limit" "$@" > "$OUT/$name.txt" 2>&1
