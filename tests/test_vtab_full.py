@@ -90,12 +90,16 @@ def test_a_failed_run_is_busy_time_of_its_gpu_not_idle():
     assert "| h:0 | 1 | 10.0 | 6.0 | 1.0 | 0.0 | 0.0 | 0.0 | 0.0 | 0.0 | 3.0 | 15.0 | 25.0 | 5.0 | 0.0 | 5.0 |" in text
 
 
-def _tiny(tmp_path, *extra):
+def _tiny_args(tmp_path, *extra):
     kwargs = json.dumps(TINY_MODEL["kwargs"])
-    return vtab_full.main(["--tasks", "dtd", "kitti", "--scale", "0.004", "--px", "16", "--data",
-                           str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--model", TINY_MODEL["name"],
-                           "--epochs", "1", "--quiet", "--set", "model.image_size=16", f"model.kwargs={kwargs}",
-                           "train.device=cpu", "train.batch_size=4", "train.warmup_epochs=0", *extra])
+    return ["--tasks", "dtd", "kitti", "--scale", "0.004", "--px", "16", "--data", str(tmp_path / "data"),
+            "--out", str(tmp_path / "out"), "--model", TINY_MODEL["name"], "--epochs", "1", "--quiet", *extra,
+            "--set", "model.image_size=16", f"model.kwargs={kwargs}", "train.device=cpu", "train.batch_size=4",
+            "train.warmup_epochs=0"]
+
+
+def _tiny(tmp_path, *extra):
+    return vtab_full.main(_tiny_args(tmp_path, *extra))
 
 
 def _adds_up(b):
@@ -127,3 +131,28 @@ def test_vtab_full_sweeps_the_tasks_and_writes_a_breakdown_that_adds_up(tmp_path
     again = json.loads((tmp_path / "out" / "breakdown.json").read_text())
     assert again["counts"]["skipped"] == 4 and len(again["segments"]) == 2 and again["total"]["runs"] == 4
     _adds_up(again)
+
+
+def test_drop_cache_deletes_the_finished_tasks_decoded_splits_and_a_resume_needs_none(tmp_path):
+    """--drop-cache: a disk that cannot hold every task's decoded splits (57 GiB at real size) keeps only the
+    tasks still to run; a later call on the same tasks makes nothing and decodes nothing."""
+    cache = tmp_path / "data" / "16px-x0.004" / "cache"
+    assert _tiny(tmp_path, "--drop-cache") == 0
+    assert not list(cache.glob("*.npz"))  # dtd's and kitti's train and test splits were there
+    assert _tiny(tmp_path, "--drop-cache") == 0
+    again = json.loads((tmp_path / "out" / "breakdown.json").read_text())
+    assert again["counts"]["skipped"] == 4 and not list(cache.glob("*.npz"))
+
+
+def test_drop_cache_keeps_a_task_with_a_run_left_to_make(tmp_path):
+    assert _tiny(tmp_path) == 0
+    cache = tmp_path / "data" / "16px-x0.004" / "cache"
+    entries = sorted(cache.glob("*.npz"))
+    assert len(entries) == 4
+    cfg = vtab_full.sweep_config(vtab_full.parse_args(_tiny_args(tmp_path)), cache.parent, tmp_path / "out" / "sweep")
+    kitti = list((tmp_path / "out" / "sweep" / "runs").glob("kitti__lora*.json"))
+    assert len(kitti) == 1
+    kitti[0].unlink()  # as if its call had been cut off before that run
+    dropped = vtab_full.drop_cache(cfg)
+    assert dropped["tasks"] == ["dtd"] and dropped["files"] == 2
+    assert len(list(cache.glob("*.npz"))) == 2  # kitti's, for the run it still has to make

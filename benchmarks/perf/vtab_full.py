@@ -12,7 +12,9 @@ The images are generated once under --data (a folder per size and scale) and dec
 Evaluation runs once, after the last epoch (what the record reports; --eval-every N for the recipe's
 curve). A second call resumes the sweep (finished runs are kept) and adds its wall time as a segment, so a
 measurement can span calls (--tasks a subset per call, then all tasks for the whole breakdown); --redo
-starts the measurement again.
+starts the measurement again. The decoded splits of all 19 tasks take ~57 GiB, more than a one-GPU device
+machine's disk holds beside the images: --drop-cache deletes a call's finished tasks' entries after its sweep
+(each split is still decoded once), so a machine needs room only for the tasks of one call.
 """
 import argparse
 import json
@@ -24,11 +26,12 @@ from pathlib import Path
 
 import torch
 
-from ..config import load_config, require_ready
+from ..config import expand, load_config, require_ready
 from ..errors import UserError
 from ..executors.processes import devices_for, run_parallel
+from ..run.inputs import cache_files
 from ..run.record import device_name, git_commit, versions
-from ..store import load_all, write_json, write_text
+from ..store import decide, existing, load_all, write_json, write_text
 from ..sweep import summary, sweep
 from .sweep_breakdown import breakdown, markdown
 from .vtab_synthetic import generate
@@ -56,6 +59,9 @@ def parse_args(argv=None):
     p.add_argument("--processes", type=int, help="image-generating processes (default: every CPU)")
     p.add_argument("--generate-only", action="store_true", help="make the images and stop (a call of its own)")
     p.add_argument("--redo", action="store_true", help="delete --out's records and segments first")
+    p.add_argument("--drop-cache", action="store_true",
+                   help="after the sweep, delete the decoded splits of this call's tasks whose runs are all ok "
+                        "(a disk that cannot hold every task's: 57 GiB at real size)")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
 
@@ -104,6 +110,19 @@ def _folder_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
 
 
+def drop_cache(cfg: dict) -> dict:
+    """Delete the decode cache entries of every task whose runs all have ok records of this config: each of its
+    splits was decoded once, and the measurement never reads it again (a later call skips those runs)."""
+    runs = expand(cfg)
+    unfinished = {run["task"] for run in runs if decide(existing(cfg["output"], run), run) != "done"}
+    finished = sorted({run["task"] for run in runs} - unfinished)
+    files = {f for run in runs if run["task"] in finished for f in cache_files(run) if f.is_file()}
+    size = sum(f.stat().st_size for f in files)
+    for f in files:
+        f.unlink(missing_ok=True)
+    return {"tasks": finished, "files": len(files), "bytes": size}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -133,6 +152,10 @@ def measure(args) -> int:
     write_json(out / "segments.json", segments)
     print(summary(counts, cfg["output"]))
     records = [r for r in load_all(cfg["output"]) if r["task"] in cfg["tasks"]]
+    dropped = drop_cache(cfg) if args.drop_cache else None
+    if dropped:
+        print(f"decode cache: {dropped['files']} files of {len(dropped['tasks'])} finished tasks deleted "
+              f"({dropped['bytes'] / 2**30:.2f} GiB)")
     result = breakdown(records, closed(segments, records))
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     result.update(
@@ -141,6 +164,7 @@ def measure(args) -> int:
         generation={"seconds_this_call": made["seconds"], "images_this_call": made["images"],
                     "image_bytes": _folder_bytes(root) - _folder_bytes(root / "cache"),
                     "cache_bytes": _folder_bytes(root / "cache"), "tasks": made["tasks"]},
+        cache_dropped=dropped,  # --drop-cache: what this call deleted after its sweep (cache_bytes is after it)
         devices=gpus or [device_name(torch.device("cpu"))], counts=counts, versions=versions(), git=git_commit())
     write_json(out / "breakdown.json", result)
     write_text(out / "breakdown.md", markdown(result))

@@ -54,6 +54,12 @@ def warm_cache(run: dict) -> None:
             fetch_split(raw, size, cache)  # under the split's decode lock: one decode per machine
 
 
+def cache_files(run: dict) -> list:
+    """The decode cache entries `run`'s splits are (or would be) kept in, as they are listed now."""
+    cache, size = _cache_and_size(run)
+    return [cache_path(raw, size, cache) for raw in _listed(run)]
+
+
 def prefetch(run: dict) -> threading.Thread:
     """`warm_cache(run)` in a background thread, so that a later run's decode overlaps this one's training (the
     decode threads release the GIL; the step replays a CUDA graph). A run that needs a split the thread is
