@@ -56,10 +56,11 @@ def run_mode(train_cfg: dict, device_type: str) -> str:
     return "regional" if mode == "none" and fp8.implies_compile(train_cfg, device_type) else mode
 
 
-def add_compile_option(parser, help: str) -> None:
+def add_compile_option(parser, help: str, default: str = "none") -> None:
     """The perf scripts' --compile: alone it means the whole model, `--compile regional` per block, `--compile
-    auto` the runner's default; left out, none (the runner's default before auto)."""
-    parser.add_argument("--compile", nargs="?", const="model", default="none", choices=MODES, help=help)
+    auto` the runner's default; left out, `default` (none: the runner's default before auto, the baseline the
+    timing scripts compare with)."""
+    parser.add_argument("--compile", nargs="?", const="model", default=default, choices=MODES, help=help)
 
 
 def _signature(module: nn.Module) -> tuple:
