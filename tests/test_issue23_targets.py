@@ -65,15 +65,26 @@ def test_a_branch_comparison_of_one_form_against_itself_is_not_measured(tmp_path
     assert "| not measured: the steps ran gemm / gemm |" in text and "x) |" not in text
 
 
+def _script(tmp_path, steps: str) -> subprocess.CompletedProcess:
+    """issue23.sh on tiny CPU models with ISSUE23_STEPS=steps, its files under tmp_path/out."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "perf" / "issue23.sh"
+    env = {**os.environ, "ISSUE23_TINY": "1", "ISSUE23_STEPS": steps, "PYTHON": sys.executable,
+           "OUT": str(tmp_path / "out"), "CACHE": str(tmp_path / "cache")}
+    return subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
+
+
 def test_the_script_runs_only_the_steps_issue23_steps_names(tmp_path):
     """A call with less device time runs a subset; the others are logged as not run, and targets.md is still
     written (their figures 'not measured')."""
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "perf" / "issue23.sh"
-    env = {**os.environ, "ISSUE23_TINY": "1", "ISSUE23_STEPS": "env", "PYTHON": sys.executable,
-           "OUT": str(tmp_path / "out"), "CACHE": str(tmp_path / "cache")}
-    subprocess.run(["bash", str(script)], env=env, check=True, capture_output=True, timeout=120)
+    assert _script(tmp_path, "env").returncode == 0
     log = (tmp_path / "out" / "issue23.log").read_text()
     assert "== env: exit" in log
     for name in ("s14_b64", "b16_b64", "b16_speed", "gemm_branch", "cuda_tests", "breaks", "profile_s14"):
         assert f"== {name}: not run (ISSUE23_STEPS=env)" in log
     assert "not measured" in (tmp_path / "out" / "targets.md").read_text()
+
+
+def test_the_script_refuses_a_step_name_it_does_not_have_before_running_any(tmp_path):
+    done = _script(tmp_path, "env,s14_b46")  # a misspelt name would skip every step and waste the device call
+    assert done.returncode == 2 and "no step 's14_b46'; the steps are env s14_b64" in done.stderr
+    assert not (tmp_path / "out").exists()

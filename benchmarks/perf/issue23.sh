@@ -26,6 +26,11 @@
 # batches 2 and 4, one timed step, regional compile by name since auto is eager there), each limit times
 # ISSUE23_LIMIT_SCALE (6 there: inductor compiles slowly on a busy 2-core CPU).
 set -u
+STEPS=(env s14_b64 b16_b64 b16_speed gemm_branch cuda_tests breaks profile_s14)  # in the order they run
+ISSUE23_STEPS=$(echo ${ISSUE23_STEPS:-} | tr ',' ' ')  # spaces, commas, tabs or newlines between names
+for name in $ISSUE23_STEPS; do  # a misspelt name would skip every step and waste the device call
+  [[ " ${STEPS[*]} " == *" $name "* ]] || { echo "ISSUE23_STEPS: no step '$name'; the steps are ${STEPS[*]}" >&2; exit 2; }
+done
 OUT=${OUT:-results/issue23}
 PYTHON=${PYTHON:-python}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -66,7 +71,7 @@ export AURORA_VISION_BRANCH=${AURORA_VISION_BRANCH:-fused}
 
 step() {  # step NAME SECONDS COMMAND...: runs it under a time limit, logs its tail, exit status and time
   local name=$1 limit=$(($2 * SCALE)); shift 2
-  if [ -n "${ISSUE23_STEPS:-}" ] && [[ " $ISSUE23_STEPS " != *" $name "* ]]; then
+  if [ -n "$ISSUE23_STEPS" ] && [[ " $ISSUE23_STEPS " != *" $name "* ]]; then
     echo "== $name: not run (ISSUE23_STEPS=$ISSUE23_STEPS)" | tee -a "$OUT/issue23.log"; return
   fi
   local start=$SECONDS
