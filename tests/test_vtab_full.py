@@ -139,16 +139,26 @@ def test_drop_cache_deletes_the_finished_tasks_decoded_splits_and_a_resume_needs
     cache = tmp_path / "data" / "16px-x0.004" / "cache"
     assert _tiny(tmp_path, "--drop-cache") == 0
     assert not list(cache.glob("*.npz"))  # dtd's and kitti's train and test splits were there
+    b = json.loads((tmp_path / "out" / "breakdown.json").read_text())
+    assert b["cache_dropped"]["after"]["tasks"] == ["dtd", "kitti"] and b["cache_dropped"]["after"]["files"] == 4
     assert _tiny(tmp_path, "--drop-cache") == 0
     again = json.loads((tmp_path / "out" / "breakdown.json").read_text())
     assert again["counts"]["skipped"] == 4 and not list(cache.glob("*.npz"))
 
 
+def test_drop_cache_at_a_calls_start_deletes_what_an_earlier_call_cut_off_left(tmp_path):
+    cache = tmp_path / "data" / "16px-x0.004" / "cache"
+    assert _tiny(tmp_path) == 0  # as if cut off before its drop: dtd's and kitti's entries stay
+    assert len(list(cache.glob("*.npz"))) == 4
+    assert _tiny(tmp_path, "--drop-cache", "--tasks", "dtd") == 0  # kitti is not this call's
+    b = json.loads((tmp_path / "out" / "breakdown.json").read_text())
+    assert b["cache_dropped"]["before"]["tasks"] == ["dtd", "kitti"] and not list(cache.glob("*.npz"))
+
+
 def test_drop_cache_keeps_a_task_with_a_run_left_to_make(tmp_path):
     assert _tiny(tmp_path) == 0
     cache = tmp_path / "data" / "16px-x0.004" / "cache"
-    entries = sorted(cache.glob("*.npz"))
-    assert len(entries) == 4
+    assert len(list(cache.glob("*.npz"))) == 4
     cfg = vtab_full.sweep_config(vtab_full.parse_args(_tiny_args(tmp_path)), cache.parent, tmp_path / "out" / "sweep")
     kitti = list((tmp_path / "out" / "sweep" / "runs").glob("kitti__lora*.json"))
     assert len(kitti) == 1

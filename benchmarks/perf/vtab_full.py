@@ -13,8 +13,9 @@ Evaluation runs once, after the last epoch (what the record reports; --eval-ever
 curve). A second call resumes the sweep (finished runs are kept) and adds its wall time as a segment, so a
 measurement can span calls (--tasks a subset per call, then all tasks for the whole breakdown); --redo
 starts the measurement again. The decoded splits of all 19 tasks take ~57 GiB, more than a one-GPU device
-machine's disk holds beside the images: --drop-cache deletes a call's finished tasks' entries after its sweep
-(each split is still decoded once), so a machine needs room only for the tasks of one call.
+machine's disk holds beside the images: --drop-cache deletes a call's finished tasks' entries after its sweep,
+and before it those an earlier call cut off at its limit left (each split is still decoded once), so a machine
+needs room only for the tasks of one call.
 """
 import argparse
 import json
@@ -27,6 +28,7 @@ from pathlib import Path
 import torch
 
 from ..config import expand, load_config, require_ready
+from ..data.raw import DataError
 from ..errors import UserError
 from ..executors.processes import devices_for, run_parallel
 from ..run.inputs import cache_files
@@ -60,8 +62,8 @@ def parse_args(argv=None):
     p.add_argument("--generate-only", action="store_true", help="make the images and stop (a call of its own)")
     p.add_argument("--redo", action="store_true", help="delete --out's records and segments first")
     p.add_argument("--drop-cache", action="store_true",
-                   help="after the sweep, delete the decoded splits of this call's tasks whose runs are all ok "
-                        "(a disk that cannot hold every task's: 57 GiB at real size)")
+                   help="delete the decoded splits of every task whose runs are all ok, before and after the "
+                        "sweep (a disk that cannot hold every task's: 57 GiB at real size)")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
 
@@ -111,16 +113,33 @@ def _folder_bytes(folder: Path) -> int:
 
 
 def drop_cache(cfg: dict) -> dict:
-    """Delete the decode cache entries of every task whose runs all have ok records of this config: each of its
-    splits was decoded once, and the measurement never reads it again (a later call skips those runs)."""
+    """Delete the decode cache entries of every task of `cfg` whose runs all have ok records of this config: each
+    of its splits was decoded once, and the measurement never reads it again (a later call skips those runs). A
+    task whose images are not on this machine has no entries here either."""
     runs = expand(cfg)
     unfinished = {run["task"] for run in runs if decide(existing(cfg["output"], run), run) != "done"}
     finished = sorted({run["task"] for run in runs} - unfinished)
-    files = {f for run in runs if run["task"] in finished for f in cache_files(run) if f.is_file()}
+    splits = {}  # the runs of a task share its splits: list each once (407k files at real size)
+    for run in runs:
+        if run["task"] in finished:
+            splits.setdefault((run["task"], json.dumps(run["data"], sort_keys=True), run["model"]["image_size"]), run)
+    files = set()
+    for run in splits.values():
+        try:
+            files.update(f for f in cache_files(run) if f.is_file())
+        except DataError:
+            continue
     size = sum(f.stat().st_size for f in files)
     for f in files:
         f.unlink(missing_ok=True)
     return {"tasks": finished, "files": len(files), "bytes": size}
+
+
+def _drop(cfg: dict) -> dict:
+    dropped = drop_cache(cfg)
+    print(f"decode cache: {dropped['files']} files of {len(dropped['tasks'])} finished tasks deleted "
+          f"({dropped['bytes'] / 2**30:.2f} GiB)")
+    return dropped
 
 
 def main(argv=None) -> int:
@@ -145,6 +164,9 @@ def measure(args) -> int:
         return 0
     cfg = sweep_config(args, root, out / "sweep")
     require_ready(cfg)
+    # also the tasks an earlier call finished but, cut off before its end, did not drop
+    dropped = {"before": _drop(sweep_config(argparse.Namespace(**{**vars(args), "tasks": None}), root,
+                                            out / "sweep"))} if args.drop_cache else None
     segments = _segments(out / "segments.json") + [[time.time(), None]]
     write_json(out / "segments.json", segments)
     counts = sweep(cfg, quiet=args.quiet, executor=executor(args))
@@ -152,10 +174,8 @@ def measure(args) -> int:
     write_json(out / "segments.json", segments)
     print(summary(counts, cfg["output"]))
     records = [r for r in load_all(cfg["output"]) if r["task"] in cfg["tasks"]]
-    dropped = drop_cache(cfg) if args.drop_cache else None
     if dropped:
-        print(f"decode cache: {dropped['files']} files of {len(dropped['tasks'])} finished tasks deleted "
-              f"({dropped['bytes'] / 2**30:.2f} GiB)")
+        dropped["after"] = _drop(cfg)
     result = breakdown(records, closed(segments, records))
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     result.update(
@@ -164,7 +184,7 @@ def measure(args) -> int:
         generation={"seconds_this_call": made["seconds"], "images_this_call": made["images"],
                     "image_bytes": _folder_bytes(root) - _folder_bytes(root / "cache"),
                     "cache_bytes": _folder_bytes(root / "cache"), "tasks": made["tasks"]},
-        cache_dropped=dropped,  # --drop-cache: what this call deleted after its sweep (cache_bytes is after it)
+        cache_dropped=dropped,  # --drop-cache: what the latest call deleted before and after its sweep
         devices=gpus or [device_name(torch.device("cpu"))], counts=counts, versions=versions(), git=git_commit())
     write_json(out / "breakdown.json", result)
     write_text(out / "breakdown.md", markdown(result))
