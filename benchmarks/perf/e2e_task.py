@@ -5,9 +5,9 @@
 Ours: `train_run` with AuroRA (r=2, q/v) on the runner's default path (train.compile auto: regional compile
 on CUDA, its cache under --data, so the first invocation compiles cold and a second warm; the record says
 which), from JPEGs: the run decodes both splits into the decode cache, emptied of them first (its
-`decode_seconds`, part of the end-to-end time), and holds them whole on the GPU. Conventional: timm + peft LoRA (r=8 on qkv) + torchvision
-`ImageFolder` and a `DataLoader` decoding the JPEGs every epoch. Both: batch 64, AdamW, bf16 autocast, the same
-images (generated, 224 px JPEGs), final test accuracy once at the end.
+`decode_seconds`, part of the end-to-end time), and holds them whole on the GPU. Conventional: timm + peft
+LoRA (r=8 on qkv) + torchvision `ImageFolder` and a `DataLoader` decoding the JPEGs every epoch. Both: batch
+64, AdamW, bf16 autocast, the same images (generated, 224 px JPEGs), final test accuracy once at the end.
 """
 import argparse
 import os

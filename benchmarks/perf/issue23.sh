@@ -27,8 +27,9 @@
 # ISSUE23_LIMIT_SCALE (6 there: inductor compiles slowly on a busy 2-core CPU).
 set -u
 STEPS=(env s14_b64 b16_b64 b16_speed gemm_branch cuda_tests breaks profile_s14)  # in the order they run
-ISSUE23_STEPS=$(echo ${ISSUE23_STEPS:-} | tr ',' ' ')  # spaces, commas, tabs or newlines between names
-for name in $ISSUE23_STEPS; do  # a misspelt name would skip every step and waste the device call
+read -r -d '' -a WANTED < <(tr ',' ' ' <<< "${ISSUE23_STEPS:-}")  # spaces, commas, tabs or newlines between
+ISSUE23_STEPS="${WANTED[*]}"
+for name in "${WANTED[@]}"; do  # a misspelt name would skip every step and waste the device call
   [[ " ${STEPS[*]} " == *" $name "* ]] || { echo "ISSUE23_STEPS: no step '$name'; the steps are ${STEPS[*]}" >&2; exit 2; }
 done
 OUT=${OUT:-results/issue23}
