@@ -120,11 +120,13 @@ class AdapterLinear(nn.Module):
             pieces.append(block)
         return torch.cat(pieces, 0)
 
-    def branch_input(self, x: torch.Tensor) -> torch.Tensor:
-        """g(A x), (..., num_adapters * r): what the up-projection multiplies."""
+    def branch_input(self, x: torch.Tensor, as_sums: bool = False) -> torch.Tensor:
+        """g(A x), (..., num_adapters * r): what the up-projection multiplies; `as_sums`: A x as one reduction
+        over the input per column instead of a GEMM (`_fused_branch`)."""
         # A in x's dtype: a no-op under autocast (which casts both); the folded eval calls this on its bf16
         # buffer with autocast off
-        z = F.linear(self.dropout(x), self.A.flatten(0, 1).to(x.dtype))
+        a, xd = self.A.flatten(0, 1).to(x.dtype), self.dropout(x)
+        z = torch.stack([(xd * a_k).sum(-1) for a_k in a.unbind(0)], -1) if as_sums else F.linear(xd, a)
         return self.mid(z.unflatten(-1, [self.num_adapters, self.r])).flatten(-2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -178,10 +180,7 @@ class AdapterLinear(nn.Module):
         read or write those activations (the LayerNorm before, the q/k/v split after, their backward twins).
         Opt-in (AURORA_VISION_BRANCH=fused) until a GPU measures it faster than the GEMMs (issue23.sh).
         """
-        a = self.A.flatten(0, 1).to(x.dtype)
-        xd = self.dropout(x)
-        z = torch.stack([(xd * a_k).sum(-1) for a_k in a.unbind(0)], -1)
-        g = self.mid(z.unflatten(-1, [self.num_adapters, self.r])).to(out.dtype)
+        g = self.branch_input(x, as_sums=True).unflatten(-1, [self.num_adapters, self.r]).to(out.dtype)
         pieces, start = [], 0
         for index, rows in self.row_pieces:  # the output's slices top to bottom, the adapted ones with their B
             piece = out[..., start:start + rows]
