@@ -19,7 +19,7 @@ def test_compile_modes_keep_the_boolean_meaning_and_auto_resolves_per_device():
         assert [compiling.compile_mode(v, device) for v in (False, True, "none", "regional", "model")] == \
             ["none", "model", "none", "regional", "model"]
     assert [compiling.compile_mode("auto", d) for d in ("cuda", "cpu", "mps")] == ["regional", "none", "none"]
-    with pytest.raises(UserError, match="train.compile must be one of auto, none, regional, model"):
+    with pytest.raises(UserError, match="train.compile must be one of auto, none, regional, regional-autotune, model"):
         compiling.compile_mode("fast", "cuda")
     with pytest.raises(ValueError, match="compile mode 'auto'"):  # unresolved, it would run eager unannounced
         compiling.for_training(tiny_model("vit"), tiny_model("vit"), "auto")
@@ -30,7 +30,7 @@ def test_config_takes_auto_regional_and_the_old_booleans(tmp_path):
     assert load_config(base)["train"]["compile"] == "auto"  # the default
     for value in (True, False, "auto", "regional", "model", "none"):
         assert load_config({**base, "train": {"compile": value}})["train"]["compile"] == value  # as given
-    with pytest.raises(UserError, match="train.compile must be one of auto, none, regional, model"):
+    with pytest.raises(UserError, match="train.compile must be one of auto, none, regional, regional-autotune, model"):
         load_config({**base, "train": {"compile": "fast"}})
 
 
@@ -161,6 +161,20 @@ def test_regional_compile_traces_one_block_for_all_and_matches_eager():
     for (n, p), (_, q) in zip(regional.named_parameters(), eager.named_parameters()):
         if p.requires_grad:
             torch.testing.assert_close(p.grad, q.grad, msg=n)
+
+
+def test_regional_autotune_compiles_every_block_with_inductors_max_autotune(monkeypatch):
+    """Only the inductor mode differs from regional, and without inductor's own CUDA graphs: the runner's graph of
+    the whole step holds the compiled blocks."""
+    seen = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **options: seen.append((type(self), options)))
+    model = tiny_model("vit")
+    assert compiling.for_training(model, model, "regional-autotune") is model
+    block = type(model.blocks[0])
+    assert seen == [(block, {"dynamic": False, "mode": "max-autotune-no-cudagraphs"})] * 2
+    seen.clear()
+    compiling.for_training(model, model, "regional")
+    assert seen == [(block, {"dynamic": False})] * 2
 
 
 def test_eager_stance_runs_compiled_blocks_without_compiling():
@@ -309,3 +323,25 @@ def test_triton_sigma_traces_inside_a_compiled_block_on_the_gpu():
     g, = torch.autograd.grad(out.float().square().sum(), x)
     r, = torch.autograd.grad(ref.float().square().sum(), x)
     torch.testing.assert_close(g, r, rtol=5e-2, atol=5e-2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (inductor's Triton GEMM templates)")
+def test_regional_autotune_times_the_blocks_gemms_on_the_gpu_and_matches_eager(tmp_path):
+    """On CUDA max-autotune times its Triton templates for the adapted blocks' GEMMs (the record's `autotuned`
+    counts them); the trained model's output and adapter gradients stay eager's within bf16's error."""
+    eager = av.apply(tiny_model("vit"), "aurora", METHODS["aurora"]).cuda()
+    tuned = av.apply(tiny_model("vit"), "aurora", METHODS["aurora"]).cuda()
+    tuned.load_state_dict(eager.state_dict())
+    with compiling.settings(str(tmp_path)):  # empty caches: the GEMMs are timed here, not loaded
+        compiling.for_training(tuned, tuned, "regional-autotune")
+        cost = compiling.CompileCost("regional-autotune")  # after for_training's dynamo reset, as train.py counts
+        x = tiny_input("vit", 8).cuda()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out, ref = tuned(x), eager(x)
+        out.float().square().sum().backward()
+    ref.float().square().sum().backward()
+    assert cost.report()["autotuned"] > 0
+    torch.testing.assert_close(out, ref, rtol=2e-2, atol=2e-2)
+    for (n, p), (_, q) in zip(tuned.named_parameters(), eager.named_parameters()):
+        if p.requires_grad:
+            torch.testing.assert_close(p.grad, q.grad, rtol=5e-2, atol=5e-2, msg=n)

@@ -38,7 +38,7 @@ def test_targets_read_every_step_and_judge_each_figure(tmp_path):
     assert "| 12.5 ms, 5,120 img/s | <= 13 ms | **met** |" in \
         rows["ViT-B/16 b64 step, new default (regional compile, warm cache)"]
     assert "| 6.2 (cache: warm) | <= 5 s | not met |" in rows["regional compile, warm process (s)"]
-    assert "| 0, 0 | 0 | **met** |" in rows["graph breaks in the compiled adapted blocks (cold, warm process)"]
+    assert "| 0, 0 | 0 | **met** |" in rows["graph breaks in the regional-compiled adapted blocks (cold, warm process)"]
     assert "| 0.781 (60.0 / 76.8 ms) | <= 0.80 | **met** |" in \
         rows["ViT-B/16 b256 AuroRA / full step, new default (regional, fused branch)"]
     branch = "ViT-B/16 b{} AuroRA step, compiled adapter branch as fused sums / as cuBLAS GEMMs"
@@ -46,6 +46,26 @@ def test_targets_read_every_step_and_judge_each_figure(tmp_path):
     assert "| 60.0 / 58.0 ms (0.97x) | faster | not met |" in rows[branch.format(256)]
     assert "| 0 | 0 | **met** |" in rows["graph breaks, profile_step (compiled ViT-B/16 step)"]
     assert "| 2 passed | all pass | **met** |" in rows["CUDA tests of the sigma op"]
+
+
+def test_the_autotune_steps_are_judged_against_the_same_baselines(tmp_path):
+    """regional-autotune's steps (their own compile_cost folders) against the previous default of s14_b64 and
+    b16_b64, with its own compile rows; without those folders the table has no such rows."""
+    _write(tmp_path / "s14_b64" / "compile_cost.json", _cost(16.1, 11.6))
+    _write(tmp_path / "b16_b64" / "compile_cost.json", _cost(23.7, 18.3))
+    assert "regional-autotune" not in targets(tmp_path)
+    for model, ms, cold_s in (("s14", 7.9, 95.0), ("b16", 15.2, 140.0)):
+        tuned = _cost(0, ms, cold_s=cold_s, warm_s=2.5)
+        tuned["modes"] = {"regional-autotune": tuned["modes"]["regional"]}
+        _write(tmp_path / f"{model}_autotune" / "compile_cost.json", tuned)
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in targets(tmp_path).splitlines() if line.startswith("| ")}
+    assert "| 7.9 ms, 8,101 img/s |  | – |" in rows["DINOv2 ViT-S/14 b64 step, regional-autotune (warm cache)"]
+    assert "| 2.04x | >= 2x | **met** |" in rows["DINOv2 ViT-S/14 b64 throughput, regional-autotune / previous default"]
+    assert "| 15.2 ms, 4,211 img/s | <= 13 ms | not met |" in rows["ViT-B/16 b64 step, regional-autotune (warm cache)"]
+    assert "| 1.56x |  | – |" in rows["ViT-B/16 b64 throughput, regional-autotune / previous default"]
+    assert "| 140.0 |  | – |" in rows["regional-autotune compile, cold process (s)"]
+    assert "| 2.5 (cache: warm) | <= 5 s | **met** |" in rows["regional-autotune compile, warm process (s)"]
+    assert "| 2.04x | >= 2x" not in rows["DINOv2 ViT-S/14 b64 throughput, new / previous default"]
 
 
 def test_a_step_that_wrote_nothing_is_not_measured(tmp_path):

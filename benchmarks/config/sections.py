@@ -11,7 +11,7 @@ from ..schema import Option, at_least, list_of, positive
 KNOWN_SUITES = (*SUITES, "digits", "custom")
 PRECISIONS = ("auto", "bf16", "fp32", "fp8")
 # run/compiling.py; auto resolves per device (regional on CUDA, none elsewhere); true and false mean model and none
-COMPILE_MODES = ("auto", "none", "regional", "model")
+COMPILE_MODES = ("auto", "none", "regional", "regional-autotune", "model")
 
 
 def _seed(v):
@@ -130,7 +130,9 @@ TRAIN = {
     "compile": Option((bool, str), "auto", nullable=False, check=check_compile,
                       help="torch.compile: auto (regional on CUDA, none elsewhere; the record says which ran), none "
                       "(false), regional (each repeated transformer block compiled once and reused by the others; its "
-                      "kernels cached in <data.cache_dir>/compile for later processes and sweep workers) or model "
+                      "kernels cached in <data.cache_dir>/compile for later processes and sweep workers), "
+                      "regional-autotune (regional, each GEMM shape timed against inductor's Triton templates, which "
+                      "fuse the ops that follow; a slower cold compile) or model "
                       "(true: the whole model, tens of seconds per process)"),
     "deterministic": Option(bool, False, nullable=False,
                             help="deterministic algorithms: the same seed gives the same numbers, at some speed"),

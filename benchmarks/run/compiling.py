@@ -10,6 +10,10 @@ Modes:
   blocks share their class's forward, so dynamo traces and inductor compiles one block and every other block
   of that shape reuses the code: compile time stops growing with depth. A PEFT model compiles its first block
   twice (its input needs no gradient, the later blocks' inputs do), and once more for no-grad evaluation.
+- regional-autotune: regional, with inductor's max-autotune: per GEMM shape it times its Triton templates against
+  cuBLAS and keeps the faster, and a template that wins takes the ops after it (bias, GELU, a residual add) into
+  its epilogue, where cuBLAS leaves each to a kernel of its own that reads the whole activation again. A cold
+  compile takes longer (every shape is timed); the choices land in the same cache, so a warm one does not.
 
 Caches: inductor's FX graph cache and AOTAutograd's cache (on by default) are pointed at
 <data.cache_dir>/compile for the length of a run (`settings`), so the first process compiles a (model,
@@ -38,10 +42,13 @@ OWN_CACHE_ENV = "AURORA_VISION_COMPILE_CACHE"  # a folder of one's own instead o
 # gradient, with and without grad mode, at the batch and the tail batch; dynamo's default of 8 entries per code
 # object would silently fall back to eager past that
 RECOMPILE_LIMIT = 64
+# inductor's options per regional mode; "no-cudagraphs" since the runner captures the whole step in a graph of its
+# own (run/cuda_graph.py), which inductor's graphs inside it would break
+REGIONAL = {"regional": {}, "regional-autotune": {"mode": "max-autotune-no-cudagraphs"}}
 
 
 def compile_mode(value, device_type: str) -> str:
-    """'none', 'regional' or 'model' for a `train.compile` value on a device type (true/false still mean
+    """'none', 'regional', 'regional-autotune' or 'model' for a `train.compile` value on a device type (true/false still mean
     model/none; auto is AUTO's choice for the device type)."""
     mode = _SPELLINGS.get(value, value) if isinstance(value, (bool, type(None))) else value
     if mode not in MODES:
@@ -119,8 +126,8 @@ def for_training(step_model: nn.Module, model: nn.Module, mode: str) -> nn.Modul
     with `model`'s blocks compiled in place (DDP then stays outside every compiled region)."""
     if mode == "model":
         return compiled(step_model)
-    if mode == "regional":
-        compile_regions(model)
+    if mode in REGIONAL:
+        compile_regions(model, **REGIONAL[mode])
     elif mode != "none":  # auto, unresolved (compile_mode resolves it), would silently run eager
         raise ValueError(f"compile mode {mode!r}: pass compile_mode(value, device_type)")
     return step_model
@@ -174,7 +181,9 @@ _HITS = {"fx_graph": ("inductor", "fxgraph_cache_hit", "fxgraph_cache_miss", "fx
 def _now() -> dict:
     from torch._dynamo.utils import calculate_time_spent, counters
     out = {"seconds": calculate_time_spent().get("total_wall_time", 0.0),
-           "graphs": counters["stats"]["unique_graphs"], "graph_breaks": sum(counters["graph_break"].values())}
+           "graphs": counters["stats"]["unique_graphs"], "graph_breaks": sum(counters["graph_break"].values()),
+           # GEMMs whose kernel max-autotune chose by timing in this process (none where the cache had them)
+           "autotuned": counters["inductor"]["select_algorithm_autotune"]}
     for cache, (group, hit, miss, bypass) in _HITS.items():
         out[cache] = {"hit": counters[group][hit], "miss": counters[group][miss], "bypass": counters[group][bypass]}
     return out
@@ -188,14 +197,14 @@ class CompileCost:
 
     def report(self) -> dict:
         """{mode, cache_dir, seconds (dynamo + AOTAutograd + inductor, forward and backward), graphs,
-        graph_breaks, fx_graph / aot_autograd cache hits, misses and bypasses, and `cache`: 'warm' (every
+        graph_breaks, autotuned (GEMMs max-autotune timed), fx_graph / aot_autograd cache hits, misses and bypasses, and `cache`: 'warm' (every
         compiled graph came from the cache), 'cold' (none did), 'partial', or None without a compile}.
         A bypass is a graph the cache refused (an uncacheable op) and inductor compiled anew: it is no hit."""
         if self.mode == "none":
             return {"mode": "none"}
         now, start = _now(), self.start
-        out = {"mode": self.mode, "cache_dir": self.cache, "seconds": now["seconds"] - start["seconds"],
-               "graphs": now["graphs"] - start["graphs"], "graph_breaks": now["graph_breaks"] - start["graph_breaks"]}
+        out = {"mode": self.mode, "cache_dir": self.cache,
+               **{k: now[k] - start[k] for k in ("seconds", "graphs", "graph_breaks", "autotuned")}}
         for cache in _HITS:
             out[cache] = {k: now[cache][k] - start[cache][k] for k in now[cache]}
         out["cache"] = cache_state(out["fx_graph"])
