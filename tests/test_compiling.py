@@ -83,10 +83,12 @@ def _block_inputs(model, x):
     return seen
 
 
-@pytest.mark.parametrize("family", ["vit", "swin"])
+@pytest.mark.parametrize("family", list(TINY))
 @pytest.mark.parametrize("method", list(METHODS))
 def test_an_adapted_block_compiles_without_graph_breaks(family, method):
-    """The adapter layers (and the sigma formula the CPU runs) trace whole, training and no-grad (folded)."""
+    """The adapter layers (and the sigma formula the CPU runs) trace whole, training and no-grad (folded), in
+    every family the library adapts (DINOv2's LayerScale, a distilled DeiT's two tokens, SwinV2's scaled cosine
+    attention among them)."""
     model = av.apply(tiny_model(family), method, METHODS[method])
     name, block = compiling.repeated_blocks(model)[-1]
     args = _block_inputs(model, tiny_input(family))[name]
@@ -97,7 +99,8 @@ def test_an_adapted_block_compiles_without_graph_breaks(family, method):
         assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
 
 
-def test_sigma_custom_op_traces_whole_inside_a_compiled_block(monkeypatch):
+@pytest.mark.parametrize("family", list(TINY))
+def test_sigma_custom_op_traces_whole_inside_a_compiled_block(monkeypatch, family):
     """AuroRA's Triton sigma as the runner takes it on CUDA, here on the CPU (the op's torch form): dynamo puts
     the op in the block's one graph (it broke the graph before: at the kernel module's importlib import and the
     custom autograd function), and a fullgraph compile through AOTAutograd (the op's registered backward) gives
@@ -105,9 +108,9 @@ def test_sigma_custom_op_traces_whole_inside_a_compiled_block(monkeypatch):
     pytest.importorskip("triton")
     from aurora_vision import kernels
     from aurora_vision.layers import nonlinearity
-    model = av.apply(tiny_model("vit"), "aurora", METHODS["aurora"])
+    model = av.apply(tiny_model(family, drop_path_rate=0.0), "aurora", METHODS["aurora"])  # Swin's is random
     name, block = compiling.repeated_blocks(model)[-1]
-    (x,) = _block_inputs(model, tiny_input("vit"))[name]
+    (x,) = _block_inputs(model, tiny_input(family))[name]
     x = x.detach().requires_grad_()
     ref = block(x)  # the plain formula
     monkeypatch.setattr(kernels, "SIGMA_ON_CUDA", "triton")
