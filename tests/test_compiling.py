@@ -28,7 +28,7 @@ def test_compile_modes_keep_the_boolean_meaning_and_auto_resolves_per_device():
 def test_config_takes_auto_regional_and_the_old_booleans(tmp_path):
     base = {"name": "t", "tasks": ["mytask"], "methods": ["lora"], "data": {"root": str(tmp_path)}}
     assert load_config(base)["train"]["compile"] == "auto"  # the default
-    for value in (True, False, "auto", "regional", "model", "none"):
+    for value in (True, False, "auto", "regional", "regional-autotune", "model", "none"):
         assert load_config({**base, "train": {"compile": value}})["train"]["compile"] == value  # as given
     with pytest.raises(UserError, match="train.compile must be one of auto, none, regional, regional-autotune, model"):
         load_config({**base, "train": {"compile": "fast"}})

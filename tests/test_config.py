@@ -101,6 +101,13 @@ def test_a_bad_key_or_value_is_refused_naming_it(override, message):
     assert message in str(e.value)
 
 
+def test_a_deterministic_run_refuses_the_autotuned_compile_it_would_not_do():
+    """inductor's deterministic mode times no GEMM: the autotune would silently not happen."""
+    with pytest.raises(ConfigError, match="train.deterministic cannot go with train.compile=regional-autotune"):
+        load_config(SMALL, ["train.deterministic=true", "train.compile=regional-autotune"])
+    assert load_config(SMALL, ["train.deterministic=true", "train.compile=regional"])["train"]["deterministic"]
+
+
 def test_exponent_floats_are_numbers_not_strings(tmp_path):
     # PyYAML alone reads 1e-3 as the string '1e-3'
     (tmp_path / "c.yaml").write_text("tasks: [a]\ntrain: {lr: 1e-3, weight_decay: 5e-5}\n")

@@ -38,7 +38,7 @@ def test_targets_read_every_step_and_judge_each_figure(tmp_path):
     assert "| 12.5 ms, 5,120 img/s | <= 13 ms | **met** |" in \
         rows["ViT-B/16 b64 step, new default (regional compile, warm cache)"]
     assert "| 6.2 (cache: warm) | <= 5 s | not met |" in rows["regional compile, warm process (s)"]
-    assert "| 0, 0 | 0 | **met** |" in rows["graph breaks in the regional-compiled adapted blocks (cold, warm process)"]
+    assert "| 0, 0 | 0 | **met** |" in rows["graph breaks in the compiled adapted blocks (cold, warm process)"]
     assert "| 0.781 (60.0 / 76.8 ms) | <= 0.80 | **met** |" in \
         rows["ViT-B/16 b256 AuroRA / full step, new default (regional, fused branch)"]
     branch = "ViT-B/16 b{} AuroRA step, compiled adapter branch as fused sums / as cuBLAS GEMMs"
@@ -57,15 +57,28 @@ def test_the_autotune_steps_are_judged_against_the_same_baselines(tmp_path):
     for model, ms, cold_s in (("s14", 7.9, 95.0), ("b16", 15.2, 140.0)):
         tuned = _cost(0, ms, cold_s=cold_s, warm_s=2.5)
         tuned["modes"] = {"regional-autotune": tuned["modes"]["regional"]}
+        tuned["modes"]["regional-autotune"]["cold"]["compile"]["autotuned"] = 14
         _write(tmp_path / f"{model}_autotune" / "compile_cost.json", tuned)
     rows = {line.split(" | ")[0].lstrip("| "): line for line in targets(tmp_path).splitlines() if line.startswith("| ")}
     assert "| 7.9 ms, 8,101 img/s |  | – |" in rows["DINOv2 ViT-S/14 b64 step, regional-autotune (warm cache)"]
     assert "| 2.04x | >= 2x | **met** |" in rows["DINOv2 ViT-S/14 b64 throughput, regional-autotune / previous default"]
     assert "| 15.2 ms, 4,211 img/s | <= 13 ms | not met |" in rows["ViT-B/16 b64 step, regional-autotune (warm cache)"]
     assert "| 1.56x |  | – |" in rows["ViT-B/16 b64 throughput, regional-autotune / previous default"]
-    assert "| 140.0 |  | – |" in rows["regional-autotune compile, cold process (s)"]
-    assert "| 2.5 (cache: warm) | <= 5 s | **met** |" in rows["regional-autotune compile, warm process (s)"]
+    assert "| 7.9 / 11.6 ms (1.47x) | faster | **met** |" in \
+        rows["DINOv2 ViT-S/14 b64 step, regional-autotune / regional"]
+    assert "| 15.2 / 18.3 ms (1.20x) | faster | **met** |" in rows["ViT-B/16 b64 step, regional-autotune / regional"]
+    assert "| 140.0 (14 GEMMs timed) |  | – |" in rows["ViT-B/16 regional-autotune compile, cold process (s)"]
+    assert "| 95.0 (14 GEMMs timed) |  | – |" in rows["DINOv2 ViT-S/14 regional-autotune compile, cold process (s)"]
+    assert "| 2.5 (cache: warm) | <= 5 s | **met** |" in rows["ViT-B/16 regional-autotune compile, warm process (s)"]
+    assert "| 0, 0 | 0 | **met** |" in \
+        rows["graph breaks in the ViT-B/16 regional-autotune-compiled adapted blocks (cold, warm process)"]
     assert "| 2.04x | >= 2x" not in rows["DINOv2 ViT-S/14 b64 throughput, new / previous default"]
+    assert "not measured" in rows["CUDA test of regional-autotune (GEMMs timed, eager's outputs and gradients)"]
+    _write(tmp_path / "autotune_test.txt", ".\n1 passed in 48.10s\n")
+    assert "| 1 passed | passes | **met** |" in targets(tmp_path)
+    only_tuned = tmp_path / "only_tuned"  # a call that ran the autotune steps alone names its device too
+    _write(only_tuned / "b16_autotune" / "compile_cost.json", tuned)
+    assert targets(only_tuned).startswith("Issue 23 targets, NVIDIA H200 (")
 
 
 def test_a_step_that_wrote_nothing_is_not_measured(tmp_path):
@@ -99,7 +112,8 @@ def test_the_script_runs_only_the_steps_issue23_steps_names(tmp_path):
     assert _script(tmp_path, "env").returncode == 0
     log = (tmp_path / "out" / "issue23.log").read_text()
     assert "== env: exit" in log
-    for name in ("s14_b64", "b16_b64", "b16_speed", "gemm_branch", "cuda_tests", "breaks", "profile_s14"):
+    for name in ("s14_b64", "b16_b64", "b16_speed", "gemm_branch", "cuda_tests", "breaks", "profile_s14",
+                 "s14_autotune", "b16_autotune", "autotune_test"):
         assert f"== {name}: not run (ISSUE23_STEPS=env)" in log
     assert "not measured" in (tmp_path / "out" / "targets.md").read_text()
 

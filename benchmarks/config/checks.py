@@ -66,6 +66,11 @@ def check_train(section: str, values: dict) -> dict:
         raise ConfigError(f"{section}.warmup_epochs ({train['warmup_epochs']}) must be below {section}.epochs "
                           f"({train['epochs']}) so that the {train['schedule']} decay runs; lower warmup_epochs "
                           "(0 for none) or raise epochs")
+    if train["deterministic"] and train["compile"] == "regional-autotune":
+        # inductor's deterministic mode picks each GEMM's kernel without timing: the autotune would not happen
+        raise ConfigError(f"{section}.deterministic cannot go with {section}.compile=regional-autotune: inductor's "
+                          "deterministic mode times no kernels, so nothing would be autotuned; use "
+                          f"{section}.compile=regional (or auto) with deterministic, or drop deterministic")
     return train
 
 

@@ -104,7 +104,7 @@ def compile_regions(model: nn.Module, **options) -> list[str]:
     graph fuses best."""
     blocks = repeated_blocks(model)
     if not blocks:
-        raise UserError(f"train.compile=regional found no repeated blocks in {type(model).__name__} (a "
+        raise UserError(f"train.compile={'/'.join(REGIONAL)} found no repeated blocks in {type(model).__name__} (a "
                         "ModuleList/Sequential of one block class); use train.compile=model")
     torch._dynamo.reset()  # a worker's earlier models: a clean slate for this one's entries
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
