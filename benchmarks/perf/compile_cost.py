@@ -1,5 +1,5 @@
-"""What train.compile costs and buys, per mode (none / regional / regional-autotune / model): compile seconds with a cold cache and
-with a warm one (the cache the cold process wrote), and the steady training step.
+"""What train.compile costs and buys, per mode (none / regional / regional-autotune / model): compile seconds with
+a cold cache and with a warm one (the cache the cold process wrote), and the steady training step.
 
     python -m aurora_bench.perf.compile_cost --out results/compile_cost          # ViT-B/16, AuroRA r=2 q/v, b64
     python -m aurora_bench.perf.compile_cost --batch 256 --out results/compile_cost_b256

@@ -30,7 +30,8 @@
 # batches 2 and 4, one timed step, regional compile by name since auto is eager there), each limit times
 # ISSUE23_LIMIT_SCALE (6 there: inductor compiles slowly on a busy 2-core CPU).
 set -u
-STEPS=(env s14_b64 b16_b64 b16_speed gemm_branch cuda_tests breaks profile_s14 s14_autotune b16_autotune autotune_test)  # in the order they run
+# in the order they run
+STEPS=(env s14_b64 b16_b64 b16_speed gemm_branch cuda_tests breaks profile_s14 s14_autotune b16_autotune autotune_test)
 read -r -d '' -a WANTED < <(tr ',' ' ' <<< "${ISSUE23_STEPS:-}")  # spaces, commas, tabs or newlines between
 ISSUE23_STEPS="${WANTED[*]}"
 for name in "${WANTED[@]}"; do  # a misspelt name would skip every step and waste the device call

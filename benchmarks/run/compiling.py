@@ -11,8 +11,8 @@ Modes:
   of that shape reuses the code: compile time stops growing with depth. A PEFT model compiles its first block
   twice (its input needs no gradient, the later blocks' inputs do), and once more for no-grad evaluation.
 - regional-autotune: regional, with inductor's max-autotune: per GEMM shape it times its Triton templates against
-  cuBLAS and keeps the faster, and a template that wins takes the ops after it (bias, GELU, a residual add) into
-  its epilogue, where cuBLAS leaves each to a kernel of its own that reads the whole activation again. A cold
+  cuBLAS and keeps the faster, and a template that wins takes the ops after it (GELU, a residual add, a cast)
+  into its epilogue; after cuBLAS each is a kernel of its own that reads the whole activation again. A cold
   compile takes longer (every shape is timed); the choices land in the same cache, so a warm one does not.
 
 Caches: inductor's FX graph cache and AOTAutograd's cache (on by default) are pointed at
@@ -48,8 +48,8 @@ REGIONAL = {"regional": {}, "regional-autotune": {"mode": "max-autotune-no-cudag
 
 
 def compile_mode(value, device_type: str) -> str:
-    """'none', 'regional', 'regional-autotune' or 'model' for a `train.compile` value on a device type (true/false still mean
-    model/none; auto is AUTO's choice for the device type)."""
+    """'none', 'regional', 'regional-autotune' or 'model' for a `train.compile` value on a device type
+    (true/false still mean model/none; auto is AUTO's choice for the device type)."""
     mode = _SPELLINGS.get(value, value) if isinstance(value, (bool, type(None))) else value
     if mode not in MODES:
         raise UserError(f"train.compile must be one of {', '.join(MODES)} (or true/false), got {value!r}")
@@ -197,8 +197,9 @@ class CompileCost:
 
     def report(self) -> dict:
         """{mode, cache_dir, seconds (dynamo + AOTAutograd + inductor, forward and backward), graphs,
-        graph_breaks, autotuned (GEMMs max-autotune timed), fx_graph / aot_autograd cache hits, misses and bypasses, and `cache`: 'warm' (every
-        compiled graph came from the cache), 'cold' (none did), 'partial', or None without a compile}.
+        graph_breaks, autotuned (GEMMs max-autotune timed), fx_graph / aot_autograd cache hits, misses and
+        bypasses, and `cache`: 'warm' (every compiled graph came from the cache), 'cold' (none did), 'partial',
+        or None without a compile}.
         A bypass is a graph the cache refused (an uncacheable op) and inductor compiled anew: it is no hit."""
         if self.mode == "none":
             return {"mode": "none"}
