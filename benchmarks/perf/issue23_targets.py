@@ -41,13 +41,19 @@ LABELS = {"regional": "new default (regional compile{branch}, warm cache)",
 RATIO = {"regional": "new / previous default", "regional-autotune": "regional-autotune / previous default"}
 
 
+def _at(name: str, *results) -> str:
+    """A row's '<model> b<batch>' from the first result that ran (a step that wrote nothing left no batch)."""
+    batch = next((r["batch"] for r in results if r and r.get("batch")), None)
+    return f"{name} b{batch}" if batch else name
+
+
 def _throughput_rows(cost, name: str, step_goal_ms=None, mode="regional", candidate=None) -> list:
     """The step of `mode` (from `candidate`'s compile_cost, default `cost`'s) against the previous default (no
     compile, from `cost`), each judged by the step goal, or else the >= 2x throughput goal."""
     candidate = cost if candidate is None else candidate
     none, compiled = _warm(cost, "none"), _warm(candidate, mode)
     batch = (candidate or cost or {}).get("batch")
-    at = f"{name} b{batch}" if batch else name  # a step that wrote nothing left no batch
+    at = _at(name, candidate, cost)
     img_s = lambda r: batch * 1000 / r["step_ms"]  # noqa: E731
     rows = [_row(f"{at} step, previous default (no compile)",
                  none and f"{none['step_ms']:.1f} ms, {img_s(none):,.0f} img/s", "baseline", None)] \
@@ -85,9 +91,7 @@ def _autotune_rows(cost, tuned, name: str, step_goal_ms=None) -> list:
     becomes the default, against regional compile, both measured in the same call."""
     regional, autotuned = _warm(cost, "regional"), _warm(tuned, "regional-autotune")
     rows = _throughput_rows(cost, name, step_goal_ms, mode="regional-autotune", candidate=tuned)
-    batch = (tuned or cost or {}).get("batch")
-    at = f"{name} b{batch}" if batch else name
-    rows.append(_row(f"{at} step, regional-autotune / regional", regional and autotuned and
+    rows.append(_row(f"{_at(name, tuned, cost)} step, regional-autotune / regional", regional and autotuned and
                      f"{autotuned['step_ms']:.1f} / {regional['step_ms']:.1f} ms "
                      f"({regional['step_ms'] / autotuned['step_ms']:.2f}x)", "faster",
                      regional and autotuned and autotuned["step_ms"] < regional["step_ms"]))
