@@ -19,7 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-MODES = ("none", "regional", "regional-autotune", "model")
+from ..config.sections import COMPILE_MODES
+
+MODES = tuple(m for m in COMPILE_MODES if m != "auto")  # train.compile's modes; auto picks one per device
 DEFAULT_MODES = ("none", "regional", "model")
 MARK = "COMPILE_COST_RESULT "
 
