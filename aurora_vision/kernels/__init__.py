@@ -5,17 +5,13 @@ One environment variable per path picks its implementation once per process; run
     AURORA_VISION_SIGMA   AuroRA's nonlinearity: triton (default), compile (torch.compile fuses the
                           formula; tens of seconds of compiling per process) or eager
     AURORA_VISION_FOLD    the eval fold's GEMM operands: triton (default) or torch
-    AURORA_VISION_BRANCH  a narrow adapter branch's rank-r products when torch.compile trains it: gemm (default,
-                          cuBLAS) or fused (r-term sums that inductor can fuse into the kernels around them; the
-                          default once benchmarks/perf/issue23.sh measures it faster on a GPU)
 
 Triton is imported only when a Triton path runs (`pip install "aurora-vision[cuda]"`).
 """
 import functools
 import os
 
-CHOICES = {"AURORA_VISION_SIGMA": ("triton", "compile", "eager"), "AURORA_VISION_FOLD": ("triton", "torch"),
-           "AURORA_VISION_BRANCH": ("gemm", "fused")}
+CHOICES = {"AURORA_VISION_SIGMA": ("triton", "compile", "eager"), "AURORA_VISION_FOLD": ("triton", "torch")}
 
 
 def check(env: str, name: str) -> None:
@@ -39,4 +35,3 @@ def triton_kernels(module: str, env: str):
 
 SIGMA_ON_CUDA = os.environ.get("AURORA_VISION_SIGMA", "triton")
 FOLD_ON_CUDA = os.environ.get("AURORA_VISION_FOLD", "triton")
-BRANCH_COMPILED = os.environ.get("AURORA_VISION_BRANCH", "gemm")

@@ -24,12 +24,6 @@ def _row_pieces(slices: list, out_features: int) -> list[tuple[int, int]]:
     return pieces
 
 
-# the widest branch (adapters x rank) written as sums under torch.compile: each of its columns is a reduction
-# over the layer's input, and each output element a sum of r products. 4 is AuroRA r=2 on q/v (and LoRA r=2), the
-# width issue23.sh times against the GEMMs; wider branches stay GEMMs until they are timed too
-FUSED_MAX_WIDTH = 4
-
-
 class AdapterLinear(nn.Module):
     """Wraps `base_layer` (kept intact, as peft does) and adds a rank-r branch per output slice.
 
@@ -79,8 +73,6 @@ class AdapterLinear(nn.Module):
         self.row_pieces = _row_pieces(slices, out_features)
         self.register_buffer("slice_starts", self._slice_starts(base_layer.weight.device), persistent=False)
         self.merged, self.merged_delta = False, None
-        # checked here, not in the forward: under torch.compile dynamo would fall back to eager at the error
-        kernels.check("AURORA_VISION_BRANCH", kernels.BRANCH_COMPILED)
 
     def _slice_starts(self, device) -> torch.Tensor:
         # the Triton fold reads the slice offsets from the device
@@ -120,14 +112,12 @@ class AdapterLinear(nn.Module):
             pieces.append(block)
         return torch.cat(pieces, 0)
 
-    def branch_input(self, x: torch.Tensor, as_sums: bool = False) -> torch.Tensor:
-        """g(A x), (..., num_adapters * r): what the up-projection multiplies; `as_sums`: A x as one reduction
-        over the input per column instead of a GEMM (`_fused_branch`)."""
+    def branch_input(self, x: torch.Tensor) -> torch.Tensor:
+        """g(A x), (..., num_adapters * r): what the up-projection multiplies."""
         # A in x's dtype: a no-op under autocast (which casts both); the folded eval calls this on its bf16
         # buffer with autocast off
         a, xd = self.A.flatten(0, 1).to(x.dtype), self.dropout(x)
-        z = torch.stack([(xd * a_k).sum(-1) for a_k in a.unbind(0)], -1) if as_sums else F.linear(xd, a)
-        return self.mid(z.unflatten(-1, [self.num_adapters, self.r])).flatten(-2)
+        return self.mid(F.linear(xd, a).unflatten(-1, [self.num_adapters, self.r])).flatten(-2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():
@@ -154,42 +144,11 @@ class AdapterLinear(nn.Module):
             # gradients in fp32 and cast each back (three full-width passes more than the base layer makes)
             x = x.to(cast_to)
         out = self.base_layer(x)
-        if self._fuse_branch():
-            return self._fused_branch(x, out)
         z = self.branch_input(x)
         # out + s * z U^T in one GEMM whose epilogue adds into out: no separate full-width add
         flat = torch.addmm(out.reshape(-1, out.shape[-1]), z.reshape(-1, z.shape[-1]).to(out.dtype),
                            self.up_weight().T.to(out.dtype), alpha=self.scaling)
         return flat.view(out.shape)
-
-    def _fuse_branch(self) -> bool:
-        """Whether this forward writes the branch as sums (`_fused_branch`): only when torch.compile trains it,
-        where inductor can fuse them (eager would materialise every term; an exported graph keeps the matmuls), and
-        only for narrow branches."""
-        return (torch.compiler.is_compiling() and not torch.compiler.is_exporting() and torch.is_grad_enabled()
-                and self.num_adapters * self.r <= FUSED_MAX_WIDTH and kernels.BRANCH_COMPILED == "fused")
-
-    def _fused_branch(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """out + s B g(A x) with its rank-r products as r-term sums of elementwise products, for inductor.
-
-        As GEMMs the branch is six thin cuBLAS calls per layer (A x, the up-projection's read-modify-write of
-        the whole output, and four in the backward), each a full pass over a layer-wide activation or its
-        gradient, with too little work per pass to reach the memory bandwidth (the kernel tables in
-        benchmarks/RESULTS.md).
-        As sums they are elementwise work and reductions that inductor can fuse into the kernels that already
-        read or write those activations (the LayerNorm before, the q/k/v split after, their backward twins).
-        Opt-in (AURORA_VISION_BRANCH=fused) until a GPU measures it faster than the GEMMs (issue23.sh).
-        """
-        g = self.branch_input(x, as_sums=True).unflatten(-1, [self.num_adapters, self.r]).to(out.dtype)
-        pieces, start = [], 0
-        for index, rows in self.row_pieces:  # the output's slices top to bottom, the adapted ones with their B
-            piece = out[..., start:start + rows]
-            if index >= 0:
-                b = self.B[index].to(out.dtype)
-                piece = piece + self.scaling * sum(g[..., index, j, None] * b[:, j] for j in range(self.r))
-            pieces.append(piece)
-            start += rows
-        return torch.cat(pieces, -1) if len(pieces) > 1 else pieces[0]
 
     def _folded_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The same output as one GEMM: [x | s g(A x)] [W0 | U]^T, the branch as r extra input columns.

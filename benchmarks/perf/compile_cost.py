@@ -142,8 +142,6 @@ def main(argv=None):
     out = Path(args.out)
     res = {"model": args.model, "model_kwargs": json.loads(args.model_kwargs), "method": args.method, "r": args.r,
            "targets": args.targets, "batch": args.batch, "steps": args.steps, "repeats": args.repeats,
-           # how the compiled modes ran the adapter branch (the children inherit its environment variable)
-           "compiled_branch": kernels.BRANCH_COMPILED,
            "torch": torch.__version__, "versions": versions(), "git": git_commit(), "modes": {}}
     for mode in args.modes:
         cache = Path(args.cache or out / "cache") / mode

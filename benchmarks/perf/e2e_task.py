@@ -67,7 +67,6 @@ def ours(root: Path, model: str, epochs: int, compile_model, cache: Path, eval_b
             "train_img_per_s": result["train_img_per_s"], "train_seconds": result["train_seconds"],
             "first_epoch_seconds": result["curve"][0]["seconds"], "cuda_graphs": result["cuda_graphs"],
             "aurora_sigma": result["aurora_sigma"], "compile": result["compile"],
-            "compiled_branch": result["compiled_branch"],
             "eval_img_per_s": result["eval_img_per_s"], "eval_batch_size": run["train"]["eval_batch_size"]}
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 23's speed targets in one bounded call on one GPU: each step under a time limit, the steps in the order
-# of what they decide (the limits sum to 1,015 s, more than a call's 600 s: a call runs the steps it has time for,
+# of what they decide (the limits sum to 935 s, more than a call's 600 s: a call runs the steps it has time for,
 # ISSUE23_STEPS below; one cut off at the call's limit leaves targets.md missing, and
 # `python -m aurora_bench.perf.issue23_targets <folder>` writes it from the files that came back).
 # Random weights and inputs, no network, no pretrained weights.
@@ -15,8 +15,7 @@
 #    the runner trains; each a fresh process, the regional one cold (empty caches) and warm (a second process).
 # 2. ViT-B/16 AuroRA r=2 q/v, batch 64: the same; its warm compile seconds and graph breaks.
 # 3. ViT-B/16 batches 64 and 256, full fine-tuning and AuroRA r=2 q/v on the new default: the AuroRA/full step
-#    ratio; then the same AuroRA steps with the adapter branch as cuBLAS GEMMs inside the compiled blocks
-#    (AURORA_VISION_BRANCH=gemm, the form before the fused sums).
+#    ratio.
 # 4. The CUDA tests of the sigma custom op: kernels vs formula, opcheck, a fullgraph-compiled block.
 # 5. The graph breaks of the adapted blocks and the kernel tables (by op, by kind, GEMMs by shape) of a compiled
 #    b64 step (profile_step), on ViT-B/16 and on DINOv2 ViT-S/14.
@@ -31,7 +30,7 @@
 # ISSUE23_LIMIT_SCALE (6 there: inductor compiles slowly on a busy 2-core CPU).
 set -u
 # in the order they run
-STEPS=(env s14_b64 b16_b64 b16_speed gemm_branch cuda_tests breaks profile_s14 s14_autotune b16_autotune autotune_test)
+STEPS=(env s14_b64 b16_b64 b16_speed cuda_tests breaks profile_s14 s14_autotune b16_autotune autotune_test)
 read -r -d '' -a WANTED < <(tr ',' ' ' <<< "${ISSUE23_STEPS:-}")  # spaces, commas, tabs or newlines between
 ISSUE23_STEPS="${WANTED[*]}"
 for name in "${WANTED[@]}"; do  # a misspelt name would skip every step and waste the device call
@@ -71,9 +70,6 @@ else
   SMALL=64 LARGE=256 TIMED=() GRAPHS=(--graphs) DEFAULT=auto SCALE=${ISSUE23_LIMIT_SCALE:-1}
 fi
 AURORA=(--method aurora --r 2 --targets qv)
-# the candidate for the new default: the adapter branch as fused sums inside compiled blocks (kernels' default
-# stays gemm until this call measures fused faster); step gemm_branch times the GEMM form against it
-export AURORA_VISION_BRANCH=${AURORA_VISION_BRANCH:-fused}
 
 step() {  # step NAME SECONDS COMMAND...: runs it under a time limit, logs its tail, exit status and time
   local name=$1 limit=$(($2 * SCALE)); shift 2
@@ -97,11 +93,6 @@ step b16_b64 120 "$PYTHON" -m aurora_bench.perf.compile_cost "${B16[@]}" "${AURO
 TORCHINDUCTOR_CACHE_DIR="$CACHE/speed" TRITON_CACHE_DIR="$CACHE/speed/triton" \
   step b16_speed 110 "$PYTHON" -m aurora_bench.perf.speed "${B16[@]}" --batch "$SMALL" "$LARGE" "${GRAPHS[@]}" \
   --compile "$DEFAULT" --train-only --methods full aurora_r2_qv "${TIMED[@]}" --out "$OUT/b16_speed"
-# the same AuroRA steps with the adapter branch as cuBLAS GEMMs inside the compiled blocks (the form before the
-# fused sums): like against like with step 3's
-TORCHINDUCTOR_CACHE_DIR="$CACHE/gemm" TRITON_CACHE_DIR="$CACHE/gemm/triton" AURORA_VISION_BRANCH=gemm \
-  step gemm_branch 80 "$PYTHON" -m aurora_bench.perf.speed "${B16[@]}" --batch "$SMALL" "$LARGE" "${GRAPHS[@]}" \
-  --compile "$DEFAULT" --train-only --methods aurora_r2_qv "${TIMED[@]}" --out "$OUT/gemm_branch"
 # the second test compiles a block from cold, which takes most of this limit
 step cuda_tests 100 "$PYTHON" -m pytest -q -x -p no:cacheprovider \
   tests/test_cuda_graph.py::test_triton_sigma_equals_formula_on_the_gpu \

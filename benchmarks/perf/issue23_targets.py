@@ -31,13 +31,7 @@ def _row(what: str, measured, goal: str, met) -> str:
     return f"| {what} | {measured} | {goal} | {verdict} |"
 
 
-def _branch(res) -> str:
-    """', <form> branch' for a label: how the measured compiled blocks ran the adapter branch, where recorded."""
-    return f", {res['compiled_branch']} branch" if (res or {}).get("compiled_branch") else ""
-
-
-LABELS = {"regional": "new default (regional compile{branch}, warm cache)",
-          "regional-autotune": "regional-autotune{branch} (warm cache)"}
+LABELS = {"regional": "new default (regional compile, warm cache)", "regional-autotune": "regional-autotune (warm cache)"}
 RATIO = {"regional": "new / previous default", "regional-autotune": "regional-autotune / previous default"}
 
 
@@ -58,7 +52,7 @@ def _throughput_rows(cost, name: str, step_goal_ms=None, mode="regional", candid
     rows = [_row(f"{at} step, previous default (no compile)",
                  none and f"{none['step_ms']:.1f} ms, {img_s(none):,.0f} img/s", "baseline", None)] \
         if mode == "regional" else []
-    rows.append(_row(f"{at} step, {LABELS[mode].format(branch=_branch(candidate))}",
+    rows.append(_row(f"{at} step, {LABELS[mode]}",
                      compiled and f"{compiled['step_ms']:.1f} ms, {img_s(compiled):,.0f} img/s",
                      f"<= {step_goal_ms} ms" if step_goal_ms else "", None if not (compiled and step_goal_ms)
                      else compiled["step_ms"] <= step_goal_ms))
@@ -106,27 +100,9 @@ def _ratio_row(speed) -> str:
     batch = max(both)  # the target's batch (256): the largest measured
     r = batches[str(batch)]
     ratio = r["aurora_r2_qv"]["train_step_s"] / r["full"]["train_step_s"]
-    return _row(f"ViT-B/16 b{batch} AuroRA / full step, new default ({speed['compile']}{_branch(speed)})",
+    return _row(f"ViT-B/16 b{batch} AuroRA / full step, new default ({speed['compile']})",
                 f"{ratio:.3f} ({1000 * r['aurora_r2_qv']['train_step_s']:.1f} / "
                 f"{1000 * r['full']['train_step_s']:.1f} ms)", "<= 0.80", ratio <= 0.80)
-
-
-def _branch_rows(fused, gemm) -> list:
-    """AuroRA's step with the compiled adapter branch as fused sums (the candidate default) against cuBLAS GEMMs,
-    the same harness (speed.py) on the same card."""
-    step = lambda res, b: (((res or {}).get("batches") or {}).get(b) or {}).get("aurora_r2_qv")  # noqa: E731
-    ran = [(res or {}).get("compiled_branch") for res in (fused, gemm)]
-    if fused and gemm and ran != ["fused", "gemm"]:  # e.g. a shell that exported AURORA_VISION_BRANCH
-        return [f"| AuroRA step, compiled adapter branch as fused sums / as cuBLAS GEMMs | not measured: the steps "
-                f"ran {ran[0]} / {ran[1]} | faster | – |"]
-    rows = []
-    for b in sorted({*((fused or {}).get("batches") or {}), *((gemm or {}).get("batches") or {})}, key=int):
-        f, g = step(fused, b), step(gemm, b)
-        rows.append(_row(f"ViT-B/16 b{b} AuroRA step, compiled adapter branch as fused sums / as cuBLAS GEMMs",
-                         f and g and f"{1000 * f['train_step_s']:.1f} / {1000 * g['train_step_s']:.1f} ms "
-                         f"({g['train_step_s'] / f['train_step_s']:.2f}x)", "faster", f and g and
-                         f["train_step_s"] < g["train_step_s"]))
-    return rows
 
 
 def _text(path: Path) -> str:
@@ -144,15 +120,15 @@ def _pytest_summary(path: Path):
 
 def targets(out: Path) -> str:
     s14, b16 = _json(out / "s14_b64" / "compile_cost.json"), _json(out / "b16_b64" / "compile_cost.json")
-    # the next candidate after the fused branch: regional compile under inductor's max-autotune (its own steps)
+    # the candidate default: regional compile under inductor's max-autotune (its own steps)
     s14_tuned, b16_tuned = (_json(out / f"{m}_autotune" / "compile_cost.json") for m in ("s14", "b16"))
-    device = next((c["device"] for c in (s14, b16, s14_tuned, b16_tuned) if c), "unknown")
+    speed = _json(out / "b16_speed" / "speed.json")
+    device = next((c["device"] for c in (s14, b16, s14_tuned, b16_tuned, speed) if c), "unknown")
     breaks = re.search(r"graph breaks: (\d+)", _text(out / "breaks.txt"))
     tests, tuned_test = _pytest_summary(out / "cuda_tests.txt"), _pytest_summary(out / "autotune_test.txt")
     passed = lambda summary: summary and not re.search("failed|error|skipped", summary)  # noqa: E731
     rows = [*_throughput_rows(s14, "DINOv2 ViT-S/14"), *_throughput_rows(b16, "ViT-B/16", step_goal_ms=13),
-            *_compile_rows(b16), _ratio_row(speed := _json(out / "b16_speed" / "speed.json")),
-            *_branch_rows(speed, _json(out / "gemm_branch" / "speed.json")),
+            *_compile_rows(b16), _ratio_row(speed),
             _row("graph breaks, profile_step (compiled ViT-B/16 step)", breaks and breaks.group(1), "0",
                  breaks and breaks.group(1) == "0"),
             _row("CUDA tests of the sigma op", tests, "all pass", passed(tests))]

@@ -150,7 +150,6 @@ def _precision_words(res: dict) -> str:
 def markdown(res: dict) -> str:
     lines = [f"Device: {res['device']}; model {res['model']}; AuroRA sigma: {res.get('aurora_sigma', 'compile')}; "
              f"eval fold: {res.get('eval_fold', 'torch')}; "
-             f"compiled adapter branch: {res.get('compiled_branch', 'gemm') or '–'}; "
              f"CUDA graphs: {res.get('cuda_graphs', False)}; compile: {res.get('compile', False)}; "
              f"{_precision_words(res)}; "
              f"medians of {res['repeats']} x {res['steps']} steps after {res['warmup']} warm-up steps.", "",
@@ -222,7 +221,6 @@ def main(argv=None):
            "warmup": args.warmup, "compile": args.compile, "cuda_graphs": args.graphs, "aurora_sigma": kernels.SIGMA_ON_CUDA,
            "precision": args.precision, "torchao": fp8.torchao_version() if args.precision == "fp8" else None,
            "eval_fold": kernels.FOLD_ON_CUDA, "gmacs_per_image": macs,
-           "compiled_branch": kernels.BRANCH_COMPILED if args.compile != "none" else None,
            "versions": versions(), "git": git_commit(), "batches": {}}
     for b in args.batch:
         r = {m: bench_method(args.model, *METHODS[m], b, device, args.steps, args.repeats, args.warmup, args.compile,

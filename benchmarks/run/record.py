@@ -81,9 +81,6 @@ def success(run: dict, fitted, inputs, cost: dict, device: torch.device, world: 
         "aurora_sigma": kernels.SIGMA_ON_CUDA if device.type == "cuda" else "eager",  # how AuroRA's nonlinearity ran
         # how adapted layers ran without autograd: the Triton fold serves half-precision GEMMs only
         "eval_fold": kernels.FOLD_ON_CUDA if device.type == "cuda" and fitted.bf16 else "torch",
-        # AURORA_VISION_BRANCH as a compiled run took it: fused sums apply to branches up to FUSED_MAX_WIDTH
-        # (adapters x rank) wide, wider ones run cuBLAS GEMMs either way
-        "compiled_branch": kernels.BRANCH_COMPILED if fitted.compile["mode"] != "none" else None,
         "cuda_graphs": fitted.graphs,
         # train.compile as it ran: its seconds and whether its kernels came from the compile cache (warm) or not
         "compile": fitted.compile,
