@@ -1,5 +1,4 @@
 import timm
-import torch
 import torch.nn.functional as F
 from torch import nn
 

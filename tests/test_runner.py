@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from aurora_bench.config import load_config, resolve_run
+from aurora_bench.config import resolve_run
 from aurora_bench.store import result_path
 from aurora_bench.sweep import ConfigChanged, sweep
 from aurora_bench.run import train_run

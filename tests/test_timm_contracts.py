@@ -17,7 +17,7 @@ import aurora_vision as av
 from aurora_vision.layers import AdapterLinear, AuroraLinear, LoraLinear
 from aurora_vision.registry import STATE_ATTR
 
-from fixtures import TINY, tiny_input, tiny_model
+from fixtures import tiny_input, tiny_model
 
 FAMILIES = ["vit", "swin"]
 METHODS = ["aurora", "lora"]

@@ -74,7 +74,7 @@ def test_cli_tune_writes_an_includable_lrs_file(tmp_path, capsys):
     assert "mean validation accuracy" in (tmp_path / "lrs.yaml").read_text()
     assert (tmp_path / "lrs.yaml").read_text() == (Path(cfg["output"] + "-tune") / f"lrs-{cfg['name']}.yaml").read_text()
     assert len(list((tmp_path / "out-tune" / "runs").glob("*.json"))) == 4
-    (tmp_path / "main.yaml").write_text(f"include: [c.yaml, lrs.yaml]\n")
+    (tmp_path / "main.yaml").write_text("include: [c.yaml, lrs.yaml]\n")
     assert resolve_run(load_config(tmp_path / "main.yaml"), "mytask", "aurora", 0)["train"]["lr"] == lrs["aurora"]
 
 

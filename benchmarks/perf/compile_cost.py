@@ -136,7 +136,6 @@ def main(argv=None):
         return
     import torch
 
-    from aurora_vision import kernels
     from ..run.record import git_commit, versions
     from ..store import write_json
     out = Path(args.out)
