@@ -19,7 +19,7 @@
 # 4. The CUDA tests of the sigma custom op: kernels vs formula, opcheck, a fullgraph-compiled block.
 # 5. The graph breaks of the adapted blocks and the kernel tables (by op, by kind, GEMMs by shape) of a compiled
 #    b64 step (profile_step), on ViT-B/16 and on DINOv2 ViT-S/14.
-# 6. The next candidate, regional compile with inductor's max-autotune (train.compile regional-autotune: Triton
+# 6. The candidate for the default, regional compile with inductor's max-autotune (train.compile regional-autotune: Triton
 #    GEMM templates timed against cuBLAS per shape, the ops after a GEMM fused into its epilogue), steps 1 and 2
 #    again in that mode, cold and warm, against their baselines; and its CUDA test (GEMMs timed, eager's numbers).
 # Then targets.md: each figure against its target (perf/issue23_targets.py).
