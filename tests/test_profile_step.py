@@ -1,7 +1,7 @@
 """perf/profile_step: its kernel breakdown by kind, and a CPU run of the whole tool on a tiny ViT."""
 import pytest
 
-from aurora_bench.perf.profile_step import gemm_flops, gemm_table, kernel_breakdown, kernel_kind, main
+from aurora_bench.perf.profile_step import gemm_bytes, gemm_flops, gemm_table, kernel_breakdown, kernel_kind, main
 
 
 @pytest.mark.parametrize("name, kind", [
@@ -51,6 +51,14 @@ def test_gemm_flops_from_recorded_shapes():
     assert gemm_flops("aten::mm", []) == 0.0
 
 
+def test_gemm_bytes_count_each_operand_once_in_bf16():
+    # an adapter's weight gradient: gz^T (2 x 12608) by x (12608 x 768), a 2 x 768 product
+    assert gemm_bytes("aten::mm", [[2, 12608], [12608, 768]]) == 2 * (2 * 12608 + 12608 * 768 + 2 * 768)
+    assert gemm_bytes("aten::addmm", [[768], [4, 3], [3, 768]]) == 2 * (4 * 3 + 3 * 768 + 4 * 768 + 768)
+    assert gemm_bytes("aten::mm", [[128, 16], [16, 64], [128, 64]]) == 2 * (128 * 16 + 16 * 64 + 128 * 64)  # out=
+    assert gemm_bytes("aten::mm", [[4, 3], [5, 8]]) == 0.0
+
+
 def test_gemm_table_orders_by_time_and_reports_rate():
     class Event:
         def __init__(self, key, shapes, us, count):
@@ -61,5 +69,5 @@ def test_gemm_table_orders_by_time_and_reports_rate():
               Event("aten::add", [[4], [4]], 50.0, 3)]
     rows = gemm_table(events, steps=3)
     assert rows[2].startswith("| aten::addmm |") and rows[3].startswith("| aten::mm |") and len(rows) == 4
-    assert "| 12 | 1.00 | 178 |" in rows[2]  # 36 calls x 2*12608*768*768 FLOP in 3 ms
-    assert "| 8 | 0.30 | 1 |" in rows[3]
+    assert "| 12 | 1.00 | 178 | 479 |" in rows[2]  # 36 calls x 2*12608*768*768 FLOP in 3 ms
+    assert "| 8 | 0.30 | 1 | 518 |" in rows[3]  # 24 calls x ~19.4 MB in 0.9 ms: far below the memory's rate

@@ -10,6 +10,7 @@ step's time goes, and what a faster GEMM or a better fusion could save at most.
 """
 import argparse
 import json
+import math
 import re
 
 import timm
@@ -59,28 +60,44 @@ def device_kernels(averages):
             if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)]
 
 
-def gemm_flops(name: str, shapes: list) -> float:
-    """Multiply-add FLOPs (2 M K N) of one aten::mm / addmm call from its recorded input shapes; 0 if unknown.
+def _gemm_dims(name: str, shapes: list):
+    """(M, K, N, bias elements) of one aten::mm / addmm call from its recorded input shapes, or None if unknown.
     The factors by position: mm(a, b), addmm(bias, a, b); inductor's calls add scalars and an `out=`."""
     first = 1 if name == "aten::addmm" else 0
     mats = shapes[first:first + 2]
     if len(mats) != 2 or any(len(m) != 2 for m in mats) or mats[0][1] != mats[1][0]:
-        return 0.0
+        return None
     (m, k), (_, n) = mats
-    return 2.0 * m * k * n
+    return m, k, n, math.prod(shapes[0]) if first else 0
+
+
+def gemm_flops(name: str, shapes: list) -> float:
+    """Multiply-add FLOPs (2 M K N) of one aten::mm / addmm call; 0 if its shapes are unknown."""
+    dims = _gemm_dims(name, shapes)
+    return 2.0 * dims[0] * dims[1] * dims[2] if dims else 0.0
+
+
+def gemm_bytes(name: str, shapes: list) -> float:
+    """The least memory traffic of one call in bf16: both factors and the bias read, the product written once.
+    The rate a thin GEMM (an adapter's, rank wide) should be judged by: its FLOPs are too few to matter."""
+    dims = _gemm_dims(name, shapes)
+    return 2.0 * (dims[0] * dims[1] + dims[1] * dims[2] + dims[0] * dims[2] + dims[3]) if dims else 0.0
 
 
 def gemm_table(events, steps: int, rows: int = 12) -> list[str]:
-    """Markdown rows of the GEMMs by shape, largest GPU time first: calls and ms per step, TFLOP/s reached.
-    A shape far below the others' TFLOP/s is where a better kernel (or no kernel) saves time."""
+    """Markdown rows of the GEMMs by shape, largest GPU time first: calls and ms per step, TFLOP/s and GB/s reached.
+    A shape far below both the others' TFLOP/s and the memory bandwidth is where a better kernel (or no kernel)
+    saves time."""
     gemms = sorted((e for e in events if e.key in ("aten::mm", "aten::addmm") and e.self_device_time_total > 0),
                    key=lambda e: -e.self_device_time_total)
-    out = ["| op | input shapes | calls per step | ms per step | TFLOP/s |", "|---|---|---|---|---|"]
+    out = ["| op | input shapes | calls per step | ms per step | TFLOP/s | GB/s (bf16) |", "|---|---|---|---|---|---|"]
     for e in gemms[:rows]:
-        flops = gemm_flops(e.key, e.input_shapes) * e.count
-        tflops = f"{flops / (e.self_device_time_total * 1e-6) / 1e12:.0f}" if flops else "–"
+        seconds = e.self_device_time_total * 1e-6
+        flops, moved = (f(e.key, e.input_shapes) * e.count for f in (gemm_flops, gemm_bytes))
+        tflops = f"{flops / seconds / 1e12:.0f}" if flops else "–"
+        gbs = f"{moved / seconds / 1e9:,.0f}" if moved else "–"
         out.append(f"| {e.key} | {e.input_shapes} | {e.count / steps:g} | "
-                   f"{e.self_device_time_total / 1e3 / steps:.2f} | {tflops} |")
+                   f"{e.self_device_time_total / 1e3 / steps:.2f} | {tflops} | {gbs} |")
     return out
 
 
@@ -146,7 +163,8 @@ def main(argv=None):
         print("| kind | ms per step | share |\n|---|---|---|")
         for kind, ms, share in rows:
             print(f"| {kind} | {ms:.2f} | {share:.0%} |")
-        print("\nGEMMs by input shape (bf16 dense peak: H100 SXM 989, H200 989 TFLOP/s):\n")
+        print("\nGEMMs by input shape (bf16 dense peak: H100 SXM 989, H200 989 TFLOP/s; memory: H100 SXM 3,350, "
+              "H200 4,800 GB/s):\n")
         print("\n".join(gemm_table(prof.key_averages(group_by_input_shape=True), args.steps)))
 
 
