@@ -104,7 +104,7 @@ def test_the_script_runs_only_the_steps_issue23_steps_names(tmp_path):
     assert _script(tmp_path, "env").returncode == 0
     log = (tmp_path / "out" / "issue23.log").read_text()
     assert "== env: exit" in log
-    for name in ("s14_b64", "b16_b64", "b16_speed", "cuda_tests", "breaks", "profile_s14",
+    for name in ("s14_b64", "b16_b64", "b16_speed", "cuda_tests", "breaks", "profile_s14", "thin_b16", "thin_s14",
                  "s14_autotune", "b16_autotune", "autotune_test"):
         assert f"== {name}: not run (ISSUE23_STEPS=env)" in log
     assert "not measured" in (tmp_path / "out" / "targets.md").read_text()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 23's speed targets in one bounded call on one GPU: each step under a time limit, the steps in the order
-# of what they decide (the limits sum to 935 s, more than a call's 600 s: a call runs the steps it has time for,
+# of what they decide (the limits sum to 995 s, more than a call's 600 s: a call runs the steps it has time for,
 # ISSUE23_STEPS below; one cut off at the call's limit leaves targets.md missing, and
 # `python -m aurora_bench.perf.issue23_targets <folder>` writes it from the files that came back).
 # Random weights and inputs, no network, no pretrained weights.
@@ -18,7 +18,8 @@
 #    ratio.
 # 4. The CUDA tests of the sigma custom op: kernels vs formula, opcheck, a fullgraph-compiled block.
 # 5. The graph breaks of the adapted blocks and the kernel tables (by op, by kind, GEMMs by shape) of a compiled
-#    b64 step (profile_step), on ViT-B/16 and on DINOv2 ViT-S/14.
+#    b64 step (profile_step), on ViT-B/16 and on DINOv2 ViT-S/14; then the adapter branch's six thin GEMMs
+#    alone at both models' qkv shapes (perf/thin_gemms.py).
 # 6. The candidate for the default, regional compile with inductor's max-autotune (train.compile regional-autotune: Triton
 #    GEMM templates timed against cuBLAS per shape, the ops after a GEMM fused into its epilogue), steps 1 and 2
 #    again in that mode, cold and warm, against their baselines; and its CUDA test (GEMMs timed, eager's numbers).
@@ -30,7 +31,7 @@
 # ISSUE23_LIMIT_SCALE (6 there: inductor compiles slowly on a busy 2-core CPU).
 set -u
 # in the order they run
-STEPS=(env s14_b64 b16_b64 b16_speed cuda_tests breaks profile_s14 s14_autotune b16_autotune autotune_test)
+STEPS=(env s14_b64 b16_b64 b16_speed cuda_tests breaks profile_s14 thin_b16 thin_s14 s14_autotune b16_autotune autotune_test)
 read -r -d '' -a WANTED < <(tr ',' ' ' <<< "${ISSUE23_STEPS:-}")  # spaces, commas, tabs or newlines between
 ISSUE23_STEPS="${WANTED[*]}"
 for name in "${WANTED[@]}"; do  # a misspelt name would skip every step and waste the device call
@@ -104,6 +105,10 @@ TORCHINDUCTOR_CACHE_DIR="$CACHE/b16/regional" TRITON_CACHE_DIR="$CACHE/b16/regio
 TORCHINDUCTOR_CACHE_DIR="$CACHE/s14/regional" TRITON_CACHE_DIR="$CACHE/s14/regional/triton" \
   step profile_s14 45 "$PYTHON" -m aurora_bench.perf.profile_step "${S14[@]}" "${AURORA[@]}" --batch "$SMALL" \
   --steps 3 --compile "$DEFAULT"
+# the adapter branch's thin GEMMs alone at each model's qkv shapes: cuBLAS against the least memory traffic, and
+# the weight gradients split along the tokens (whether they are worth a kernel of our own)
+step thin_b16 30 "$PYTHON" -m aurora_bench.perf.thin_gemms "${B16[@]}" --batch "$SMALL" --out "$OUT/thin_b16"
+step thin_s14 30 "$PYTHON" -m aurora_bench.perf.thin_gemms "${S14[@]}" --batch "$SMALL" --out "$OUT/thin_s14"
 # max-autotune times every GEMM shape in the cold process (the limits allow for it); the warm one loads the choices
 step s14_autotune 150 "$PYTHON" -m aurora_bench.perf.compile_cost "${S14[@]}" "${AURORA[@]}" --batch "$SMALL" \
   --modes regional-autotune "${TIMED[@]}" --out "$OUT/s14_autotune" --cache "$CACHE/s14"

@@ -1,0 +1,133 @@
+"""The adapter branch's six thin GEMMs, alone, at one adapted layer's real shapes: what cuBLAS takes for each
+(the runner's call, eager or from inductor's code) against the least memory traffic, and, for the two weight
+gradients, whose reduction runs over every token of the batch, the same product split along the tokens (a
+batched GEMM and a sum, split-K by hand). It decides whether those GEMMs leave enough on the table for a kernel
+of our own (issue 23); profile_step's GEMM table gives their share of a whole step.
+
+    python -m aurora_bench.perf.thin_gemms --model vit_base_patch16_224 --batch 64 [--out DIR]
+
+Random operands, bf16 on CUDA (GPU time inside a CUDA graph, so no launch cost), fp32 on the CPU (times there
+only show that it runs). The layer is the first block's qkv with AuroRA or LoRA r on q and v: width 2 r.
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+import timm
+import torch
+
+from ..run.record import device_name
+from ..store import write_json
+
+
+def layer_shapes(model_name: str, model_kwargs: dict, batch: int) -> tuple[int, int, int]:
+    """(tokens in the batch, in_features, out_features) of the first attention qkv, from a forward on the meta
+    device: no weights, no compute."""
+    with torch.device("meta"):
+        model = timm.create_model(model_name, **model_kwargs)
+    qkv = next((m for name, m in model.named_modules() if name.endswith("attn.qkv")), None)
+    if qkv is None:
+        raise SystemExit(f"--model {model_name}: no attn.qkv linear to take the shapes from")
+    seen = []
+    qkv.register_forward_hook(lambda _m, args, _out: seen.append(args[0].shape))
+    size = model.pretrained_cfg["input_size"][1:] if "img_size" not in model_kwargs else (model_kwargs["img_size"],) * 2
+    model(torch.empty(1, 3, *size, device="meta"))
+    return batch * seen[0][:-1].numel(), qkv.in_features, qkv.out_features
+
+
+def _timer(device):
+    if device.type == "cuda":
+        from triton.testing import do_bench_cudagraph
+        return lambda fn: do_bench_cudagraph(fn, rep=50, return_mode="median") * 1e-3
+
+    def cpu_seconds(fn, steps=3):
+        fn()
+        start = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        return (time.perf_counter() - start) / steps
+    return cpu_seconds
+
+
+def split_product(left: torch.Tensor, right: torch.Tensor, parts: int) -> torch.Tensor:
+    """left^T right (both tokens x features) as `parts` GEMMs over slices of the tokens in one batched call, then
+    their sum in fp32: split-K, so that a reduction this long (K the batch's tokens) fills the GPU."""
+    tokens = left.shape[0]
+    return torch.bmm(left.view(parts, tokens // parts, -1).transpose(1, 2),
+                     right.view(parts, tokens // parts, -1)).sum(0, dtype=torch.float32)
+
+
+def measure(tokens: int, d_in: int, d_out: int, width: int, device, splits=(4, 8, 16, 32, 64)) -> list[dict]:
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    new = lambda *shape: torch.randn(*shape, device=device, dtype=dtype)  # noqa: E731
+    x, gy, out = new(tokens, d_in), new(tokens, d_out), new(tokens, d_out)
+    a, u, g, gz = new(width, d_in), new(d_out, width), new(tokens, width), new(tokens, width)
+    gemms = [  # name, (M, K, N), call; each as the adapter's forward and backward compute it
+        ("x A^T (down)", (tokens, d_in, width), lambda: x @ a.T),
+        ("out + g U^T (up, into the output)", (tokens, width, d_out), lambda: torch.addmm(out, g, u.T)),
+        ("gy U (grad of g)", (tokens, d_out, width), lambda: gy @ u),
+        ("gz A (grad of x)", (tokens, width, d_in), lambda: gz @ a),
+        ("gz^T x (grad of A)", (width, tokens, d_in), lambda: gz.T @ x),
+        ("gy^T g (grad of U)", (d_out, tokens, width), lambda: gy.T @ g),
+    ]
+    split = {"gz^T x (grad of A)": (gz, x), "gy^T g (grad of U)": (gy, g)}
+    seconds = _timer(device)
+    rows = []
+    size = x.element_size()
+    for name, (m, k, n), call in gemms:
+        moved = size * (m * k + k * n + m * n + (m * n if "into" in name else 0))  # addmm reads out too
+        row = {"gemm": name, "m": m, "k": k, "n": n, "bytes": moved, "us": seconds(call) * 1e6}
+        if name in split:  # the product's K is the tokens: split them, one batched GEMM, then sum the parts
+            left, right = split[name]
+            tried = {}
+            for s in (s for s in splits if tokens % s == 0):
+                tried[s] = seconds(lambda s=s: split_product(left, right, s)) * 1e6
+            if tried:
+                best = min(tried, key=tried.get)
+                row.update(split_k=best, split_us=tried[best], split_tried=tried)
+        rows.append(row)
+    return rows
+
+
+def markdown(res: dict) -> str:
+    gbs = lambda moved, us: f"{moved / us / 1e3:,.0f}"  # noqa: E731  bytes per us -> GB/s of the least traffic
+    lines = [f"Device: {res['device']}; model {res['model']} at batch {res['batch']}: the first qkv "
+             f"({res['d_in']} -> {res['d_out']}, {res['tokens']:,} tokens), branch width {res['width']}.", "",
+             "| GEMM | M x K x N | one call (us) | GB/s | split along tokens: best (us) | GB/s |",
+             "|---|---|---|---|---|---|"]
+    for r in res["gemms"]:
+        split = (f"{r['split_us']:.1f} ({r['split_k']} parts) | {gbs(r['bytes'], r['split_us'])}"
+                 if "split_us" in r else "– | –")
+        lines.append(f"| {r['gemm']} | {r['m']} x {r['k']} x {r['n']} | {r['us']:.1f} | "
+                     f"{gbs(r['bytes'], r['us'])} | {split} |")
+    total = sum(r["us"] for r in res["gemms"])
+    best = sum(min(r["us"], r.get("split_us", r["us"])) for r in res["gemms"])
+    lines += ["", f"Per adapted layer: {total:.1f} us as called, {best:.1f} us taking the faster form of each."]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="vit_base_patch16_224")
+    p.add_argument("--model-kwargs", type=json.loads, default={}, help="more timm.create_model keywords, as JSON")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--r", type=int, default=2, help="rank of each of the two adapters (q and v)")
+    p.add_argument("--device")
+    p.add_argument("--out", type=Path)
+    args = p.parse_args(argv)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    tokens, d_in, d_out = layer_shapes(args.model, args.model_kwargs, args.batch)
+    torch.manual_seed(0)
+    res = {"device": device_name(device), "model": args.model, "batch": args.batch, "tokens": tokens,
+           "d_in": d_in, "d_out": d_out, "width": 2 * args.r,
+           "gemms": measure(tokens, d_in, d_out, 2 * args.r, device)}
+    text = markdown(res)
+    print(text)
+    if args.out:
+        write_json(args.out / "thin_gemms.json", res)
+        (args.out / "thin_gemms.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
