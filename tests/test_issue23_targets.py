@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 from aurora_bench.perf.issue23_targets import targets
@@ -90,18 +91,22 @@ def test_a_step_that_wrote_nothing_is_not_measured(tmp_path):
     assert "**met**" not in text
 
 
-def _script(tmp_path, steps: str) -> subprocess.CompletedProcess:
+def _script(tmp_path, steps: str, **more_env) -> subprocess.CompletedProcess:
     """issue23.sh on tiny CPU models with ISSUE23_STEPS=steps, its files under tmp_path/out."""
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "perf" / "issue23.sh"
     env = {**os.environ, "ISSUE23_TINY": "1", "ISSUE23_STEPS": steps, "PYTHON": sys.executable,
-           "OUT": str(tmp_path / "out"), "CACHE": str(tmp_path / "cache")}
+           "OUT": str(tmp_path / "out"), "CACHE": str(tmp_path / "cache"), **more_env}
     return subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_the_script_runs_only_the_steps_issue23_steps_names(tmp_path):
     """A call with less device time runs a subset; the others are logged as not run, and targets.md is still
-    written (their figures 'not measured')."""
-    assert _script(tmp_path, "env").returncode == 0
+    written (their figures 'not measured'); ISSUE23_ARCHIVE packs every file into one (a device call returns 8)."""
+    archive = tmp_path / "back" / "issue23.tgz"
+    archive.parent.mkdir()
+    assert _script(tmp_path, "env", ISSUE23_ARCHIVE=str(archive)).returncode == 0
+    with tarfile.open(archive) as packed:
+        assert {"./issue23.log", "./targets.md", "./env.txt"} <= set(packed.getnames())
     log = (tmp_path / "out" / "issue23.log").read_text()
     assert "== env: exit" in log
     for name in ("s14_b64", "b16_b64", "b16_speed", "cuda_tests", "breaks", "profile_s14", "thin_b16", "thin_s14",

@@ -9,6 +9,7 @@
 #
 #   OUT=$OUT bash benchmarks/perf/issue23.sh                         # on the GPU machine, from the repo root
 #   ISSUE23_TINY=1 OUT=/tmp/i23 bash benchmarks/perf/issue23.sh      # the same steps on tiny models, CPU
+#   ISSUE23_ARCHIVE=$OUT/issue23.tgz OUT=/tmp/i23 bash ...             # a device call: one file back, not 8 of many
 #
 # 1. DINOv2 ViT-S/14 (img 224), AuroRA r=2 q/v, batch 64: training throughput on the new default path
 #    (train.compile auto = regional compile on CUDA) against the previous default (no compile), CUDA-graphed as
@@ -119,3 +120,7 @@ step autotune_test 100 "$PYTHON" -m pytest -q -x -p no:cacheprovider \
   tests/test_compiling.py::test_regional_autotune_times_the_blocks_gemms_on_the_gpu_and_matches_eager
 "$PYTHON" -m aurora_bench.perf.issue23_targets "$OUT" | tee "$OUT/targets.md" | tee -a "$OUT/issue23.log"
 rm -rf "$SHIM"
+# a device call brings back at most 8 files: ISSUE23_ARCHIVE=<file> packs everything under $OUT into that one
+if [ -n "${ISSUE23_ARCHIVE:-}" ]; then
+  tar czf "$ISSUE23_ARCHIVE" -C "$OUT" . && echo "all files of $OUT in $ISSUE23_ARCHIVE"
+fi
