@@ -104,7 +104,10 @@ def test_the_script_runs_only_the_steps_issue23_steps_names(tmp_path):
     written (their figures 'not measured'); ISSUE23_ARCHIVE packs every file into one (a device call returns 8)."""
     archive = tmp_path / "back" / "issue23.tgz"
     archive.parent.mkdir()
+    stale = tmp_path / "out" / "s14_b64" / "compile_cost.json"  # an earlier call's, which targets.md would read
+    _write(stale, _cost(16.1, 11.6))
     assert _script(tmp_path, "env", ISSUE23_ARCHIVE=str(archive)).returncode == 0
+    assert not stale.exists()
     with tarfile.open(archive) as packed:
         assert {"./issue23.log", "./targets.md", "./env.txt"} <= set(packed.getnames())
     log = (tmp_path / "out" / "issue23.log").read_text()

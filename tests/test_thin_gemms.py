@@ -2,9 +2,14 @@
 split along the tokens; the split form computes the same product."""
 import json
 
+import pytest
 import torch
+from torch import nn
+from torch.profiler import profile
 
-from aurora_bench.perf.thin_gemms import layer_shapes, main, split_product
+from aurora_bench.perf.profile_step import gemm_dims
+from aurora_bench.perf.thin_gemms import branch_gemms, layer_shapes, main, split_product
+from aurora_vision.layers import AuroraLinear, LoraLinear
 
 TINY = {"img_size": 32, "patch_size": 8, "depth": 2, "embed_dim": 32, "num_heads": 2}
 
@@ -29,6 +34,22 @@ def test_every_gemm_is_timed_and_the_weight_gradients_split_where_the_tokens_div
     grad_a = res["gemms"][4]
     assert (grad_a["m"], grad_a["k"], grad_a["n"], grad_a["bytes"]) == (4, 68, 32, 4 * (4 * 68 + 68 * 32 + 4 * 32))
     assert "| gz^T x (grad of A) | 4 x 68 x 32 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", [AuroraLinear, LoraLinear])
+def test_the_six_gemms_are_those_autograd_runs_for_an_adapted_qkv(kind):
+    """A qkv (32 -> 96) with adapters of rank 2 on q and v, 68 tokens, trained a step: every mm / addmm the
+    profiler records is the frozen layer's own (forward, input gradient) or one of branch_gemms' six shapes."""
+    torch.manual_seed(0)
+    layer = kind(nn.Linear(32, 96), r=2, alpha=4, slices=[(0, 32), (64, 96)])
+    layer.base_layer.requires_grad_(False)
+    x = torch.randn(68, 32, requires_grad=True)
+    with profile(record_shapes=True) as prof:
+        layer(x).backward(torch.randn(68, 96))
+    ran = {gemm_dims(e.key, e.input_shapes)[:3] for e in prof.key_averages(group_by_input_shape=True)
+           if e.key in ("aten::mm", "aten::addmm")}
+    branch = {dims for _, dims, _, _ in branch_gemms(68, 32, 96, 4)}
+    assert len(branch) == 6 and ran - branch == {(68, 32, 96), (68, 96, 32)} and branch <= ran
 
 
 def test_the_split_form_is_the_same_product():

@@ -49,6 +49,16 @@ CACHE=${CACHE:-/tmp/aurora_issue23}   # compile caches, emptied here: cold means
 rm -rf "$CACHE"
 mkdir -p "$OUT" "$CACHE"
 OUT=$(cd "$OUT" && pwd)
+for name in "${STEPS[@]}"; do  # an earlier call's files: targets.md would read them as this call's
+  rm -rf "${OUT:?}/$name" "$OUT/$name.txt"
+done
+rm -f "$OUT/issue23.log" "$OUT/targets.md"
+# a device call brings back at most 8 files: ISSUE23_ARCHIVE=<file> packs everything under $OUT into that one,
+# again after every step, so that a call cut off at its limit still brings back the steps it finished
+ISSUE23_ARCHIVE=${ISSUE23_ARCHIVE:+$(cd "$(dirname "$ISSUE23_ARCHIVE")" && pwd)/$(basename "$ISSUE23_ARCHIVE")}
+pack() {
+  [ -z "$ISSUE23_ARCHIVE" ] || { tar czf "$ISSUE23_ARCHIVE.part" -C "$OUT" . && mv "$ISSUE23_ARCHIVE.part" "$ISSUE23_ARCHIVE"; }
+}
 cd "$ROOT"
 # the runner imports fvcore (the bench extra); the device's Python lacks it, and the packed .device folder
 # (shared/tools/device-pack) carries its wheel
@@ -84,6 +94,7 @@ step() {  # step NAME SECONDS COMMAND...: runs it under a time limit, logs its t
   local status=$?
   tail -n 40 "$OUT/$name.txt" | tee -a "$OUT/issue23.log"
   echo "== $name: exit $status after $((SECONDS - start)) s" | tee -a "$OUT/issue23.log"
+  pack
 }
 
 step env 15 bash -c "nvidia-smi --query-gpu=name,memory.used,memory.total,utilization.gpu --format=csv; \
@@ -120,7 +131,4 @@ step autotune_test 100 "$PYTHON" -m pytest -q -x -p no:cacheprovider \
   tests/test_compiling.py::test_regional_autotune_times_the_blocks_gemms_on_the_gpu_and_matches_eager
 "$PYTHON" -m aurora_bench.perf.issue23_targets "$OUT" | tee "$OUT/targets.md" | tee -a "$OUT/issue23.log"
 rm -rf "$SHIM"
-# a device call brings back at most 8 files: ISSUE23_ARCHIVE=<file> packs everything under $OUT into that one
-if [ -n "${ISSUE23_ARCHIVE:-}" ]; then
-  tar czf "$ISSUE23_ARCHIVE" -C "$OUT" . && echo "all files of $OUT in $ISSUE23_ARCHIVE"
-fi
+pack && [ -n "$ISSUE23_ARCHIVE" ] && echo "all files of $OUT in $ISSUE23_ARCHIVE"

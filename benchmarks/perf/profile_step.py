@@ -60,7 +60,7 @@ def device_kernels(averages):
             if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)]
 
 
-def _gemm_dims(name: str, shapes: list):
+def gemm_dims(name: str, shapes: list):
     """(M, K, N, bias elements) of one aten::mm / addmm call from its recorded input shapes, or None if unknown.
     The factors by position: mm(a, b), addmm(bias, a, b); inductor's calls add scalars and an `out=`."""
     first = 1 if name == "aten::addmm" else 0
@@ -73,14 +73,14 @@ def _gemm_dims(name: str, shapes: list):
 
 def gemm_flops(name: str, shapes: list) -> float:
     """Multiply-add FLOPs (2 M K N) of one aten::mm / addmm call; 0 if its shapes are unknown."""
-    dims = _gemm_dims(name, shapes)
+    dims = gemm_dims(name, shapes)
     return 2.0 * dims[0] * dims[1] * dims[2] if dims else 0.0
 
 
 def gemm_bytes(name: str, shapes: list) -> float:
     """The least memory traffic of one call in bf16: both factors and the bias read, the product written once.
     The rate a thin GEMM (an adapter's, rank wide) should be judged by: its FLOPs are too few to matter."""
-    dims = _gemm_dims(name, shapes)
+    dims = gemm_dims(name, shapes)
     return 2.0 * (dims[0] * dims[1] + dims[1] * dims[2] + dims[0] * dims[2] + dims[3]) if dims else 0.0
 
 

@@ -6,11 +6,14 @@ of our own (issue 23); profile_step's GEMM table gives their share of a whole st
 
     python -m aurora_bench.perf.thin_gemms --model vit_base_patch16_224 --batch 64 [--out DIR]
 
-Random operands, bf16 on CUDA (GPU time inside a CUDA graph, so no launch cost), fp32 on the CPU (times there
-only show that it runs). The layer is the first block's qkv with AuroRA or LoRA r on q and v: width 2 r.
+Random operands, bf16 on CUDA (GPU time inside a CUDA graph, so no launch cost; each call cycles over copies of
+its operands that together exceed the L2 cache several times, so that they come from memory as in a step), fp32
+on the CPU (times there only show that it runs). The layer is the first block's qkv with AuroRA or LoRA r on q
+and v: width 2 r.
 """
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -31,7 +34,8 @@ def layer_shapes(model_name: str, model_kwargs: dict, batch: int) -> tuple[int, 
         raise SystemExit(f"--model {model_name}: no attn.qkv linear to take the shapes from")
     seen = []
     qkv.register_forward_hook(lambda _m, args, _out: seen.append(args[0].shape))
-    size = model.pretrained_cfg["input_size"][1:] if "img_size" not in model_kwargs else (model_kwargs["img_size"],) * 2
+    size = getattr(getattr(model, "patch_embed", None), "img_size", None) \
+        or timm.data.resolve_model_data_config(model)["input_size"][1:]
     model(torch.empty(1, 3, *size, device="meta"))
     return batch * seen[0][:-1].numel(), qkv.in_features, qkv.out_features
 
@@ -58,42 +62,53 @@ def split_product(left: torch.Tensor, right: torch.Tensor, parts: int) -> torch.
                      right.view(parts, tokens // parts, -1)).sum(0, dtype=torch.float32)
 
 
+def _copies(device, traffic: int) -> int:
+    """How many operand sets one timed call cycles over: 4x the L2 cache in all on CUDA (at most 64), one on CPU."""
+    if device.type != "cuda":
+        return 1
+    return min(64, max(2, math.ceil(4 * torch.cuda.get_device_properties(device).L2_cache_size / traffic)))
+
+
+def branch_gemms(n_: int, d: int, o: int, w: int) -> list:
+    """(name, (M, K, N), operand shapes, call) of the six GEMMs an adapted Linear (tokens n_, d -> o, branch
+    width w) adds to a training step, each as its forward and autograd's backward compute it."""
+    return [
+        ("x A^T (down)", (n_, d, w), [(n_, d), (w, d)], lambda x, a: x @ a.T),
+        ("out + g U^T (up, into the output)", (n_, w, o), [(n_, o), (n_, w), (o, w)],
+         lambda out, g, u: torch.addmm(out, g, u.T)),
+        ("gy U (grad of g)", (n_, o, w), [(n_, o), (o, w)], lambda gy, u: gy @ u),
+        ("gz A (grad of x)", (n_, w, d), [(n_, w), (w, d)], lambda gz, a: gz @ a),
+        ("gz^T x (grad of A)", (w, n_, d), [(n_, w), (n_, d)], lambda gz, x: gz.T @ x),
+        ("gy^T g (grad of U)", (o, n_, w), [(n_, o), (n_, w)], lambda gy, g: gy.T @ g),
+    ]
+
+
 def measure(tokens: int, d_in: int, d_out: int, width: int, device, splits=(4, 8, 16, 32, 64)) -> list[dict]:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    new = lambda *shape: torch.randn(*shape, device=device, dtype=dtype)  # noqa: E731
-    x, gy, out = new(tokens, d_in), new(tokens, d_out), new(tokens, d_out)
-    a, u, g, gz = new(width, d_in), new(d_out, width), new(tokens, width), new(tokens, width)
-    gemms = [  # name, (M, K, N), call; each as the adapter's forward and backward compute it
-        ("x A^T (down)", (tokens, d_in, width), lambda: x @ a.T),
-        ("out + g U^T (up, into the output)", (tokens, width, d_out), lambda: torch.addmm(out, g, u.T)),
-        ("gy U (grad of g)", (tokens, d_out, width), lambda: gy @ u),
-        ("gz A (grad of x)", (tokens, width, d_in), lambda: gz @ a),
-        ("gz^T x (grad of A)", (width, tokens, d_in), lambda: gz.T @ x),
-        ("gy^T g (grad of U)", (d_out, tokens, width), lambda: gy.T @ g),
-    ]
-    split = {"gz^T x (grad of A)": (gz, x), "gy^T g (grad of U)": (gy, g)}
+    size = torch.tensor([], dtype=dtype).element_size()
     seconds = _timer(device)
     rows = []
-    size = x.element_size()
-    for name, (m, k, n), call in gemms:
+    for name, (m, k, n), shapes, call in branch_gemms(tokens, d_in, d_out, width):
         moved = size * (m * k + k * n + m * n + (m * n if "into" in name else 0))  # addmm reads out too
-        row = {"gemm": name, "m": m, "k": k, "n": n, "bytes": moved, "us": seconds(call) * 1e6}
-        if name in split:  # the product's K is the tokens: split them, one batched GEMM, then sum the parts
-            left, right = split[name]
-            tried = {}
-            for s in (s for s in splits if tokens % s == 0):
-                tried[s] = seconds(lambda s=s: split_product(left, right, s)) * 1e6
+        sets = [[torch.randn(*s, device=device, dtype=dtype) for s in shapes] for _ in range(_copies(device, moved))]
+        per_call = lambda fn: seconds(lambda: [fn(*ops) for ops in sets]) / len(sets)  # noqa: E731
+        row = {"gemm": name, "m": m, "k": k, "n": n, "bytes": moved, "us": per_call(call) * 1e6}
+        if "grad of A" in name or "grad of U" in name:  # K is the tokens: split them, one batched GEMM, then a sum
+            tried = {s: per_call(lambda left, right, s=s: split_product(left, right, s)) * 1e6
+                     for s in splits if tokens % s == 0}
             if tried:
                 best = min(tried, key=tried.get)
                 row.update(split_k=best, split_us=tried[best], split_tried=tried)
         rows.append(row)
+        del sets
     return rows
 
 
 def markdown(res: dict) -> str:
     gbs = lambda moved, us: f"{moved / us / 1e3:,.0f}"  # noqa: E731  bytes per us -> GB/s of the least traffic
     lines = [f"Device: {res['device']}; model {res['model']} at batch {res['batch']}: the first qkv "
-             f"({res['d_in']} -> {res['d_out']}, {res['tokens']:,} tokens), branch width {res['width']}.", "",
+             f"({res['d_in']} -> {res['d_out']}, {res['tokens']:,} tokens), branch width {res['width']}, "
+             f"{res['dtype']}.", "",
              "| GEMM | M x K x N | one call (us) | GB/s | split along tokens: best (us) | GB/s |",
              "|---|---|---|---|---|---|"]
     for r in res["gemms"]:
@@ -119,7 +134,8 @@ def main(argv=None):
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     tokens, d_in, d_out = layer_shapes(args.model, args.model_kwargs, args.batch)
     torch.manual_seed(0)
-    res = {"device": device_name(device), "model": args.model, "batch": args.batch, "tokens": tokens,
+    res = {"device": device_name(device), "dtype": "bfloat16" if device.type == "cuda" else "float32",
+           "model": args.model, "batch": args.batch, "tokens": tokens,
            "d_in": d_in, "d_out": d_out, "width": 2 * args.r,
            "gemms": measure(tokens, d_in, d_out, 2 * args.r, device)}
     text = markdown(res)
