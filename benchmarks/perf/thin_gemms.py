@@ -83,25 +83,27 @@ def branch_gemms(n_: int, d: int, o: int, w: int) -> list:
     ]
 
 
+def _time_one(name, dims, shapes, call, device, dtype, seconds, splits) -> dict:
+    """One GEMM's row: microseconds per call (and per split, for a weight gradient) over fresh operand copies."""
+    (m, k, n), size = dims, torch.tensor([], dtype=dtype).element_size()
+    moved = size * (m * k + k * n + m * n + (m * n if "into" in name else 0))  # addmm reads out too
+    sets = [[torch.randn(*s, device=device, dtype=dtype) for s in shapes] for _ in range(_copies(device, moved))]
+    per_call = lambda fn: seconds(lambda: [fn(*ops) for ops in sets]) / len(sets)  # noqa: E731
+    row = {"gemm": name, "m": m, "k": k, "n": n, "bytes": moved, "us": per_call(call) * 1e6}
+    if "grad of A" in name or "grad of U" in name:  # K is the tokens: split them, one batched GEMM, then a sum
+        tried = {s: per_call(lambda left, right, s=s: split_product(left, right, s)) * 1e6
+                 for s in splits if k % s == 0}
+        if tried:
+            best = min(tried, key=tried.get)
+            row.update(split_k=best, split_us=tried[best], split_tried=tried)
+    return row
+
+
 def measure(tokens: int, d_in: int, d_out: int, width: int, device, splits=(4, 8, 16, 32, 64)) -> list[dict]:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    size = torch.tensor([], dtype=dtype).element_size()
     seconds = _timer(device)
-    rows = []
-    for name, (m, k, n), shapes, call in branch_gemms(tokens, d_in, d_out, width):
-        moved = size * (m * k + k * n + m * n + (m * n if "into" in name else 0))  # addmm reads out too
-        sets = [[torch.randn(*s, device=device, dtype=dtype) for s in shapes] for _ in range(_copies(device, moved))]
-        per_call = lambda fn: seconds(lambda: [fn(*ops) for ops in sets]) / len(sets)  # noqa: E731
-        row = {"gemm": name, "m": m, "k": k, "n": n, "bytes": moved, "us": per_call(call) * 1e6}
-        if "grad of A" in name or "grad of U" in name:  # K is the tokens: split them, one batched GEMM, then a sum
-            tried = {s: per_call(lambda left, right, s=s: split_product(left, right, s)) * 1e6
-                     for s in splits if tokens % s == 0}
-            if tried:
-                best = min(tried, key=tried.get)
-                row.update(split_k=best, split_us=tried[best], split_tried=tried)
-        rows.append(row)
-        del sets
-    return rows
+    return [_time_one(name, dims, shapes, call, device, dtype, seconds, splits)
+            for name, dims, shapes, call in branch_gemms(tokens, d_in, d_out, width)]
 
 
 def markdown(res: dict) -> str:
