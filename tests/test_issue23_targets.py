@@ -91,6 +91,22 @@ def test_a_step_that_wrote_nothing_is_not_measured(tmp_path):
     assert "**met**" not in text
 
 
+def test_cublaslt_steps_are_judged_against_cublas_of_the_same_call(tmp_path):
+    def speed(blas, full_s, aurora_s):
+        return {"device": "NVIDIA H100", "compile": "regional", "blas": blas, "batches": {
+            "256": {"full": {"train_step_s": full_s}, "aurora_r2_qv": {"train_step_s": aurora_s}}}}
+    _write(tmp_path / "b16_speed" / "speed.json", speed("Cublas", 0.0799, 0.0659))
+    _write(tmp_path / "b16_cublaslt" / "speed.json", speed("Cublaslt", 0.0801, 0.0630))
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in targets(tmp_path).splitlines() if line.startswith("| ")}
+    assert "| 63.0 / 65.9 ms (1.05x) | faster | **met** |" in rows["ViT-B/16 b256 aurora_r2_qv step, cuBLASLt / cuBLAS"]
+    assert "| 80.1 / 79.9 ms (1.00x) | faster | not met |" in rows["ViT-B/16 b256 full step, cuBLASLt / cuBLAS"]
+    assert "| 0.787 (63.0 / 80.1 ms) | <= 0.80 | **met** |" in \
+        rows["ViT-B/16 b256 AuroRA / full step, new default with cuBLASLt (regional)"]
+    _write(tmp_path / "b16_cublaslt" / "speed.json", speed("Cublas", 0.0801, 0.0630))  # the switch did not take
+    text = targets(tmp_path)
+    assert "| not measured: the steps ran Cublas / Cublas |" in text and "(1.05x)" not in text
+
+
 def _script(tmp_path, steps: str, **more_env) -> subprocess.CompletedProcess:
     """issue23.sh on tiny CPU models with ISSUE23_STEPS=steps, its files under tmp_path/out."""
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "perf" / "issue23.sh"
@@ -112,7 +128,7 @@ def test_the_script_runs_only_the_steps_issue23_steps_names(tmp_path):
         assert {"./issue23.log", "./targets.md", "./env.txt"} <= set(packed.getnames())
     log = (tmp_path / "out" / "issue23.log").read_text()
     assert "== env: exit" in log
-    for name in ("s14_b64", "b16_b64", "b16_speed", "cuda_tests", "breaks", "profile_s14", "thin_b16", "thin_s14",
+    for name in ("s14_b64", "b16_b64", "b16_speed", "b16_cublaslt", "cuda_tests", "breaks", "profile_s14", "thin_b16", "thin_s14",
                  "s14_autotune", "b16_autotune", "autotune_test"):
         assert f"== {name}: not run (ISSUE23_STEPS=env)" in log
     assert "not measured" in (tmp_path / "out" / "targets.md").read_text()

@@ -24,6 +24,7 @@ def test_train_run_records_everything(tmp_path):
     assert [p["epoch"] for p in result["curve"]] == [1, 2] and all(p["seconds"] > 0 for p in result["curve"])
     assert 0 <= result["accuracy_static_merge"] <= 100  # the same model, evaluated in the static form
     assert result["device_shared_by"] == 1  # no parallel workers on this device
+    assert result["blas"] is None  # the GEMM library is recorded on CUDA only (cuBLAS or cuBLASLt)
     for key in ("versions", "git", "device", "train_img_per_s", "peak_memory_mb", "wall_seconds", "config"):
         assert key in result
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))

@@ -8,7 +8,7 @@ from torch import nn
 from torch.profiler import profile
 
 from aurora_bench.perf.profile_step import gemm_dims
-from aurora_bench.perf.thin_gemms import branch_gemms, layer_shapes, main, split_product
+from aurora_bench.perf.thin_gemms import branch_gemms, layer_shapes, main, split_product, using_blas
 from aurora_vision.layers import AuroraLinear, LoraLinear
 
 TINY = {"img_size": 32, "patch_size": 8, "depth": 2, "embed_dim": 32, "num_heads": 2}
@@ -50,6 +50,15 @@ def test_the_six_gemms_are_those_autograd_runs_for_an_adapted_qkv(kind):
            if e.key in ("aten::mm", "aten::addmm")}
     branch = {dims for _, dims, _, _ in branch_gemms(68, 32, 96, 4)}
     assert len(branch) == 6 and ran - branch == {(68, 32, 96), (68, 96, 32)} and branch <= ran
+
+
+def test_the_cublaslt_column_switches_torchs_blas_library_and_puts_it_back():
+    before = torch.backends.cuda.preferred_blas_library()
+    with pytest.raises(RuntimeError, match="inside"):
+        with using_blas("cublaslt"):
+            assert torch.backends.cuda.preferred_blas_library() == torch._C._BlasBackend.Cublaslt
+            raise RuntimeError("inside")
+    assert torch.backends.cuda.preferred_blas_library() == before
 
 
 def test_the_split_form_is_the_same_product():

@@ -92,17 +92,36 @@ def _autotune_rows(cost, tuned, name: str, step_goal_ms=None) -> list:
     return rows + _compile_rows(tuned, "regional-autotune", name)
 
 
-def _ratio_row(speed) -> str:
+def _ratio_row(speed, setting="new default") -> str:
     batches = (speed or {}).get("batches") or {}
     both = [int(b) for b, r in batches.items() if {"full", "aurora_r2_qv"} <= set(r)]
     if not both:
-        return _row("ViT-B/16 AuroRA / full step, new default", None, "<= 0.80", None)
+        return _row(f"ViT-B/16 AuroRA / full step, {setting}", None, "<= 0.80", None)
     batch = max(both)  # the target's batch (256): the largest measured
     r = batches[str(batch)]
     ratio = r["aurora_r2_qv"]["train_step_s"] / r["full"]["train_step_s"]
-    return _row(f"ViT-B/16 b{batch} AuroRA / full step, new default ({speed['compile']})",
+    return _row(f"ViT-B/16 b{batch} AuroRA / full step, {setting} ({speed['compile']})",
                 f"{ratio:.3f} ({1000 * r['aurora_r2_qv']['train_step_s']:.1f} / "
                 f"{1000 * r['full']['train_step_s']:.1f} ms)", "<= 0.80", ratio <= 0.80)
+
+
+def _blas_rows(cublas, cublaslt) -> list:
+    """Each method's step with every GEMM through cuBLASLt against cuBLAS (b16_cublaslt against b16_speed: the
+    same harness, compile cache and card), and the AuroRA / full ratio under cuBLASLt."""
+    def step(res, batch, method):
+        return ((((res or {}).get("batches") or {}).get(batch) or {}).get(method) or {}).get("train_step_s")
+
+    ran = [(res or {}).get("blas") for res in (cublas, cublaslt)]
+    if cublas and cublaslt and ran != ["Cublas", "Cublaslt"]:  # e.g. a shell that exported TORCH_BLAS_PREFER_CUBLASLT
+        return [f"| ViT-B/16 step, cuBLASLt / cuBLAS | not measured: the steps ran {ran[0]} / {ran[1]} | faster | – |"]
+    rows = []
+    for b in sorted(((cublaslt or {}).get("batches") or {}), key=int):
+        for method in ("full", "aurora_r2_qv"):
+            lt, base = step(cublaslt, b, method), step(cublas, b, method)
+            rows.append(_row(f"ViT-B/16 b{b} {method} step, cuBLASLt / cuBLAS", lt and base and
+                             f"{1000 * lt:.1f} / {1000 * base:.1f} ms ({base / lt:.2f}x)", "faster",
+                             lt and base and lt < base))
+    return rows + ([_ratio_row(cublaslt, "new default with cuBLASLt")] if cublaslt else [])
 
 
 def _text(path: Path) -> str:
@@ -128,7 +147,7 @@ def targets(out: Path) -> str:
     tests, tuned_test = _pytest_summary(out / "cuda_tests.txt"), _pytest_summary(out / "autotune_test.txt")
     passed = lambda summary: summary and not re.search("failed|error|skipped", summary)  # noqa: E731
     rows = [*_throughput_rows(s14, "DINOv2 ViT-S/14"), *_throughput_rows(b16, "ViT-B/16", step_goal_ms=13),
-            *_compile_rows(b16), _ratio_row(speed),
+            *_compile_rows(b16), _ratio_row(speed), *_blas_rows(speed, _json(out / "b16_cublaslt" / "speed.json")),
             _row("graph breaks, profile_step (compiled ViT-B/16 step)", breaks and breaks.group(1), "0",
                  breaks and breaks.group(1) == "0"),
             _row("CUDA tests of the sigma op", tests, "all pass", passed(tests))]

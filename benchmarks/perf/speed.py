@@ -27,7 +27,7 @@ from ..run.compiling import add_compile_option, compile_mode, for_training, run_
 from ..run.model import param_groups
 from ..run.cuda_graph import GraphedTrainStep, adamw, graphed_forward, train_step
 from ..run.flops import count_macs
-from ..run.record import device_name, git_commit, versions
+from ..run.record import blas_library, device_name, git_commit, versions
 from ..store import write_json
 
 METHODS = {
@@ -149,7 +149,7 @@ def _precision_words(res: dict) -> str:
 
 def markdown(res: dict) -> str:
     lines = [f"Device: {res['device']}; model {res['model']}; AuroRA sigma: {res.get('aurora_sigma', 'compile')}; "
-             f"eval fold: {res.get('eval_fold', 'torch')}; "
+             f"eval fold: {res.get('eval_fold', 'torch')}; GEMMs: {res.get('blas') or 'torch (CPU)'}; "
              f"CUDA graphs: {res.get('cuda_graphs', False)}; compile: {res.get('compile', False)}; "
              f"{_precision_words(res)}; "
              f"medians of {res['repeats']} x {res['steps']} steps after {res['warmup']} warm-up steps.", "",
@@ -220,7 +220,7 @@ def main(argv=None):
            "steps": args.steps, "repeats": args.repeats,
            "warmup": args.warmup, "compile": args.compile, "cuda_graphs": args.graphs, "aurora_sigma": kernels.SIGMA_ON_CUDA,
            "precision": args.precision, "torchao": fp8.torchao_version() if args.precision == "fp8" else None,
-           "eval_fold": kernels.FOLD_ON_CUDA, "gmacs_per_image": macs,
+           "eval_fold": kernels.FOLD_ON_CUDA, "blas": blas_library(device), "gmacs_per_image": macs,
            "versions": versions(), "git": git_commit(), "batches": {}}
     for b in args.batch:
         r = {m: bench_method(args.model, *METHODS[m], b, device, args.steps, args.repeats, args.warmup, args.compile,

@@ -1,8 +1,10 @@
 """The adapter branch's six thin GEMMs, alone, at one adapted layer's real shapes: what cuBLAS takes for each
 (the runner's call, eager or from inductor's code) against the least memory traffic, and, for the two weight
 gradients, whose reduction runs over every token of the batch, the same product split along the tokens (a
-batched GEMM and a sum, split-K by hand). It decides whether those GEMMs leave enough on the table for a kernel
-of our own (issue 23); profile_step's GEMM table gives their share of a whole step.
+batched GEMM and a sum, split-K by hand), and on CUDA each call again through cuBLASLt, whose Hopper heuristics
+differ from cuBLAS's (`TORCH_BLAS_PREFER_CUBLASLT=1` would route every GEMM there). It decides whether those
+GEMMs leave enough on the table for a library switch or a kernel of our own (issue 23); profile_step's GEMM
+table gives their share of a whole step.
 
     python -m aurora_bench.perf.thin_gemms --model vit_base_patch16_224 --batch 64 [--out DIR]
 
@@ -12,6 +14,7 @@ on the CPU (times there only show that it runs). The layer is the first block's 
 and v: width 2 r.
 """
 import argparse
+import contextlib
 import json
 import math
 import time
@@ -20,7 +23,7 @@ from pathlib import Path
 import timm
 import torch
 
-from ..run.record import device_name
+from ..run.record import blas_library, device_name
 from ..store import write_json
 
 
@@ -83,6 +86,17 @@ def branch_gemms(n_: int, d: int, o: int, w: int) -> list:
     ]
 
 
+@contextlib.contextmanager
+def using_blas(name: str):
+    """torch's GEMMs through cuBLAS or cuBLASLt inside the block (torch.backends.cuda.preferred_blas_library)."""
+    before = torch.backends.cuda.preferred_blas_library()
+    torch.backends.cuda.preferred_blas_library(name)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.preferred_blas_library(before)
+
+
 def _time_one(name, dims, shapes, call, device, dtype, seconds, splits) -> dict:
     """One GEMM's row: microseconds per call (and per split, for a weight gradient) over fresh operand copies."""
     (m, k, n), size = dims, torch.tensor([], dtype=dtype).element_size()
@@ -90,6 +104,9 @@ def _time_one(name, dims, shapes, call, device, dtype, seconds, splits) -> dict:
     sets = [[torch.randn(*s, device=device, dtype=dtype) for s in shapes] for _ in range(_copies(device, moved))]
     per_call = lambda fn: seconds(lambda: [fn(*ops) for ops in sets]) / len(sets)  # noqa: E731
     row = {"gemm": name, "m": m, "k": k, "n": n, "bytes": moved, "us": per_call(call) * 1e6}
+    if device.type == "cuda":
+        with using_blas("cublaslt"):
+            row["lt_us"] = per_call(call) * 1e6
     if "grad of A" in name or "grad of U" in name:  # K is the tokens: split them, one batched GEMM, then a sum
         tried = {s: per_call(lambda left, right, s=s: split_product(left, right, s)) * 1e6
                  for s in splits if k % s == 0}
@@ -111,15 +128,16 @@ def markdown(res: dict) -> str:
     lines = [f"Device: {res['device']}; model {res['model']} at batch {res['batch']}: the first qkv "
              f"({res['d_in']} -> {res['d_out']}, {res['tokens']:,} tokens), branch width {res['width']}, "
              f"{res['dtype']}.", "",
-             "| GEMM | M x K x N | one call (us) | GB/s | split along tokens: best (us) | GB/s |",
-             "|---|---|---|---|---|---|"]
+             f"| GEMM | M x K x N | {res['blas']} (us) | GB/s | cuBLASLt (us) | GB/s | split along tokens: best (us) "
+             "| GB/s |", "|---|---|---|---|---|---|---|---|"]
     for r in res["gemms"]:
+        lt = f"{r['lt_us']:.1f} | {gbs(r['bytes'], r['lt_us'])}" if "lt_us" in r else "– | –"
         split = (f"{r['split_us']:.1f} ({r['split_k']} parts) | {gbs(r['bytes'], r['split_us'])}"
                  if "split_us" in r else "– | –")
         lines.append(f"| {r['gemm']} | {r['m']} x {r['k']} x {r['n']} | {r['us']:.1f} | "
-                     f"{gbs(r['bytes'], r['us'])} | {split} |")
+                     f"{gbs(r['bytes'], r['us'])} | {lt} | {split} |")
     total = sum(r["us"] for r in res["gemms"])
-    best = sum(min(r["us"], r.get("split_us", r["us"])) for r in res["gemms"])
+    best = sum(min(r["us"], r.get("lt_us", r["us"]), r.get("split_us", r["us"])) for r in res["gemms"])
     lines += ["", f"Per adapted layer: {total:.1f} us as called, {best:.1f} us taking the faster form of each."]
     return "\n".join(lines)
 
@@ -137,6 +155,7 @@ def main(argv=None):
     tokens, d_in, d_out = layer_shapes(args.model, args.model_kwargs, args.batch)
     torch.manual_seed(0)
     res = {"device": device_name(device), "dtype": "bfloat16" if device.type == "cuda" else "float32",
+           "blas": blas_library(device) or "one call",
            "model": args.model, "batch": args.batch, "tokens": tokens,
            "d_in": d_in, "d_out": d_out, "width": 2 * args.r,
            "gemms": measure(tokens, d_in, d_out, 2 * args.r, device)}

@@ -46,6 +46,12 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
+def blas_library(device: torch.device):
+    """The library torch's GEMMs go through on CUDA ('Cublas', or 'Cublaslt' under TORCH_BLAS_PREFER_CUBLASLT=1
+    or torch.backends.cuda.preferred_blas_library); None elsewhere."""
+    return torch.backends.cuda.preferred_blas_library().name if device.type == "cuda" else None
+
+
 def failure(run: dict, error: str, tb: str = "", timing: dict | None = None) -> dict:
     """The record of a failed run; `timing` (timing.failed_run_timing) when and where it ran, where known."""
     return {"status": "failed", "config": run, "task": run["task"], "method": run["method"]["variant"],
@@ -81,6 +87,7 @@ def success(run: dict, fitted, inputs, cost: dict, device: torch.device, world: 
         "aurora_sigma": kernels.SIGMA_ON_CUDA if device.type == "cuda" else "eager",  # how AuroRA's nonlinearity ran
         # how adapted layers ran without autograd: the Triton fold serves half-precision GEMMs only
         "eval_fold": kernels.FOLD_ON_CUDA if device.type == "cuda" and fitted.bf16 else "torch",
+        "blas": blas_library(device),
         "cuda_graphs": fitted.graphs,
         # train.compile as it ran: its seconds and whether its kernels came from the compile cache (warm) or not
         "compile": fitted.compile,
