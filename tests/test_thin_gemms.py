@@ -48,7 +48,7 @@ def test_the_six_gemms_are_those_autograd_runs_for_an_adapted_qkv(kind):
         layer(x).backward(torch.randn(68, 96))
     ran = {gemm_dims(e.key, e.input_shapes)[:3] for e in prof.key_averages(group_by_input_shape=True)
            if e.key in ("aten::mm", "aten::addmm")}
-    branch = {dims for _, dims, _, _ in branch_gemms(68, 32, 96, 4)}
+    branch = {gemm.dims for gemm in branch_gemms(68, 32, 96, 4)}
     assert len(branch) == 6 and ran - branch == {(68, 32, 96), (68, 96, 32)} and branch <= ran
 
 

@@ -77,11 +77,17 @@ def gemm_flops(name: str, shapes: list) -> float:
     return 2.0 * dims[0] * dims[1] * dims[2] if dims else 0.0
 
 
+def least_bytes(m: int, k: int, n: int, added: int = 0, element_size: int = 2) -> int:
+    """The least memory traffic of an (M x K)(K x N) product: both factors and `added` elements (a bias, or the
+    matrix an addmm adds into) read, the product written once. The rate a thin GEMM (an adapter's, rank wide)
+    should be judged by: its FLOPs are too few to matter."""
+    return element_size * (m * k + k * n + m * n + added)
+
+
 def gemm_bytes(name: str, shapes: list) -> float:
-    """The least memory traffic of one call in bf16: both factors and the bias read, the product written once.
-    The rate a thin GEMM (an adapter's, rank wide) should be judged by: its FLOPs are too few to matter."""
+    """least_bytes of one aten::mm / addmm call in bf16; 0 if its shapes are unknown."""
     dims = gemm_dims(name, shapes)
-    return 2.0 * (dims[0] * dims[1] + dims[1] * dims[2] + dims[0] * dims[2] + dims[3]) if dims else 0.0
+    return float(least_bytes(*dims)) if dims else 0.0
 
 
 def gemm_table(events, steps: int, rows: int = 12) -> list[str]:

@@ -19,12 +19,14 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import timm
 import torch
 
 from ..run.record import blas_library, device_name
 from ..store import write_json
+from .profile_step import least_bytes
 
 
 def layer_shapes(model_name: str, model_kwargs: dict, batch: int) -> tuple[int, int, int]:
@@ -72,17 +74,26 @@ def _copies(device, traffic: int) -> int:
     return min(64, max(2, math.ceil(4 * torch.cuda.get_device_properties(device).L2_cache_size / traffic)))
 
 
-def branch_gemms(n_: int, d: int, o: int, w: int) -> list:
-    """(name, (M, K, N), operand shapes, call) of the six GEMMs an adapted Linear (tokens n_, d -> o, branch
-    width w) adds to a training step, each as its forward and autograd's backward compute it."""
+class Gemm(NamedTuple):
+    name: str
+    dims: tuple  # (M, K, N)
+    shapes: list  # its operands'
+    call: Callable
+    adds_into: bool = False  # an addmm that reads the M x N matrix it adds into
+    over_tokens: bool = False  # K is the batch's tokens: a weight gradient, timed split along them too
+
+
+def branch_gemms(n_: int, d: int, o: int, w: int) -> list[Gemm]:
+    """The six GEMMs an adapted Linear (tokens n_, d -> o, branch width w) adds to a training step, each as its
+    forward and autograd's backward compute it."""
     return [
-        ("x A^T (down)", (n_, d, w), [(n_, d), (w, d)], lambda x, a: x @ a.T),
-        ("out + g U^T (up, into the output)", (n_, w, o), [(n_, o), (n_, w), (o, w)],
-         lambda out, g, u: torch.addmm(out, g, u.T)),
-        ("gy U (grad of g)", (n_, o, w), [(n_, o), (o, w)], lambda gy, u: gy @ u),
-        ("gz A (grad of x)", (n_, w, d), [(n_, w), (w, d)], lambda gz, a: gz @ a),
-        ("gz^T x (grad of A)", (w, n_, d), [(n_, w), (n_, d)], lambda gz, x: gz.T @ x),
-        ("gy^T g (grad of U)", (o, n_, w), [(n_, o), (n_, w)], lambda gy, g: gy.T @ g),
+        Gemm("x A^T (down)", (n_, d, w), [(n_, d), (w, d)], lambda x, a: x @ a.T),
+        Gemm("out + g U^T (up, into the output)", (n_, w, o), [(n_, o), (n_, w), (o, w)],
+             lambda out, g, u: torch.addmm(out, g, u.T), adds_into=True),
+        Gemm("gy U (grad of g)", (n_, o, w), [(n_, o), (o, w)], lambda gy, u: gy @ u),
+        Gemm("gz A (grad of x)", (n_, w, d), [(n_, w), (w, d)], lambda gz, a: gz @ a),
+        Gemm("gz^T x (grad of A)", (w, n_, d), [(n_, w), (n_, d)], lambda gz, x: gz.T @ x, over_tokens=True),
+        Gemm("gy^T g (grad of U)", (o, n_, w), [(n_, o), (n_, w)], lambda gy, g: gy.T @ g, over_tokens=True),
     ]
 
 
@@ -97,17 +108,18 @@ def using_blas(name: str):
         torch.backends.cuda.preferred_blas_library(before)
 
 
-def _time_one(name, dims, shapes, call, device, dtype, seconds, splits) -> dict:
+def _time_one(gemm: Gemm, device, dtype, seconds, splits) -> dict:
     """One GEMM's row: microseconds per call (and per split, for a weight gradient) over fresh operand copies."""
-    (m, k, n), size = dims, torch.tensor([], dtype=dtype).element_size()
-    moved = size * (m * k + k * n + m * n + (m * n if "into" in name else 0))  # addmm reads out too
-    sets = [[torch.randn(*s, device=device, dtype=dtype) for s in shapes] for _ in range(_copies(device, moved))]
+    m, k, n = gemm.dims
+    moved = least_bytes(m, k, n, m * n if gemm.adds_into else 0, torch.tensor([], dtype=dtype).element_size())
+    sets = [[torch.randn(*s, device=device, dtype=dtype) for s in gemm.shapes]
+            for _ in range(_copies(device, moved))]
     per_call = lambda fn: seconds(lambda: [fn(*ops) for ops in sets]) / len(sets)  # noqa: E731
-    row = {"gemm": name, "m": m, "k": k, "n": n, "bytes": moved, "us": per_call(call) * 1e6}
+    row = {"gemm": gemm.name, "m": m, "k": k, "n": n, "bytes": moved, "us": per_call(gemm.call) * 1e6}
     if device.type == "cuda":
         with using_blas("cublaslt"):
-            row["lt_us"] = per_call(call) * 1e6
-    if "grad of A" in name or "grad of U" in name:  # K is the tokens: split them, one batched GEMM, then a sum
+            row["lt_us"] = per_call(gemm.call) * 1e6
+    if gemm.over_tokens:  # split the tokens: one batched GEMM, then a sum
         tried = {s: per_call(lambda left, right, s=s: split_product(left, right, s)) * 1e6
                  for s in splits if k % s == 0}
         if tried:
@@ -119,8 +131,7 @@ def _time_one(name, dims, shapes, call, device, dtype, seconds, splits) -> dict:
 def measure(tokens: int, d_in: int, d_out: int, width: int, device, splits=(4, 8, 16, 32, 64)) -> list[dict]:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     seconds = _timer(device)
-    return [_time_one(name, dims, shapes, call, device, dtype, seconds, splits)
-            for name, dims, shapes, call in branch_gemms(tokens, d_in, d_out, width)]
+    return [_time_one(gemm, device, dtype, seconds, splits) for gemm in branch_gemms(tokens, d_in, d_out, width)]
 
 
 def markdown(res: dict) -> str:
