@@ -3,7 +3,7 @@
 gradients, whose reduction runs over every token of the batch, the same product split along the tokens (a
 batched GEMM and a sum, split-K by hand), and on CUDA each call again through cuBLASLt, whose Hopper heuristics
 differ from cuBLAS's (`TORCH_BLAS_PREFER_CUBLASLT=1` would route every GEMM there). It decides whether those
-GEMMs leave enough on the table for a library switch or a kernel of our own (issue 23); profile_step's GEMM
+GEMMs leave enough on the table for a library switch or a kernel of our own; profile_step's GEMM
 table gives their share of a whole step.
 
     python -m aurora_bench.perf.thin_gemms --model vit_base_patch16_224 --batch 64 [--out DIR]
